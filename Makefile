@@ -1,0 +1,39 @@
+# tiergate — the two Quick-start commands are `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo) apt-get
+
+.PHONY: run test bench lint clean
+
+$(BIN)/tiergate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-deps: $(BIN)/tiergate
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+# Serve on embedded storage (./.tiergate) with the example functions deployed.
+run: $(BIN)/tiergate
+	$(BIN)/tiergate serve --deploy examples/functions
+
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || ($(APT_GET) update -qq && $(APT_GET) install -y -qq redis-server)
+
+test: $(VENV)/.test-deps redis-server
+	$(BIN)/python -m pytest
+
+wrk:
+	@command -v wrk >/dev/null 2>&1 || ($(APT_GET) update -qq && $(APT_GET) install -y -qq wrk)
+
+bench: $(VENV)/.test-deps wrk
+	$(BIN)/python bench/run.py
+
+lint: $(VENV)/.test-deps
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .tiergate bench/results

@@ -1,0 +1,6 @@
+;; Core JSON ABI: traps on every call (an unreachable instruction).
+(module
+  (memory (export "memory") 1)
+  (func (export "alloc") (param $len i32) (result i32) (i32.const 1024))
+  (func (export "handle") (param $ptr i32) (param $len i32) (result i64)
+    unreachable))

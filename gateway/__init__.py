@@ -1,0 +1,1 @@
+"""tiergate's HTTP gateway: app factory, routes, services and the CLI."""

@@ -1,0 +1,5 @@
+"""``python -m gateway`` is the ``tiergate`` command."""
+
+from .cli import main
+
+main()

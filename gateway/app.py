@@ -1,0 +1,167 @@
+"""The app factory: ``create_app(settings)`` wires services and routes; nothing happens at import.
+
+Every resource with a lifetime is started in one ``cleanup_ctx`` and closed there in reverse.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+
+from aiohttp import web
+
+from plugins.manager import RuntimeRegistry, create_plugin_manager
+from plugins.runtime import PluginContext
+from storage.hybrid import HybridCodeStore
+from storage.urls import open_execution_store, open_kv, open_object_store
+from tiers.code import CodeTier
+from tiers.config import check_tiers
+from tiers.engine import CascadeEngine
+
+from .audit import AuditLog
+from .auth import KeyStore, bootstrap_admin
+from .executor import Admission
+from .functions import FunctionService
+from .invoker import Invoker
+from .keys import SERVICES, SETTINGS
+from .loader import Loader
+from .metrics import Metrics
+from .middleware import auth_middleware, problem_middleware
+from .preload import preload
+from .ratelimit import Rate, RateLimiter
+from .records import ExecutionRecords
+from .registry import Registry
+from .routes import admin, executions, functions, invoke, ops, storage_admin
+from .secrets import SecretStore, master_key
+from .services import Services
+from .settings import Settings
+
+log = logging.getLogger("tiergate.gateway")
+
+ROUTE_TABLES = (
+    ops.routes,
+    functions.routes,
+    invoke.routes,
+    executions.routes,
+    storage_admin.routes,
+    admin.routes,
+)
+
+AdminKeyCallback = Callable[[str], None]
+
+
+def create_app(
+    settings: Settings, *, on_new_admin_key: AdminKeyCallback | None = None
+) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[problem_middleware, auth_middleware],
+    )
+    app[SETTINGS] = settings
+    for table in ROUTE_TABLES:
+        app.add_routes(table)
+    app.cleanup_ctx.append(_services_ctx(settings, on_new_admin_key))
+    return app
+
+
+def _services_ctx(
+    settings: Settings, on_new_admin_key: AdminKeyCallback | None
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            svc = await _build(settings, stack)
+            app[SERVICES] = svc
+            new_key = await bootstrap_admin(svc.keys, settings.admin_key, settings.admin_key_path)
+            if new_key and on_new_admin_key:
+                on_new_admin_key(new_key)
+            for root in settings.preload:
+                await preload(root, svc.functions, svc.runtimes)
+            yield
+
+    return ctx
+
+
+async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    objects = open_object_store(settings.object_store, settings.data_dir)
+    stack.push_async_callback(objects.close)
+    kv = open_kv(settings.kv, settings.data_dir)
+    stack.push_async_callback(kv.close)
+    execution_store = open_execution_store(settings.kv, settings.data_dir)
+    stack.push_async_callback(execution_store.close)
+    code = HybridCodeStore(
+        objects,
+        kv,
+        prefer_object=settings.prefer_object,
+        write_to_object=settings.write_to_object,
+        auto_migrate=settings.auto_migrate,
+    )
+    metrics = Metrics()
+    runtimes = _runtimes(settings)
+    stack.push_async_callback(runtimes.close)
+    secrets = SecretStore(kv, master_key(settings.secret_key, settings.secret_key_path))
+    registry = Registry(kv, code)
+    functions_svc = FunctionService(registry, code, runtimes, metrics, check_tiers, secrets)
+    loader = Loader(
+        registry,
+        functions_svc.load,
+        metrics,
+        size=settings.cache_size,
+        fail_max=settings.breaker_fail_max,
+        reset_s=settings.breaker_reset_s,
+    )
+    stack.push_async_callback(loader.close)
+    records = ExecutionRecords(
+        execution_store,
+        retention_s=settings.retention_days * 86400,
+        purge_interval=settings.retention_sweep_s,
+    )
+    records.start()
+    stack.push_async_callback(records.close)
+    admission = Admission(settings.concurrency, settings.queue_size, metrics)
+    engine = CascadeEngine([CodeTier()], metrics)
+    invoker = Invoker(
+        loader,
+        admission,
+        engine,
+        records,
+        secrets.resolve,
+        record_input_bytes=settings.record_input_bytes,
+    )
+    stack.push_async_callback(invoker.close)
+    rate = Rate(
+        settings.rate_limit_rps, settings.rate_limit_burst or int(settings.rate_limit_rps) or 1
+    )
+    return Services(
+        settings=settings,
+        objects=objects,
+        kv=kv,
+        code=code,
+        keys=KeyStore(kv),
+        registry=registry,
+        runtimes=runtimes,
+        functions=functions_svc,
+        loader=loader,
+        admission=admission,
+        records=records,
+        invoker=invoker,
+        metrics=metrics,
+        secrets=secrets,
+        ratelimit=RateLimiter(kv, rate),
+        audit=AuditLog(kv),
+    )
+
+
+def _runtimes(settings: Settings) -> RuntimeRegistry:
+    pm, failures = create_plugin_manager(
+        blocked=settings.disable_plugins, trace=settings.trace_plugins
+    )
+    context = PluginContext(
+        data_dir=settings.data_dir / "runtimes",
+        options={"wasm": {"workers": settings.wasm_workers}},
+    )
+    registry = RuntimeRegistry.discover(pm, context, failures)
+    if not registry.active():
+        raise RuntimeError("no runtimes found — is tiergate installed (pip install -e .)?")
+    return registry

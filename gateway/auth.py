@@ -1,0 +1,161 @@
+"""API keys: hashing, roles, the calling ``Principal`` and the bootstrap admin key.
+
+Keys are long random tokens; only their SHA-256 is stored. The hot path is one hash and one dict
+lookup: principals are cached in memory for a short time, and revocation drops them at once here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from storage.kv.base import KV
+
+from .errors import Forbidden, KeyNotFound, Unauthenticated
+
+ROLES = ("admin", "deploy", "invoke", "review")
+DEFAULT_TENANT = "default"
+CACHE_SECONDS = 5.0
+CACHE_ENTRIES = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    key_id: str
+    tenant: str
+    roles: frozenset[str]
+    name: str = ""
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.roles
+
+    def require(self, role: str) -> None:
+        if role not in self.roles and not self.is_admin:
+            raise Forbidden(f"this key lacks the {role!r} role", role=role)
+
+
+def public_key(record: dict[str, Any]) -> dict[str, Any]:
+    """A key record as admins see it: never the token, never its hash."""
+    return {k: record[k] for k in ("id", "tenant", "roles", "name", "created_at")}
+
+
+def hash_key(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return "tg_" + secrets.token_urlsafe(32)
+
+
+class KeyStore:
+    """Key records live in the KV under ``apikey/<id>`` with an index ``apikeyhash/<sha256>``."""
+
+    def __init__(self, kv: KV) -> None:
+        self._kv = kv
+        self._cache: dict[str, tuple[Principal, float]] = {}
+
+    async def authenticate(self, token: str) -> Principal:
+        """Keyed by the token itself in memory (hashing on every request shows in profiles);
+        only the hash is ever stored."""
+        hit = self._cache.get(token)
+        now = time.monotonic()
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        principal = await self._lookup(hash_key(token))
+        if principal is None:
+            self._cache.pop(token, None)
+            raise Unauthenticated("unknown or revoked API key")
+        if len(self._cache) >= CACHE_ENTRIES:
+            self._cache.clear()
+        self._cache[token] = (principal, now + CACHE_SECONDS)
+        return principal
+
+    async def _lookup(self, digest: str) -> Principal | None:
+        key_id = await self._kv.get(f"apikeyhash/{digest}")
+        if key_id is None:
+            return None
+        raw = await self._kv.get(f"apikey/{key_id.decode()}")
+        if raw is None:
+            return None
+        record = orjson.loads(raw)
+        return Principal(record["id"], record["tenant"], frozenset(record["roles"]), record["name"])
+
+    async def create(
+        self, tenant: str, roles: Iterable[str], name: str, *, token: str | None = None
+    ) -> tuple[dict[str, Any], str]:
+        """Store a new key; returns its record and the token (the only time it is seen)."""
+        token = token or new_token()
+        digest = hash_key(token)
+        record = {
+            "id": "k_" + secrets.token_hex(8),
+            "tenant": tenant,
+            "roles": sorted(set(roles)),
+            "name": name,
+            "created_at": time.time(),
+            "sha256": digest,
+        }
+        await self._kv.set(f"apikey/{record['id']}", orjson.dumps(record))
+        await self._kv.set(f"apikeyhash/{digest}", record["id"].encode())
+        return record, token
+
+    async def list(self, tenant: str | None = None) -> list[dict[str, Any]]:
+        records = [orjson.loads(raw) async for _, raw in self._kv.scan("apikey/")]
+        return [public_key(r) for r in records if tenant is None or r["tenant"] == tenant]
+
+    async def revoke(self, key_id: str) -> dict[str, Any]:
+        """Delete a key; this process stops accepting it at once (others within the cache time)."""
+        raw = await self._kv.get(f"apikey/{key_id}")
+        if raw is None:
+            raise KeyNotFound(f"no API key with id {key_id!r}", key_id=key_id)
+        record = orjson.loads(raw)
+        await self._kv.delete(f"apikeyhash/{record['sha256']}")
+        await self._kv.delete(f"apikey/{key_id}")
+        self.forget(key_id)
+        return public_key(record)
+
+    def forget(self, key_id: str) -> None:
+        for token, (principal, _) in list(self._cache.items()):
+            if principal.key_id == key_id:
+                del self._cache[token]
+
+    async def exists(self, token: str) -> bool:
+        return await self._kv.get(f"apikeyhash/{hash_key(token)}") is not None
+
+    async def any(self) -> bool:
+        async for _ in self._kv.scan("apikey/"):
+            return True
+        return False
+
+
+async def bootstrap_admin(keys: KeyStore, env_key: str | None, key_path: Path) -> str | None:
+    """Make sure an admin key exists. Returns a newly generated key (to print once), else None.
+
+    ``TIERGATE_ADMIN_KEY`` is registered as an admin key of tenant ``default`` when set. Otherwise
+    an empty key store gets a generated admin key, written to ``key_path`` with mode 0600.
+    """
+    if env_key:
+        if not await keys.exists(env_key):
+            await keys.create(DEFAULT_TENANT, ["admin"], "TIERGATE_ADMIN_KEY", token=env_key)
+        return None
+    if await keys.any():
+        return None
+    _, token = await keys.create(DEFAULT_TENANT, ["admin"], "bootstrap admin")
+    write_secret_file(key_path, token)
+    return token
+
+
+def write_secret_file(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text + "\n")
+    os.chmod(path, 0o600)

@@ -1,0 +1,97 @@
+"""The ``tiergate`` command line: ``serve`` and ``runtimes`` here, client commands in
+``cli_client``; plugins may add commands through ``tiergate_register_commands``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from plugins.manager import RuntimeRegistry, create_plugin_manager
+from plugins.runtime import PluginContext
+from storage.urls import StorageURLError, check_urls
+
+from .cli_client import register_client_commands, render_table
+from .client import ClientError, environ
+from .settings import Settings, SettingsError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tiergate")
+def cli() -> None:
+    """tiergate: deploy functions and invoke them through a code → LLM → agent → human cascade."""
+
+
+@cli.command()
+@click.option("--host", help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to bind (default 8080).")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Where embedded storage lives.")
+@click.option(
+    "--deploy",
+    "preload",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Deploy every function file under this directory at startup (repeatable).",
+)
+@click.option("--access-log/--no-access-log", default=False, help="Log every request.")
+def serve(
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    preload: tuple[Path, ...],
+    access_log: bool,
+) -> None:
+    """Run the gateway (embedded storage unless TIERGATE_OBJECT_STORE / TIERGATE_KV say so)."""
+    try:
+        settings = Settings.from_env(
+            environ(), host=host, port=port, data_dir=data_dir, preload=preload or None
+        )
+        check_urls(settings.object_store, settings.kv)
+    except (SettingsError, StorageURLError) as exc:
+        raise ClientError(f"error: {exc}") from None
+    from .server import run
+
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    run(settings, access_log=access_log)
+
+
+@cli.command()
+def runtimes() -> None:
+    """List installed runtimes and where each came from."""
+    settings = Settings.from_env(environ())
+    pm, failures = create_plugin_manager(blocked=settings.disable_plugins)
+    registry = RuntimeRegistry.discover(pm, PluginContext(data_dir=settings.data_dir), failures)
+    rows = [("NAME", "STATUS", "SOURCE", "DESCRIPTION")]
+    for name in sorted(registry.entries):
+        entry = registry.entries[name]
+        status = entry.status
+        if entry.status == "active":
+            try:
+                registry.get(name)
+            except Exception as exc:  # a runtime that cannot work here says why
+                status = f"unavailable: {getattr(exc, 'detail', exc)}"
+        elif entry.reason:
+            status = f"{entry.status}: {entry.reason}"
+        rows.append((name, status, entry.source, entry.description))
+    click.echo(render_table(rows))
+
+
+def build_cli() -> click.Group:
+    register_client_commands(cli)
+    try:
+        pm, _ = create_plugin_manager()
+        pm.hook.tiergate_register_commands(cli=cli)
+    except Exception as exc:  # a broken plugin must not take the CLI down
+        click.echo(f"warning: plugin commands unavailable: {exc}", err=True)
+    return cli
+
+
+def main() -> None:
+    try:
+        build_cli()(prog_name="tiergate")
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,193 @@
+"""Deploying and loading functions: manifest → compile → store → publish, and back again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from storage.hybrid import HybridCodeStore
+
+from plugins.manager import RuntimeRegistry
+from plugins.runtime import Artifact, FunctionInfo, Runtime, Source
+from storage.objects.base import ObjectNotFound
+
+from .errors import InvalidManifest, StorageUnavailable
+from .loaded import LoadedFunction
+from .manifest import Manifest, parse_manifest
+from .metrics import Metrics
+from .registry import Registry, artifact_key, source_key
+from .schemas import SchemaCheck
+from .secrets import SecretStore
+
+TierCheck = Callable[[Mapping[str, Any]], None]  # raises InvalidManifest
+
+
+class FunctionService:
+    def __init__(
+        self,
+        registry: Registry,
+        code: HybridCodeStore,
+        runtimes: RuntimeRegistry,
+        metrics: Metrics,
+        check_tiers: TierCheck,
+        secrets: SecretStore,
+    ) -> None:
+        self.registry = registry
+        self._code = code
+        self._runtimes = runtimes
+        self._metrics = metrics
+        self._check_tiers = check_tiers
+        self._secrets = secrets
+
+    async def deploy(
+        self, tenant: str, data: Any, code: bytes | None, deployed_by: str
+    ) -> dict[str, Any]:
+        """Validate and compile first; only then reserve a version and store anything."""
+        runtime_name = data.get("runtime") if isinstance(data, dict) else None
+        runtime = None
+        if isinstance(runtime_name, str) and runtime_name:
+            runtime = await self._runtimes.acquire(runtime_name)
+        options = runtime.manifest_options if runtime else {}
+        manifest = parse_manifest(data, code=code, runtime_options=options)
+        self._check_tiers(manifest.tiers)
+        missing = await self._secrets.missing(tenant, manifest.secrets)
+        if missing:
+            raise InvalidManifest(
+                f"secrets: {', '.join(missing)} not set for tenant {tenant!r} "
+                f"(PUT /admin/secrets/{tenant}/<name> first)",
+                field="secrets",
+            )
+        if manifest.code is None and not manifest.tiers:
+            raise InvalidManifest(
+                "code: a function needs code, or at least one of the generative, agentic or "
+                "human tiers",
+                field="code",
+            )
+        if manifest.code is not None and runtime is None:
+            raise InvalidManifest("runtime: required when code is given", field="runtime")
+        artifact = None
+        if runtime is not None and manifest.code is not None:
+            artifact = await runtime.compile(_source(manifest, 0))
+        version = await self.registry.reserve_version(tenant, manifest.id, deployed_by)
+        record = await self._store(tenant, manifest, version, artifact, deployed_by)
+        await self.registry.publish(tenant, record)
+        return {
+            "id": manifest.id,
+            "version": version,
+            "runtime": manifest.runtime,
+            "code_sha256": record["code_sha256"],
+            "code_size": record["code_size"],
+            "deployed_at": record["deployed_at"],
+            "precompiled": record["precompiled"],
+        }
+
+    async def _store(
+        self,
+        tenant: str,
+        manifest: Manifest,
+        version: int,
+        artifact: Artifact | None,
+        deployed_by: str,
+    ) -> dict[str, Any]:
+        code_sha256, code_size = None, 0
+        if manifest.code is not None:
+            info = await self._code.put(source_key(tenant, manifest.id, version), manifest.code)
+            code_sha256, code_size = info.sha256, info.size
+        artifacts: dict[str, Any] = {}
+        if artifact is not None:
+            path = artifact_key(tenant, manifest.id, version, artifact.key)
+            await self._code.put(path, artifact.data)
+            artifacts[artifact.key] = dict(artifact.metadata)
+        return {
+            "id": manifest.id,
+            "tenant": tenant,
+            "version": version,
+            "runtime": manifest.runtime,
+            "description": manifest.description,
+            "manifest": dict(manifest.raw),
+            "code_sha256": code_sha256,
+            "code_size": code_size,
+            "deployed_at": time.time(),
+            "deployed_by": deployed_by,
+            "precompiled": bool(artifact and artifact.precompiled),
+            "artifacts": artifacts,
+        }
+
+    async def load(self, tenant: str, function_id: str, version: int) -> LoadedFunction:
+        """A cold start: version record → artifact (or recompile from source) → runtime.load."""
+        record = await self.registry.get_version(tenant, function_id, version)
+        raw = record["manifest"]
+        runtime = None
+        if record.get("code_sha256") and record.get("runtime"):
+            runtime = await self._runtimes.acquire(record["runtime"])
+        options = runtime.manifest_options if runtime else {}
+        manifest = parse_manifest(raw, runtime_options=options)
+        fn = LoadedFunction(
+            tenant=tenant,
+            function_id=function_id,
+            version=version,
+            manifest=raw,
+            limits=manifest.limits,
+            env=manifest.env,
+            secrets=manifest.secrets,
+            input_check=SchemaCheck(manifest.input_schema),
+            output_check=SchemaCheck(manifest.output_schema),
+            metrics=self._metrics.for_function(tenant, function_id),
+            slots=asyncio.Semaphore(manifest.max_concurrency) if manifest.max_concurrency else None,
+        )
+        if runtime is not None:
+            artifact = await self._artifact(tenant, record, manifest, runtime)
+            info = FunctionInfo(
+                function_id, version, tenant, manifest.limits, manifest.env, manifest.options
+            )
+            fn.handle = await runtime.load(artifact, info)
+            fn.runtime = runtime
+        return fn
+
+    async def _artifact(
+        self, tenant: str, record: Mapping[str, Any], manifest: Manifest, runtime: Runtime[Any]
+    ) -> Artifact:
+        function_id, version = record["id"], record["version"]
+        key = runtime.artifact_key(manifest.limits)
+        metadata = record.get("artifacts", {}).get(key)
+        if metadata is not None:
+            try:
+                data = await self._code.get(artifact_key(tenant, function_id, version, key))
+                return Artifact(key, data, metadata, precompiled=True)
+            except ObjectNotFound:
+                pass
+        try:
+            code = await self._code.get(source_key(tenant, function_id, version))
+        except ObjectNotFound:
+            raise StorageUnavailable(
+                f"the code of {function_id!r} version {version} is missing from storage"
+            ) from None
+        artifact = await runtime.compile(_source(manifest, version, code))
+        await self._code.put(
+            artifact_key(tenant, function_id, version, artifact.key), artifact.data
+        )
+        await self._remember_artifact(tenant, record, artifact)
+        return artifact
+
+    async def _remember_artifact(
+        self, tenant: str, record: Mapping[str, Any], artifact: Artifact
+    ) -> None:
+        updated = dict(record)
+        updated["artifacts"] = {
+            **record.get("artifacts", {}),
+            artifact.key: dict(artifact.metadata),
+        }
+        await self.registry.save_version(tenant, updated)
+
+
+def _source(manifest: Manifest, version: int, code: bytes | None = None) -> Source:
+    return Source(
+        function_id=manifest.id,
+        version=version,
+        code=code if code is not None else manifest.code or b"",
+        limits=manifest.limits,
+        filename=manifest.filename,
+        options=manifest.options,
+    )

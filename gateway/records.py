@@ -1,0 +1,99 @@
+"""Execution records: written behind the hot path in batches, readable at once.
+
+``save`` only puts the record in a pending map (no I/O, so it is safe even while the calling task
+is being cancelled); a background task flushes pending records in one transaction every few
+milliseconds. Reads look at the pending map first, so a record is visible the moment it is saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from storage.executions.base import ExecutionStore, Record
+
+from .errors import StorageUnavailable
+
+log = logging.getLogger("tiergate.records")
+
+FINISHED = frozenset({"completed", "failed", "timeout", "cancelled"})
+
+
+class ExecutionRecords:
+    def __init__(
+        self,
+        store: ExecutionStore,
+        *,
+        flush_interval: float = 0.05,
+        retention_s: float = 7 * 86400,
+        purge_interval: float = 3600,
+    ) -> None:
+        self._store = store
+        self._pending: dict[str, Record] = {}
+        self._flush_interval = flush_interval
+        self._retention_s = retention_s
+        self._purge_interval = purge_interval
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lock = asyncio.Lock()
+
+    def save(self, record: Record) -> None:
+        self._pending[record["execution_id"]] = record
+
+    async def get(self, execution_id: str) -> Record | None:
+        record = self._pending.get(execution_id)
+        if record is not None:
+            return record
+        return await self._store.get(execution_id)
+
+    async def list_for_function(
+        self, tenant: str, function_id: str, *, limit: int, before: str | None
+    ) -> list[Record]:
+        await self.flush()
+        return await self._store.list_for_function(tenant, function_id, limit=limit, before=before)
+
+    async def delete_for_function(self, tenant: str, function_id: str) -> None:
+        await self.flush()
+        await self._store.delete_for_function(tenant, function_id)
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self._pending:
+                return
+            batch = self._pending
+            self._pending = {}
+            try:
+                await self._store.put_many(list(batch.values()))
+            except BaseException:
+                self._pending = {**batch, **self._pending}  # keep them for the next try
+                raise
+
+    async def purge(self) -> int:
+        return await self._store.purge(time.time() - self._retention_s)
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._every(self._flush_interval, self.flush)),
+            asyncio.create_task(self._every(self._purge_interval, self.purge)),
+        ]
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.flush()
+
+    @staticmethod
+    async def _every(interval: float, work: Any) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await work()
+            except StorageUnavailable as exc:
+                log.warning("execution records: %s (will retry)", exc.detail)
+            except Exception:
+                log.exception("execution records: background task failed")

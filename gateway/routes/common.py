@@ -1,0 +1,56 @@
+"""What every handler needs: the caller, its tenant, JSON in and out."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from ..auth import Principal
+from ..errors import BadRequest, Forbidden
+from ..keys import PRINCIPAL, SERVICES
+from ..services import Services
+
+TENANT = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+def services(request: web.Request) -> Services:
+    return request.app[SERVICES]
+
+
+def caller(request: web.Request, role: str) -> Principal:
+    principal: Principal = request[PRINCIPAL]
+    principal.require(role)
+    return principal
+
+
+def tenant_of(request: web.Request, principal: Principal) -> str:
+    """The caller's tenant; admin keys may act for another with ``?tenant=``."""
+    wanted = request.query.get("tenant") if request.query_string else None
+    if wanted is None or wanted == principal.tenant:
+        return principal.tenant
+    if not principal.is_admin:
+        raise Forbidden("only admin keys may choose a tenant with ?tenant=")
+    if not TENANT.match(wanted):
+        raise BadRequest(f"invalid tenant {wanted!r}")
+    return wanted
+
+
+async def read_json(request: web.Request, what: str = "request body") -> Any:
+    body = await request.read()
+    if not body.strip():
+        raise BadRequest(f"the {what} is empty; send JSON")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the {what} is not valid JSON: {exc}") from None
+
+
+def json_response(
+    data: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        body=orjson.dumps(data), status=status, content_type="application/json", headers=headers
+    )

@@ -1,0 +1,48 @@
+"""Operations: liveness, readiness, metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from ..errors import StorageUnavailable
+from ..openapi import openapi_document
+from .common import caller, json_response, services
+
+routes = web.RouteTableDef()
+
+READY_TIMEOUT_S = 2.0
+
+
+@routes.get("/healthz")
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+@routes.get("/readyz")
+async def readyz(request: web.Request) -> web.Response:
+    svc = services(request)
+    checks = {}
+    for name, store in (("object_store", svc.objects), ("kv", svc.kv)):
+        try:
+            await asyncio.wait_for(store.ping(), READY_TIMEOUT_S)
+            checks[name] = "ok"
+        except (StorageUnavailable, TimeoutError) as exc:
+            checks[name] = getattr(exc, "detail", None) or "no answer in time"
+    if all(v == "ok" for v in checks.values()):
+        return json_response({"status": "ready", "checks": checks})
+    raise StorageUnavailable("a store does not answer", checks=checks, retry_after=5)
+
+
+@routes.get("/metrics")
+async def metrics(request: web.Request) -> web.Response:
+    caller(request, "admin")
+    body = services(request).metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@routes.get("/openapi.json")
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(openapi_document(request.app))

@@ -1,0 +1,160 @@
+"""Settings: one frozen object built once from defaults, then the environment, then CLI flags.
+
+Nothing else reads ``os.environ``; components receive what they need from ``Settings``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+def _bool(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _int(name: str, raw: str, minimum: int = 0) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected an integer, got {raw!r}") from None
+    if value < minimum:
+        raise SettingsError(f"{name}: must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(name: str, raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected a number, got {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"{name}: must not be negative, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: Path = Path(".tiergate")
+    object_store: str | None = None
+    s3_endpoint_url: str | None = None
+    kv: str | None = None
+    admin_key: str | None = None
+    secret_key: str | None = None
+    rate_limit_rps: float = 0.0
+    rate_limit_burst: int = 0
+    openai_base_url: str | None = None
+    openai_api_key: str | None = None
+    llm_model: str | None = None
+    prefer_object: bool = True
+    write_to_object: bool = True
+    auto_migrate: bool = False
+    max_body_bytes: int = 6 * MIB
+    max_code_bytes: int = 50 * MIB
+    cache_size: int = 256
+    concurrency: int = field(default_factory=lambda: max(4, 4 * (os.cpu_count() or 1)))
+    queue_size: int = 1024
+    record_input_bytes: int = 4096
+    retention_days: float = 7.0
+    retention_sweep_s: float = 3600.0
+    breaker_fail_max: int = 5
+    breaker_reset_s: float = 30.0
+    wasm_workers: int = 0
+    preload: tuple[Path, ...] = ()
+    disable_plugins: tuple[str, ...] = ()
+    trace_plugins: bool = False
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
+        """Defaults, then ``TIERGATE_*``/``OPENAI_*`` variables, then ``overrides`` (CLI flags)."""
+        values: dict[str, Any] = {}
+        for name, (attr, parse) in _ENV.items():
+            raw = env.get(name)
+            if raw is not None and raw != "":
+                values[attr] = parse(name, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+    @property
+    def admin_key_path(self) -> Path:
+        return self.data_dir / "admin.key"
+
+    @property
+    def secret_key_path(self) -> Path:
+        return self.data_dir / "secret.key"
+
+
+def _str(name: str, raw: str) -> str:
+    return raw
+
+
+def _path(name: str, raw: str) -> Path:
+    return Path(raw)
+
+
+def _names(name: str, raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _level(name: str, raw: str) -> str:
+    level = raw.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError(f"{name}: expected DEBUG, INFO, WARNING or ERROR, got {raw!r}")
+    return level
+
+
+_ENV: dict[str, tuple[str, Any]] = {
+    "TIERGATE_HOST": ("host", _str),
+    "TIERGATE_PORT": ("port", lambda n, r: _int(n, r, 0)),
+    "TIERGATE_DATA_DIR": ("data_dir", _path),
+    "TIERGATE_OBJECT_STORE": ("object_store", _str),
+    "TIERGATE_S3_ENDPOINT_URL": ("s3_endpoint_url", _str),
+    "TIERGATE_KV": ("kv", _str),
+    "TIERGATE_ADMIN_KEY": ("admin_key", _str),
+    "TIERGATE_SECRET_KEY": ("secret_key", _str),
+    "TIERGATE_RATE_LIMIT_RPS": ("rate_limit_rps", _float),
+    "TIERGATE_RATE_LIMIT_BURST": ("rate_limit_burst", lambda n, r: _int(n, r, 0)),
+    "OPENAI_BASE_URL": ("openai_base_url", _str),
+    "OPENAI_API_KEY": ("openai_api_key", _str),
+    "TIERGATE_LLM_MODEL": ("llm_model", _str),
+    "TIERGATE_PREFER_OBJECT": ("prefer_object", _bool),
+    "TIERGATE_WRITE_TO_OBJECT": ("write_to_object", _bool),
+    "TIERGATE_AUTO_MIGRATE": ("auto_migrate", _bool),
+    "TIERGATE_MAX_BODY_BYTES": ("max_body_bytes", lambda n, r: _int(n, r, 1024)),
+    "TIERGATE_MAX_CODE_BYTES": ("max_code_bytes", lambda n, r: _int(n, r, 1024)),
+    "TIERGATE_CACHE_SIZE": ("cache_size", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_CONCURRENCY": ("concurrency", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_QUEUE_SIZE": ("queue_size", lambda n, r: _int(n, r, 0)),
+    "TIERGATE_RECORD_INPUT_BYTES": ("record_input_bytes", lambda n, r: _int(n, r, 0)),
+    "TIERGATE_RETENTION_DAYS": ("retention_days", _float),
+    "TIERGATE_RETENTION_SWEEP_S": ("retention_sweep_s", _float),
+    "TIERGATE_BREAKER_FAIL_MAX": ("breaker_fail_max", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_BREAKER_RESET_S": ("breaker_reset_s", _float),
+    "TIERGATE_WASM_WORKERS": ("wasm_workers", lambda n, r: _int(n, r, 0)),
+    "TIERGATE_DISABLE_PLUGINS": ("disable_plugins", _names),
+    "TIERGATE_TRACE_PLUGINS": ("trace_plugins", _bool),
+    "TIERGATE_LOG_LEVEL": ("log_level", _level),
+}
+
+ENV_VARIABLES = tuple(_ENV)
+SETTING_NAMES = tuple(f.name for f in fields(Settings))

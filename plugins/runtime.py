@@ -1,0 +1,165 @@
+"""The runtime-author API: the ``Runtime`` base class and the values it receives and returns.
+
+A runtime turns source into an artifact at deploy (``compile``), an artifact into something
+callable at a cold start (``load``), and runs one call at a time per ``invoke``. Runtimes know
+nothing of HTTP, tenants, storage layout or tiers; the gateway owns those. Input and output are raw
+JSON bytes so that no layer parses them twice.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+LogStream = Literal["stdout", "stderr", "log"]
+
+
+@dataclass(frozen=True, slots=True)
+class PluginContext:
+    """What a runtime factory is given: where it may keep files, its own options, a logger."""
+
+    data_dir: Path
+    options: Mapping[str, Any] = field(default_factory=dict)
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("tiergate.plugins"))
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Per-function limits from the manifest; ``fuel`` is ``None`` when not metered."""
+
+    timeout_ms: int = 30_000
+    memory_mb: int = 128
+    fuel: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Code as deployed: bytes (text is UTF-8), the optional file name, runtime-specific options."""
+
+    function_id: str
+    version: int
+    code: bytes
+    limits: Limits = Limits()
+    filename: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """What ``compile`` produced; stored under ``key`` and handed back to ``load``.
+
+    ``data`` may be the source itself for interpreted languages. ``metadata`` is small JSON-able
+    facts (e.g. the detected ABI) that ``load`` needs without re-parsing ``data``.
+    """
+
+    key: str
+    data: bytes
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    precompiled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionInfo:
+    """The deployed function a ``load`` is for (never carries secrets)."""
+
+    function_id: str
+    version: int
+    tenant: str
+    limits: Limits
+    env: Mapping[str, str] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One invocation of loaded code. ``deadline`` is a ``time.monotonic()`` instant."""
+
+    input: bytes
+    execution_id: str
+    function_id: str
+    trace_id: str
+    deadline: float
+    limits: Limits
+    env: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, str] = field(default_factory=dict)
+
+    def remaining_s(self) -> float:
+        return max(0.0, self.deadline - time.monotonic())
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One captured line of output. ``ts`` is a Unix timestamp in seconds."""
+
+    ts: float
+    stream: LogStream
+    message: str
+    level: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    """A successful call: the output JSON bytes (unchecked) and what the code logged."""
+
+    output: bytes
+    logs: tuple[LogEntry, ...] = ()
+    metrics: Mapping[str, float] = field(default_factory=dict)
+
+
+LoadedT = TypeVar("LoadedT")
+
+
+class Runtime(abc.ABC, Generic[LoadedT]):
+    """One language. One instance per gateway process, created lazily from its ``RuntimeSpec``.
+
+    Failures are reported by raising: ``CompileError`` from ``compile``; ``FunctionFailed``,
+    ``FunctionCrashed``, ``BadOutput`` or ``FunctionTimeout`` from ``invoke``;
+    ``RuntimeUnavailable`` from ``check`` when the runtime cannot work on this machine.
+    """
+
+    name: ClassVar[str]
+    manifest_options: ClassVar[Mapping[str, Any]] = {}
+
+    async def start(self) -> None:
+        """Start engines or worker pools. Called once before the first compile or load."""
+
+    async def close(self) -> None:
+        """Release everything ``start`` and ``load`` created."""
+
+    def check(self) -> None:
+        """Raise ``RuntimeUnavailable`` with an actionable message if this runtime cannot work."""
+
+    def artifact_key(self, limits: Limits) -> str:
+        """Identify what ``compile`` output for these limits is compatible with; a change of key
+        makes the gateway recompile from source instead of loading a stale artifact."""
+        return self.name
+
+    @abc.abstractmethod
+    async def compile(self, source: Source) -> Artifact:
+        """Validate and compile at deploy; raise ``CompileError`` with an actionable message."""
+
+    @abc.abstractmethod
+    async def load(self, artifact: Artifact, fn: FunctionInfo) -> LoadedT:
+        """Turn an artifact into something ``invoke`` can call (a cold start)."""
+
+    @abc.abstractmethod
+    async def invoke(self, loaded: LoadedT, call: Call) -> CallResult:
+        """Run one call. Never block the event loop."""
+
+    async def unload(self, loaded: LoadedT) -> None:
+        """Drop what ``load`` created (LRU eviction, delete, redeploy)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeSpec:
+    """What a plugin declares through ``tiergate_runtimes``: a name and how to build the runtime."""
+
+    name: str
+    factory: Callable[[PluginContext], Runtime[Any]]
+    description: str = ""
+    suffixes: tuple[str, ...] = ()

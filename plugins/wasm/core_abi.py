@@ -1,0 +1,121 @@
+"""The core JSON ABI: ``alloc(len) -> ptr``, ``handle(ptr, len) -> (ptr << 32) | len``, and the
+host imports ``tiergate.log`` / ``tiergate.fail``.
+
+The imports are defined through the C API with our own callbacks: wasmtime-py's trampoline keeps a
+raised exception in a module global that is not thread-safe. Per-call state (logs, the failure
+message) lives in a thread-local, since a call runs start to end on one wasm thread.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+import time
+from ctypes import byref
+
+import wasmtime
+from wasmtime import _ffi as ffi
+
+from . import capi
+
+_call = threading.local()
+_NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
+MAX_LOG_BYTES = 64 * 1024
+
+
+def _guest_bytes(caller: object, ptr: int, length: int) -> bytes:
+    item = ffi.wasmtime_extern_t()
+    if not ffi.wasmtime_caller_export_get(caller, b"memory", 6, byref(item)):
+        raise ValueError("the module exports no memory")
+    ctx = ffi.wasmtime_caller_context(caller)
+    base = ffi.wasmtime_memory_data(ctx, byref(item.of.memory))
+    size = ffi.wasmtime_memory_data_size(ctx, byref(item.of.memory))
+    ptr, length = ptr & 0xFFFFFFFF, length & 0xFFFFFFFF
+    if ptr + length > size:
+        raise ValueError(f"({ptr}, {length}) is outside the module's memory")
+    return ctypes.string_at(ctypes.addressof(base.contents) + ptr, min(length, MAX_LOG_BYTES))
+
+
+def _trap(message: str) -> int:
+    data = message.encode()
+    trap = ffi.wasmtime_trap_new(ctypes.create_string_buffer(data), len(data))
+    return ctypes.cast(trap, ctypes.c_void_p).value or 0
+
+
+@ffi.wasmtime_func_callback_t
+def _log(env, caller, args, nargs, results, nresults):  # type: ignore[no-untyped-def]
+    try:
+        text = _guest_bytes(caller, args[0].of.i32, args[1].of.i32).decode(errors="replace")
+    except ValueError as exc:
+        return _trap(f"tiergate.log: {exc}")
+    _call.logs.append([time.time(), "log", text])
+    return 0
+
+
+@ffi.wasmtime_func_callback_t
+def _fail(env, caller, args, nargs, results, nresults):  # type: ignore[no-untyped-def]
+    try:
+        text = _guest_bytes(caller, args[0].of.i32, args[1].of.i32).decode(errors="replace")
+    except ValueError as exc:
+        text = f"tiergate.fail: {exc}"
+    _call.failure = text or "tiergate.fail called with an empty message"
+    return _trap(_call.failure)
+
+
+def define_imports(linker: wasmtime.Linker) -> None:
+    """A fresh ``FuncType`` per definition: wasmtime ties a defined type to the first engine it
+    met, and reusing one across the plain and fuel engines aborts the process."""
+    for name, callback in ((b"log", _log), (b"fail", _fail)):
+        i32 = wasmtime.ValType.i32()
+        host_type = wasmtime.FuncType([i32, i32], [])
+        error = ffi.wasmtime_linker_define_func(
+            linker.ptr(),
+            ctypes.create_string_buffer(b"tiergate"),
+            8,
+            ctypes.create_string_buffer(name),
+            len(name),
+            host_type.ptr(),
+            callback,
+            None,
+            _NO_FINALIZER,
+        )
+        if error:
+            raise RuntimeError(capi.take_error(error).message)
+
+
+class CoreCall:
+    """What one call produced; ``failure`` is set when the module called ``tiergate.fail``."""
+
+    __slots__ = ("failure", "logs", "output")
+
+    def __init__(self) -> None:
+        self.logs: list[list[object]] = []  # [ts, stream, message], ready for the frame
+        self.failure: str | None = None
+        self.output: bytes = b""
+
+
+def run(store: capi.Store, pre_ptr: object, data: bytes, outcome: CoreCall) -> None:
+    """Instantiate, write the input at ``alloc(len)``, call ``handle``, read the output."""
+    _call.logs, _call.failure = outcome.logs, None
+    try:
+        instance = store.instantiate(pre_ptr)
+        memory = store.export(instance, b"memory").of.memory
+        alloc = store.export(instance, b"alloc").of.func
+        handle = store.export(instance, b"handle").of.func
+        out = capi.results(1)
+        store.call(alloc, capi.i32_args(len(data)), 1, out, 1)
+        ptr = out[0].of.i32 & 0xFFFFFFFF
+        base, size = store.memory(memory)
+        if ptr + len(data) > size:
+            raise capi.WasmEnded(capi.Trap(f"alloc returned {ptr}, outside memory ({size} B)"))
+        ctypes.memmove(base + ptr, data, len(data))
+        store.call(handle, capi.i32_args(ptr, len(data)), 2, out, 1)
+        packed = out[0].of.i64 & 0xFFFFFFFFFFFFFFFF
+        start, length = packed >> 32, packed & 0xFFFFFFFF
+        base, size = store.memory(memory)
+        if start + length > size:
+            raise capi.WasmEnded(capi.Trap(f"handle returned ({start}, {length}), outside memory"))
+        outcome.output = ctypes.string_at(base + start, length)
+    finally:
+        outcome.failure = _call.failure
+        _call.logs, _call.failure = [], None

@@ -1,0 +1,167 @@
+"""The built-in ``wasm`` runtime: WASI command modules and core JSON modules on wasmtime.
+
+Deploy validates, detects the ABI and precompiles (``Module.serialize``), so a cold start maps the
+artifact instead of compiling. Calls run in worker processes (``plugins.wasm.worker``), each with
+its own engines and epoch ticker: every call gets a fresh store and instance from an
+``InstancePre`` made once per module per worker; CPU time is bounded by epoch interruption (and
+fuel when asked), memory by the store limiter. The gateway's event loop only moves bytes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import wasmtime
+
+from plugins import (
+    Artifact,
+    Call,
+    CallResult,
+    CompileError,
+    FunctionCrashed,
+    FunctionFailed,
+    FunctionInfo,
+    FunctionTimeout,
+    Limits,
+    LogEntry,
+    PluginContext,
+    Runtime,
+    Source,
+)
+from plugins.workers import WorkerDied
+
+from .abi import Abi, detect
+from .engine import Engines, engine_key
+from .executor import linker
+from .pool import WasmWorkers
+
+
+@dataclass(frozen=True)
+class LoadedModule:
+    key: str
+    path: str
+    abi: Abi
+    memory_bytes: int
+    fuel: int | None
+    timeout_ms: int
+
+
+class WasmRuntime(Runtime[LoadedModule]):
+    name: ClassVar[str] = "wasm"
+
+    def __init__(self, context: PluginContext) -> None:
+        options = context.options.get("wasm", {})
+        self._cache = context.data_dir / "wasm-modules"
+        self._workers = WasmWorkers(int(options.get("workers") or os.cpu_count() or 2))
+        self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="wasm-compile")
+        self._engines: Engines | None = None
+
+    @property
+    def engines(self) -> Engines:
+        if self._engines is None:
+            self._engines = Engines()
+        return self._engines
+
+    async def start(self) -> None:
+        self._cache.mkdir(parents=True, exist_ok=True)
+        await self._workers.start()
+
+    async def close(self) -> None:
+        await self._workers.close()
+        self._threads.shutdown(wait=True)
+
+    def artifact_key(self, limits: Limits) -> str:
+        return engine_key(limits.fuel)
+
+    async def _in_thread(self, fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
+
+    async def compile(self, source: Source) -> Artifact:
+        return await self._in_thread(self._compile, source)
+
+    def _compile(self, source: Source) -> Artifact:
+        engine = self.engines.for_fuel(source.limits.fuel)
+        try:
+            wasm = source.code
+            if not wasm.startswith(b"\0asm"):
+                wasm = wasmtime.wat2wasm(source.code.decode("utf-8"))
+            module = wasmtime.Module(engine, wasm)
+        except UnicodeDecodeError:
+            raise CompileError("the code is neither a WebAssembly binary nor UTF-8 text") from None
+        except wasmtime.WasmtimeError as exc:
+            raise CompileError(f"invalid WebAssembly: {exc}") from None
+        abi = detect(module)
+        linker(engine, abi).instantiate_pre(module)  # every import resolves, or fail at deploy
+        return Artifact(
+            self.artifact_key(source.limits), module.serialize(), {"abi": abi}, precompiled=True
+        )
+
+    async def load(self, artifact: Artifact, fn: FunctionInfo) -> LoadedModule:
+        key = hashlib.sha256(artifact.data).hexdigest()
+        path = await self._in_thread(self._cache_file, key, artifact.data, fn.limits.fuel)
+        return LoadedModule(
+            key,
+            str(path),
+            artifact.metadata["abi"],
+            fn.limits.memory_mb * 1024 * 1024,
+            fn.limits.fuel,
+            fn.limits.timeout_ms,
+        )
+
+    def _cache_file(self, key: str, data: bytes, fuel: int | None) -> Path:
+        """Write the artifact where workers map it from, checking first that it deserialises."""
+        path = self._cache / f"{key}.cwasm"
+        if not path.exists():
+            wasmtime.Module.deserialize(self.engines.for_fuel(fuel), data)
+            fd, tmp = tempfile.mkstemp(dir=self._cache, prefix=".tmp-")
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.replace(tmp, path)
+        return path
+
+    async def unload(self, loaded: LoadedModule) -> None:
+        self._workers.broadcast(["drop", loaded.key])
+
+    async def invoke(self, loaded: LoadedModule, call: Call) -> CallResult:
+        remaining = call.remaining_s()
+        env = None
+        if loaded.abi == "wasi":
+            env = {
+                "FUNCTION_ID": call.function_id,
+                "EXECUTION_ID": call.execution_id,
+                "TRACE_ID": call.trace_id,
+                **call.env,
+                **call.secrets,
+            }
+        meta = [
+            "call",
+            loaded.key,
+            loaded.path,
+            loaded.abi,
+            remaining,
+            loaded.memory_bytes,
+            loaded.fuel,
+            env,
+        ]
+        try:
+            frame = await self._workers.call(meta, call.input, remaining)
+        except WorkerDied as exc:
+            raise FunctionCrashed(f"the wasm worker died: {exc}") from None
+        status, message, raw_logs, _ = frame.meta
+        logs = tuple(LogEntry(ts, stream, text) for ts, stream, text in raw_logs)
+        if status == "ok":
+            return CallResult(frame.data, logs)
+        if status == "timeout":
+            raise FunctionTimeout(
+                f"ran past its deadline ({loaded.timeout_ms} ms)", logs=list(logs)
+            )
+        if status == "fuel":
+            raise FunctionFailed(f"ran out of fuel (limits.fuel = {loaded.fuel})", logs=list(logs))
+        raise FunctionFailed(message, logs=list(logs))

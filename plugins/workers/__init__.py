@@ -1,0 +1,11 @@
+"""Worker processes for runtimes: a framed protocol over pipes, the parent-side handle, and the
+child-side loop. The wasm and python runtimes use them; so may any runtime plugin.
+
+Running code in processes keeps the gateway's event loop and GIL free: a round trip over a pipe
+costs a few microseconds of loop time, while the call itself runs in parallel on another core.
+"""
+
+from .framing import Frame, FrameReader, encode
+from .process import WorkerDied, WorkerProcess
+
+__all__ = ["Frame", "FrameReader", "WorkerDied", "WorkerProcess", "encode"]

@@ -1,0 +1,33 @@
+"""The child side: read frames from the parent's pipe, answer each in turn, until EOF."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from .framing import FrameReader, encode
+
+Handler = Callable[[Any, bytes], tuple[Any, bytes]]
+
+
+def serve(handler: Handler, read_fd: int | None = None, write_fd: int | None = None) -> None:
+    """Answer frames until the parent closes the pipe. ``handler(meta, data) -> (meta, data)``
+    must not raise: a crash ends the process, which the parent reports as a dead worker."""
+    read_fd = int(sys.argv[-2]) if read_fd is None else read_fd
+    write_fd = int(sys.argv[-1]) if write_fd is None else write_fd
+    reader = FrameReader()
+    while True:
+        chunk = os.read(read_fd, 1 << 20)
+        if not chunk:
+            return
+        for frame in reader.feed(chunk):
+            _write_all(write_fd, encode(frame.id, *handler(frame.meta, frame.data)))
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]

@@ -1,0 +1,59 @@
+"""Frames: ``length(u32) | id(u32) | meta_length(u32) | meta (JSON) | data (raw bytes)``.
+
+``meta`` carries small structured facts (operation, limits, logs, errors); ``data`` carries the
+input or output JSON untouched, so it is never decoded and re-encoded on the way through.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+import orjson
+
+HEADER = struct.Struct("!III")
+MAX_FRAME = 256 * 1024 * 1024
+
+
+class Frame(NamedTuple):
+    id: int
+    meta: Any
+    data: bytes
+
+
+def encode(frame_id: int, meta: Any, data: bytes = b"") -> bytes:
+    raw = orjson.dumps(meta)
+    return HEADER.pack(8 + len(raw) + len(data), frame_id, len(raw)) + raw + data
+
+
+class FrameReader:
+    """Accumulates bytes from a pipe and yields whole frames."""
+
+    __slots__ = ("_buffer",)
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+
+    def feed(self, chunk: bytes) -> Iterator[Frame]:
+        buffer = self._buffer
+        buffer += chunk
+        offset = 0
+        end = len(buffer)
+        while end - offset >= 12:
+            length, frame_id, meta_length = HEADER.unpack_from(buffer, offset)
+            if length > MAX_FRAME:
+                raise ValueError(f"frame of {length} bytes is larger than {MAX_FRAME}")
+            stop = offset + 4 + length
+            if stop > end:
+                break
+            meta_start = offset + 12
+            data_start = meta_start + meta_length
+            yield Frame(
+                frame_id,
+                orjson.loads(buffer[meta_start:data_start]),
+                bytes(buffer[data_start:stop]),
+            )
+            offset = stop
+        if offset:
+            del buffer[:offset]

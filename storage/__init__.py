@@ -1,0 +1,1 @@
+"""Storage: small async interfaces (object store, KV, execution records) and their backends."""

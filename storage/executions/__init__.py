@@ -1,0 +1,1 @@
+"""Execution records: one per invocation, listable per function, purged after retention."""

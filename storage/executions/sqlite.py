@@ -1,0 +1,94 @@
+"""Execution records in SQLite, in the same database file as the KV (table ``executions``)."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import orjson
+
+from ..sqlite import SQLiteDatabase
+from .base import Record
+
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS executions (execution_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, "
+    "function_id TEXT NOT NULL, status TEXT NOT NULL, started_at REAL NOT NULL, ended_at REAL, "
+    "body BLOB NOT NULL) WITHOUT ROWID",
+    "CREATE INDEX IF NOT EXISTS executions_by_function "
+    "ON executions (tenant, function_id, execution_id)",
+    "CREATE INDEX IF NOT EXISTS executions_by_end ON executions (ended_at)",
+)
+# One statement per batch: the batch travels as one JSON array and SQLite unpacks it. Python's
+# executemany would release and re-take the GIL around every row, and each hand-off costs the
+# event-loop thread a context switch under load.
+UPSERT = (
+    "INSERT OR REPLACE INTO executions "
+    "(execution_id, tenant, function_id, status, started_at, ended_at, body) "
+    "SELECT value ->> '$.execution_id', value ->> '$.tenant', value ->> '$.function_id', "
+    "value ->> '$.status', value ->> '$.started_at', value ->> '$.ended_at', value "
+    "FROM json_each(?)"
+)
+
+
+class SQLiteExecutionStore:
+    def __init__(self, path: Path) -> None:
+        self._db = SQLiteDatabase.shared(path)
+        self._ready = False
+
+    async def _run(self, work):  # type: ignore[no-untyped-def]
+        if not self._ready:
+            await self._db.run(lambda c: [c.execute(sql) for sql in SCHEMA])
+            self._ready = True
+        return await self._db.run(work)
+
+    async def put_many(self, records: Sequence[Record]) -> None:
+        batch = orjson.dumps(list(records)).decode()
+        await self._run(lambda c: c.execute(UPSERT, (batch,)))
+
+    async def get(self, execution_id: str) -> Record | None:
+        def read(conn: sqlite3.Connection) -> Record | None:
+            row = conn.execute(
+                "SELECT body FROM executions WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+            return None if row is None else orjson.loads(row[0])
+
+        return await self._run(read)
+
+    async def list_for_function(
+        self, tenant: str, function_id: str, *, limit: int, before: str | None = None
+    ) -> list[Record]:
+        sql = "SELECT body FROM executions WHERE tenant = ? AND function_id = ?"
+        args: list[object] = [tenant, function_id]
+        if before is not None:
+            sql += " AND execution_id < ?"
+            args.append(before)
+        sql += " ORDER BY execution_id DESC LIMIT ?"
+        args.append(limit)
+        rows = await self._run(lambda c: c.execute(sql, args).fetchall())
+        return [orjson.loads(body) for (body,) in rows]
+
+    async def delete_for_function(self, tenant: str, function_id: str) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "DELETE FROM executions WHERE tenant = ? AND function_id = ?", (tenant, function_id)
+            )
+            return cursor.rowcount
+
+        return await self._run(delete)
+
+    async def purge(self, ended_before: float) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "DELETE FROM executions WHERE ended_at IS NOT NULL AND ended_at < ?",
+                (ended_before,),
+            )
+            return cursor.rowcount
+
+        return await self._run(delete)
+
+    async def ping(self) -> None:
+        await self._run(lambda c: c.execute("SELECT 1").fetchone())
+
+    async def close(self) -> None:
+        await self._db.release()

@@ -1,0 +1,1 @@
+"""Key-value stores: metadata, keys, pointers and small blobs."""

@@ -1,0 +1,1 @@
+"""Object stores: where code and compiled artifacts live."""

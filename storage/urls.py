@@ -1,0 +1,86 @@
+"""Backends are chosen by URL scheme, in one place. Unset means embedded: files and SQLite under
+the data dir."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlparse
+
+from .executions.base import ExecutionStore
+from .kv.base import KV
+from .objects.base import ObjectStore
+
+
+class StorageURLError(ValueError):
+    """A storage URL we cannot use; the message names the variable."""
+
+
+def _file_objects(path: Path, url: str, options: dict[str, str]) -> ObjectStore:
+    from .objects.local import LocalObjectStore
+
+    return LocalObjectStore(path)
+
+
+def _sqlite_kv(path: Path, url: str, options: dict[str, str]) -> KV:
+    from .kv.sqlite import SQLiteKV
+
+    return SQLiteKV(path)
+
+
+def _sqlite_executions(path: Path, url: str, options: dict[str, str]) -> ExecutionStore:
+    from .executions.sqlite import SQLiteExecutionStore
+
+    return SQLiteExecutionStore(path)
+
+
+Opener = Callable[[Path, str, dict[str, str]], object]
+
+OBJECT_SCHEMES: dict[str, Opener] = {"file": _file_objects}
+KV_SCHEMES: dict[str, Opener] = {"sqlite": _sqlite_kv}
+EXECUTION_SCHEMES: dict[str, Opener] = {"sqlite": _sqlite_executions}
+
+
+def _resolve(variable: str, url: str, schemes: dict[str, Opener], hint: str) -> tuple[Opener, Path]:
+    parsed = urlparse(url)
+    opener = schemes.get(parsed.scheme)
+    if opener is None:
+        raise StorageURLError(f"{variable}: unsupported scheme {parsed.scheme!r} (use {hint})")
+    if parsed.scheme in ("file", "sqlite") and (parsed.netloc or not parsed.path.startswith("/")):
+        raise StorageURLError(
+                f"{variable}: use an absolute path, e.g. {parsed.scheme}:///var/lib/x"
+            )
+    return opener, Path(parsed.path)
+
+
+def check_urls(object_store: str | None, kv: str | None) -> None:
+    """Fail at startup, with the variable named, rather than on the first request."""
+    if object_store:
+        _resolve("TIERGATE_OBJECT_STORE", object_store, OBJECT_SCHEMES, _hint(OBJECT_SCHEMES))
+    if kv:
+        _resolve("TIERGATE_KV", kv, KV_SCHEMES, _hint(KV_SCHEMES))
+
+
+def _hint(schemes: dict[str, Opener]) -> str:
+    return " or ".join(f"{s}://" for s in sorted(schemes))
+
+
+def open_object_store(url: str | None, data_dir: Path, **options: str) -> ObjectStore:
+    if not url:
+        return _file_objects(data_dir / "objects", "", options)
+    opener, path = _resolve("TIERGATE_OBJECT_STORE", url, OBJECT_SCHEMES, _hint(OBJECT_SCHEMES))
+    return opener(path, url, options)  # type: ignore[return-value]
+
+
+def open_kv(url: str | None, data_dir: Path, **options: str) -> KV:
+    if not url:
+        return _sqlite_kv(data_dir / "tiergate.db", "", options)
+    opener, path = _resolve("TIERGATE_KV", url, KV_SCHEMES, _hint(KV_SCHEMES))
+    return opener(path, url, options)  # type: ignore[return-value]
+
+
+def open_execution_store(kv_url: str | None, data_dir: Path, **options: str) -> ExecutionStore:
+    if not kv_url:
+        return _sqlite_executions(data_dir / "tiergate.db", "", options)
+    opener, path = _resolve("TIERGATE_KV", kv_url, EXECUTION_SCHEMES, _hint(KV_SCHEMES))
+    return opener(path, kv_url, options)  # type: ignore[return-value]

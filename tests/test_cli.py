@@ -1,0 +1,138 @@
+"""The CLI as a user runs it: readable output, one-line errors, non-zero exits, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import EXAMPLES, unique
+
+TIERGATE = str(Path(sys.executable).parent / "tiergate")
+
+
+def run(*args, env=None, cwd=None, input=None):
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [TIERGATE, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        cwd=cwd,
+        input=input,
+        timeout=60,
+    )
+
+
+def test_deploy_invoke_functions_logs(tiergate_server):
+    env = {"TIERGATE_URL": tiergate_server.url, "TIERGATE_KEY": tiergate_server.admin_key}
+    fn = unique("cli")
+    deployed = run("deploy", str(EXAMPLES / "hello.wat"), "--id", fn, env=env)
+    assert deployed.returncode == 0, deployed.stderr
+    assert deployed.stdout.strip().startswith(f"deployed {fn} version 1 (wasm, ")
+    invoked = run("invoke", fn, "--data", '{"a": 1}', env=env)
+    assert invoked.returncode == 0 and json.loads(invoked.stdout) == {"message": "hello from wasm"}
+    full = run("invoke", f"{fn}@1", "--full", env=env)
+    assert json.loads(full.stdout)["status"] == "completed"
+    listing = run("functions", env=env)
+    assert listing.returncode == 0 and listing.stdout.splitlines()[0].split()[:3] == [
+        "ID",
+        "LATEST",
+        "RUNTIME",
+    ]
+    assert any(line.split()[:3] == [fn, "1", "wasm"] for line in listing.stdout.splitlines())
+    logs = run("logs", fn, "--limit", "5", env=env)
+    assert logs.returncode == 0 and "completed" in logs.stdout and "[log]" in logs.stdout
+
+
+def test_deploy_with_manifest_and_url_flag(tiergate_server, tmp_path):
+    fn = unique("climan")
+    manifest = tmp_path / "m.json"
+    manifest.write_text(
+        json.dumps({"description": "from a manifest", "limits": {"timeout_ms": 900}})
+    )
+    wasm = EXAMPLES / "c" / "echo.wasm"
+    r = run(
+        "deploy",
+        str(wasm),
+        "--id",
+        fn,
+        "--manifest",
+        str(manifest),
+        "--url",
+        tiergate_server.url,
+        "--key",
+        tiergate_server.admin_key,
+    )
+    assert r.returncode == 0, r.stderr
+    r = run(
+        "invoke",
+        fn,
+        "--data",
+        "[1,2]",
+        "--url",
+        tiergate_server.url,
+        "--key",
+        tiergate_server.admin_key,
+    )
+    assert json.loads(r.stdout) == [1, 2]
+
+
+def test_key_from_data_dir(tiergate_server, tmp_path):
+    data_dir = tmp_path / ".tiergate"
+    data_dir.mkdir()
+    (data_dir / "admin.key").write_text(tiergate_server.admin_key + "\n")
+    r = run("functions", env={"TIERGATE_URL": tiergate_server.url}, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+
+
+def _one_line_error(result):
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error"), result.stderr
+    return lines[0]
+
+
+def test_errors_are_one_line(tiergate_server, tmp_path):
+    env = {"TIERGATE_URL": tiergate_server.url, "TIERGATE_KEY": tiergate_server.admin_key}
+    assert "function_not_found" in _one_line_error(run("invoke", unique("nope"), env=env))
+    assert "not valid JSON" in _one_line_error(run("invoke", "x", "--data", "{", env=env))
+    bad = tmp_path / "bad.wat"
+    bad.write_text("(module (func")
+    assert "compile_error" in _one_line_error(run("deploy", str(bad), env=env))
+    assert "cannot read" in _one_line_error(run("deploy", str(tmp_path / "missing.wat"), env=env))
+    assert "--runtime" in _one_line_error(run("deploy", str(manifest_like(tmp_path)), env=env))
+    wrong_key = {"TIERGATE_URL": tiergate_server.url, "TIERGATE_KEY": "tg_wrong"}
+    assert "unauthenticated" in _one_line_error(run("functions", env=wrong_key))
+    nowhere = {"TIERGATE_URL": "http://127.0.0.1:9", "TIERGATE_KEY": "x"}
+    assert "cannot reach" in _one_line_error(run("functions", env=nowhere))
+
+
+def manifest_like(tmp_path):
+    path = tmp_path / "code.unknown"
+    path.write_text("x")
+    return path
+
+
+def test_runtimes_lists_wasm():
+    r = run("runtimes")
+    assert r.returncode == 0
+    rows = [line.split() for line in r.stdout.splitlines()]
+    assert rows[0][:3] == ["NAME", "STATUS", "SOURCE"]
+    assert any(row[:3] == ["wasm", "active", "tiergate"] for row in rows)
+
+
+def test_python_dash_m_gateway():
+    r = subprocess.run([sys.executable, "-m", "gateway", "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and "serve" in r.stdout
+
+
+def test_serve_rejects_bad_settings(tmp_path):
+    r = run("serve", "--data-dir", str(tmp_path), env={"TIERGATE_KV": "mysql://x"})
+    assert "TIERGATE_KV" in _one_line_error(r)
+    r = run("serve", "--data-dir", str(tmp_path), env={"TIERGATE_CONCURRENCY": "many"})
+    assert "TIERGATE_CONCURRENCY" in _one_line_error(r)

@@ -1,0 +1,43 @@
+"""The public plugin API, so plugin authors write ``import tiergate`` and ``@tiergate.hookimpl``."""
+
+from plugins import (
+    Artifact,
+    BadOutput,
+    Call,
+    CallResult,
+    CompileError,
+    FunctionCrashed,
+    FunctionFailed,
+    FunctionInfo,
+    FunctionTimeout,
+    Limits,
+    LogEntry,
+    PluginContext,
+    Runtime,
+    RuntimeSpec,
+    RuntimeUnavailable,
+    Source,
+    hookimpl,
+    hookspec,
+)
+
+__all__ = [
+    "Artifact",
+    "BadOutput",
+    "Call",
+    "CallResult",
+    "CompileError",
+    "FunctionCrashed",
+    "FunctionFailed",
+    "FunctionInfo",
+    "FunctionTimeout",
+    "Limits",
+    "LogEntry",
+    "PluginContext",
+    "Runtime",
+    "RuntimeSpec",
+    "RuntimeUnavailable",
+    "Source",
+    "hookimpl",
+    "hookspec",
+]

@@ -1,0 +1,1 @@
+"""The cascade: code → generative → agentic → human, one engine and one class per tier."""

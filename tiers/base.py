@@ -1,0 +1,61 @@
+"""What a tier is given and what it gives back.
+
+A tier is a small class with one async method. It raises an ``AttemptFailure`` subclass when it
+cannot answer; the engine owns retries, timeouts, output checks, escalation and the attempt record.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from gateway.loaded import LoadedFunction
+from plugins.runtime import LogEntry
+
+TIER_ORDER = ("code", "generative", "agentic", "human")
+
+
+@dataclass
+class Invocation:
+    """One execution as the tiers see it. ``attempts`` grows as tiers are tried."""
+
+    fn: LoadedFunction
+    input_bytes: bytes
+    input: Any
+    execution_id: str
+    trace_id: str
+    tenant: str
+    depth: int = 0
+    secrets: Mapping[str, str] = field(default_factory=dict)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    logs: list[LogEntry] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True, slots=True)
+class TierResult:
+    """What a tier produced: raw JSON ``output`` bytes, or an already parsed ``value``."""
+
+    output: bytes | None = None
+    value: Any = None
+    logs: Sequence[LogEntry] = ()
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Tier(abc.ABC):
+    name: ClassVar[str]
+    default_timeout_ms: ClassVar[int]
+    ends_by_deadline: ClassVar[bool] = False
+    """True when the tier itself ends every try by its timeout, so the engine need not (the code
+    tier: runtimes enforce ``Call.deadline``; an asyncio timer per call costs microseconds)."""
+
+    @abc.abstractmethod
+    def configured(self, fn: LoadedFunction) -> bool:
+        """Whether this function takes part in this tier at all."""
+
+    @abc.abstractmethod
+    async def run(self, inv: Invocation, timeout_s: float) -> TierResult:
+        """Try once; raise ``AttemptFailure`` (``FunctionFailed``, ``FunctionTimeout``, …)."""

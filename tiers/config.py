@@ -1,0 +1,57 @@
+"""The manifest's ``tiers`` section: its schema and its check at deploy."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from gateway.errors import InvalidManifest
+
+TIERS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "generative": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "model": {"type": "string", "minLength": 1},
+                "prompt": {"type": "string"},
+                "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+            },
+        },
+        "agentic": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "model": {"type": "string", "minLength": 1},
+                "instructions": {"type": "string"},
+                "tools": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": r"^[a-z0-9][a-z0-9_-]{0,62}$"},
+                    "uniqueItems": True,
+                },
+                "max_steps": {"type": "integer", "minimum": 1, "maximum": 100},
+            },
+        },
+        "human": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "instructions": {"type": "string"},
+                "default_output": {},
+                "expires_in_s": {"type": "integer", "minimum": 1},
+            },
+        },
+    },
+}
+
+_VALIDATOR = Draft202012Validator(TIERS_SCHEMA)
+
+
+def check_tiers(tiers: Mapping[str, Any]) -> None:
+    for error in sorted(_VALIDATOR.iter_errors(dict(tiers)), key=lambda e: list(e.absolute_path)):
+        path = ".".join(["tiers", *(str(p) for p in error.absolute_path)])
+        raise InvalidManifest(f"{path}: {error.message}", field=path)

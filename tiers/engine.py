@@ -1,0 +1,210 @@
+"""The cascade engine: which tiers run, in what order, how often, for how long, and the verdict.
+
+A tier attempt fails when it raises, times out, returns something that is not JSON, or returns
+output that breaks ``output_schema``. Failures are retried ``tier_retries[tier]`` times, then the
+cascade moves on (unless ``fallback`` is false). Every try is recorded in ``attempts``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from gateway.errors import (
+    AttemptCancelled,
+    AttemptFailure,
+    BadOutput,
+    CascadeExhausted,
+    FunctionTimeout,
+    InvocationTimeout,
+    TierSkipped,
+)
+from gateway.metrics import Metrics
+
+from .base import TIER_ORDER, Invocation, Tier, TierResult
+
+
+@dataclass(frozen=True)
+class CascadeOptions:
+    """The manifest's ``cascade`` section merged with per-invocation overrides."""
+
+    start_tier: str = "code"
+    skip_tiers: frozenset[str] = frozenset()
+    tier_retries: Mapping[str, int] = field(default_factory=dict)
+    tier_timeouts_ms: Mapping[str, int] = field(default_factory=dict)
+    parallel: bool = False
+    fallback: bool = True
+    timeout_ms: int | None = None
+
+    @classmethod
+    def merge(cls, manifest: Mapping[str, Any], overrides: Mapping[str, Any]) -> CascadeOptions:
+        values = {**manifest, **{k: v for k, v in overrides.items() if v is not None}}
+        values["skip_tiers"] = frozenset(values.get("skip_tiers", ()))
+        return cls(**values)
+
+
+@dataclass
+class Outcome:
+    """A successful cascade: the winning tier and its output value."""
+
+    tier: str
+    output: Any
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+class CascadeEngine:
+    def __init__(self, tiers: Sequence[Tier], metrics: Metrics) -> None:
+        self._tiers = {t.name: t for t in tiers}
+        self._metrics = metrics
+
+    def plan(self, inv: Invocation, options: CascadeOptions) -> list[Tier]:
+        """The tiers this invocation will try, in order."""
+        start = TIER_ORDER.index(options.start_tier)
+        plan = []
+        for name in TIER_ORDER[start:]:
+            tier = self._tiers.get(name)
+            if tier is None or name in options.skip_tiers or not tier.configured(inv.fn):
+                continue
+            plan.append(tier)
+        return plan
+
+    async def run(self, inv: Invocation, options: CascadeOptions) -> Outcome:
+        plan = self.plan(inv, options)
+        if options.parallel and len(plan) > 1:
+            return await self._run_parallel(inv, options, plan)
+        last: AttemptFailure | None = None
+        for tier in plan:
+            try:
+                return await self._run_tier(inv, options, tier)
+            except AttemptFailure as failure:
+                last = failure
+                if not options.fallback:
+                    break
+        raise self._verdict(inv, last)
+
+    async def _run_tier(self, inv: Invocation, options: CascadeOptions, tier: Tier) -> Outcome:
+        retries = options.tier_retries.get(tier.name, 0)
+        failure: AttemptFailure | None = None
+        for attempt in range(1, retries + 2):
+            try:
+                return await self._attempt(inv, options, tier, attempt)
+            except TierSkipped as exc:
+                failure = exc
+                break
+            except AttemptFailure as exc:
+                failure = exc
+        assert failure is not None
+        raise failure
+
+    async def _attempt(
+        self, inv: Invocation, options: CascadeOptions, tier: Tier, attempt: int
+    ) -> Outcome:
+        timeout_s = self._timeout_ms(inv, options, tier) / 1000
+        started = time.perf_counter()
+        try:
+            if tier.ends_by_deadline:
+                result = await tier.run(inv, timeout_s)
+            else:
+                try:
+                    async with asyncio.timeout(timeout_s):
+                        result = await tier.run(inv, timeout_s)
+                except TimeoutError:
+                    raise FunctionTimeout(
+                        f"{tier.name} tier timed out after {timeout_s:g} s"
+                    ) from None
+            inv.logs.extend(result.logs)
+            value = self._checked_output(inv, result)
+        except AttemptFailure as failure:
+            inv.logs.extend(failure.logs)
+            self._record(inv, tier.name, attempt, failure.status, failure.message, started)
+            raise
+        except asyncio.CancelledError:
+            self._record(inv, tier.name, attempt, "cancelled", "cancelled", started)
+            raise
+        self._record(inv, tier.name, attempt, "succeeded", None, started)
+        return Outcome(tier.name, value, result.details)
+
+    def _timeout_ms(self, inv: Invocation, options: CascadeOptions, tier: Tier) -> int:
+        if tier.name == "code":
+            if options.timeout_ms is not None:
+                return options.timeout_ms
+            return options.tier_timeouts_ms.get("code", inv.fn.limits.timeout_ms)
+        return options.tier_timeouts_ms.get(tier.name, tier.default_timeout_ms)
+
+    @staticmethod
+    def _checked_output(inv: Invocation, result: TierResult) -> Any:
+        value = result.value
+        if result.output is not None:
+            try:
+                value = orjson.loads(result.output)
+            except orjson.JSONDecodeError as exc:
+                raise BadOutput(f"output is not JSON: {exc}") from None
+        errors = inv.fn.output_check.errors(value)
+        if errors:
+            where = "; ".join(f"{e['path']}: {e['message']}" for e in errors[:3])
+            raise BadOutput(f"output breaks output_schema: {where}")
+        return value
+
+    def _record(
+        self,
+        inv: Invocation,
+        tier: str,
+        attempt: int,
+        status: str,
+        error: str | None,
+        started: float,
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        inv.attempts.append(
+            {
+                "tier": tier,
+                "attempt": attempt,
+                "status": status,
+                "error": error,
+                "duration_ms": round(elapsed * 1000, 3),
+            }
+        )
+        self._metrics.attempt(tier, status, elapsed)
+
+    async def _run_parallel(
+        self, inv: Invocation, options: CascadeOptions, plan: list[Tier]
+    ) -> Outcome:
+        """Start every tier at once; the lowest tier that succeeds wins, the rest are cancelled."""
+        tasks = [asyncio.ensure_future(self._run_tier(inv, options, t)) for t in plan]
+        try:
+            last: AttemptFailure | None = None
+            for task in tasks:  # in tier order: a lower tier's answer wins even if it came later
+                try:
+                    outcome = await task
+                except AttemptFailure as failure:
+                    last = failure
+                    continue
+                return outcome
+            raise self._verdict(inv, last)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    @staticmethod
+    def _verdict(inv: Invocation, last: AttemptFailure | None) -> Exception:
+        if last is None:
+            return CascadeExhausted(
+                "no tier could run: the function has no code and no tier configured for this call",
+                attempts=inv.attempts,
+            )
+        if isinstance(last, AttemptCancelled):
+            return last
+        names = ", ".join(sorted({a["tier"] for a in inv.attempts}))
+        if isinstance(last, FunctionTimeout):
+            return InvocationTimeout(
+                f"the last tier timed out ({last.message})", attempts=inv.attempts
+            )
+        return CascadeExhausted(
+            f"every tier tried failed ({names}); last error: {last.message}", attempts=inv.attempts
+        )
