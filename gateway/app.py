@@ -77,6 +77,7 @@ def _services_ctx(
                 on_new_admin_key(new_key)
             for root in settings.preload:
                 await preload(root, svc.functions, svc.runtimes)
+            await svc.functions.start_runtimes_in_use()
             yield
 
     return ctx

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -13,13 +14,15 @@ from plugins.manager import RuntimeRegistry
 from plugins.runtime import Artifact, FunctionInfo, Runtime, Source
 from storage.objects.base import ObjectNotFound
 
-from .errors import InvalidManifest, StorageUnavailable
+from .errors import InvalidManifest, StorageUnavailable, UnknownRuntime
 from .loaded import LoadedFunction
 from .manifest import Manifest, parse_manifest
 from .metrics import Metrics
 from .registry import Registry, artifact_key, source_key
 from .schemas import SchemaCheck
 from .secrets import SecretStore
+
+log = logging.getLogger("tiergate.functions")
 
 TierCheck = Callable[[Mapping[str, Any]], None]  # raises InvalidManifest
 
@@ -114,6 +117,16 @@ class FunctionService:
             "precompiled": bool(artifact and artifact.precompiled),
             "artifacts": artifacts,
         }
+
+    async def start_runtimes_in_use(self) -> None:
+        """Start, at gateway startup, every runtime a deployed function needs, so the first call
+        after a restart pays only for loading its function (not for starting worker processes)."""
+        names = {f.get("runtime") for f in await self.registry.list_functions(None)}
+        for name in sorted(n for n in names if n):
+            try:
+                await self._runtimes.acquire(name)
+            except UnknownRuntime as exc:
+                log.warning("functions need runtime %r, which cannot start: %s", name, exc.detail)
 
     async def load(self, tenant: str, function_id: str, version: int) -> LoadedFunction:
         """A cold start: version record → artifact (or recompile from source) → runtime.load."""

@@ -77,7 +77,6 @@ async def preload(root: Path, functions: FunctionService, runtimes: RuntimeRegis
                 log.info("preload: %s is up to date", manifest["id"])
                 continue
             result = await functions.deploy(TENANT, manifest, code, "preload")
-            log.info("preload: deployed %s version %s", result["id"], result["version"])
             print(f"deployed {result['id']} version {result['version']}", flush=True)
         except TiergateError as exc:
             log.error("preload: %s: %s", manifest.get("id"), exc.detail)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,15 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "functions"
 FIXTURES = ROOT / "tests" / "fixtures"
 _counter = itertools.count()
+
+
+def run(coroutine: Awaitable[Any]) -> Any:
+    """Drive a coroutine from a sync test (the suite does not use an asyncio plugin)."""
+
+    async def main() -> Any:
+        return await coroutine
+
+    return asyncio.run(main())
 
 
 def example(name: str) -> str:
@@ -71,3 +82,27 @@ def deploy_wat(api: Any, fn_id: str, name: str = "echo.wat", **manifest: Any) ->
     )
     assert response.status_code == 201, response.text
     return response.json()
+
+
+# Storage backends for the contract suites in tests/stores/ (one fixture per backend).
+
+
+@pytest.fixture
+def local_objects(tmp_path):
+    from storage.objects.local import LocalObjectStore
+
+    return lambda: LocalObjectStore(tmp_path / "objects")
+
+
+@pytest.fixture
+def sqlite_kv(tmp_path):
+    from storage.kv.sqlite import SQLiteKV
+
+    return lambda: SQLiteKV(tmp_path / "tiergate.db")
+
+
+@pytest.fixture
+def sqlite_executions(tmp_path):
+    from storage.executions.sqlite import SQLiteExecutionStore
+
+    return lambda: SQLiteExecutionStore(tmp_path / "tiergate.db")

@@ -1,0 +1,112 @@
+"""The KV contract, run against every backend."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from conftest import run
+
+from gateway.errors import StorageUnavailable
+
+
+@pytest.fixture(params=["sqlite"])
+def make_kv(request, sqlite_kv):
+    return {"sqlite": sqlite_kv}[request.param]
+
+
+def test_get_set_delete(make_kv):
+    async def scenario():
+        kv = make_kv()
+        assert await kv.get("a") is None
+        await kv.set("a", b"1")
+        await kv.set("a", b"2")
+        assert await kv.get("a") == b"2"
+        await kv.delete("a")
+        await kv.delete("a")
+        assert await kv.get("a") is None
+        await kv.ping()
+        await kv.close()
+
+    run(scenario())
+
+
+def test_compare_and_set(make_kv):
+    async def scenario():
+        kv = make_kv()
+        assert await kv.compare_and_set("k", None, b"v1")
+        assert not await kv.compare_and_set("k", None, b"v2")
+        assert not await kv.compare_and_set("k", b"wrong", b"v2")
+        assert await kv.compare_and_set("k", b"v1", b"v2")
+        assert await kv.get("k") == b"v2"
+        await kv.close()
+
+    run(scenario())
+
+
+def test_concurrent_increments_are_never_lost(make_kv):
+    async def scenario():
+        kv = make_kv()
+        await kv.set("counter", b"0")
+
+        async def increment():
+            while True:
+                old = await kv.get("counter")
+                if await kv.compare_and_set("counter", old, str(int(old) + 1).encode()):
+                    return
+
+        await asyncio.gather(*(increment() for _ in range(50)))
+        assert await kv.get("counter") == b"50"
+        await kv.close()
+
+    run(scenario())
+
+
+def test_scan_is_ordered_and_exact(make_kv):
+    async def scenario():
+        kv = make_kv()
+        for key in ["a%1", "a_2", "a/3", "ab", "b", "a", "a%"]:
+            await kv.set(key, key.encode())
+        assert [k async for k, _ in kv.scan("a%")] == ["a%", "a%1"]
+        assert [k async for k, _ in kv.scan("a_")] == ["a_2"]
+        assert [k async for k, _ in kv.scan("a")] == ["a", "a%", "a%1", "a/3", "a_2", "ab"]
+        assert [v async for _, v in kv.scan("b")] == [b"b"]
+        many = [f"m/{i:05d}" for i in range(1200)]
+        for key in many:
+            await kv.set(key, b"x")
+        assert [k async for k, _ in kv.scan("m/")] == many
+        await kv.close()
+
+    run(scenario())
+
+
+def test_persists_across_reopen(make_kv):
+    run(_write_then_close(make_kv))
+
+    async def read():
+        kv = make_kv()
+        value = await kv.get("durable")
+        await kv.close()
+        return value
+
+    assert run(read()) == b"yes"
+
+
+async def _write_then_close(make_kv):
+    kv = make_kv()
+    await kv.set("durable", b"yes")
+    await kv.close()
+
+
+def test_sqlite_faults_are_storage_unavailable(tmp_path):
+    from storage.kv.sqlite import SQLiteKV
+
+    (tmp_path / "db").mkdir()
+
+    async def scenario():
+        kv = SQLiteKV(tmp_path / "db")  # a directory where the database file should be
+        with pytest.raises(StorageUnavailable):
+            await kv.get("x")
+        await kv.close()
+
+    run(scenario())
