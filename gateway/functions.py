@@ -8,10 +8,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from storage.hybrid import HybridCodeStore
-
 from plugins.manager import RuntimeRegistry
 from plugins.runtime import Artifact, FunctionInfo, Runtime, Source
+from storage.hybrid import HybridCodeStore
 from storage.objects.base import ObjectNotFound
 
 from .errors import InvalidManifest, StorageUnavailable, UnknownRuntime

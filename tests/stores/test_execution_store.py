@@ -12,9 +12,16 @@ def make_store(request, sqlite_executions):
 
 
 def record(execution_id, function_id="fn", tenant="t", status="completed", ended_at=100.0):
-    return {"execution_id": execution_id, "tenant": tenant, "function_id": function_id,
-            "status": status, "started_at": 50.0, "ended_at": ended_at, "output": {"id": execution_id},
-            "logs": [{"message": "x"}]}
+    return {
+        "execution_id": execution_id,
+        "tenant": tenant,
+        "function_id": function_id,
+        "status": status,
+        "started_at": 50.0,
+        "ended_at": ended_at,
+        "output": {"id": execution_id},
+        "logs": [{"message": "x"}],
+    }
 
 
 def test_put_get_replace_list(make_store):
@@ -38,8 +45,13 @@ def test_put_get_replace_list(make_store):
 def test_purge_keeps_running_and_recent(make_store):
     async def scenario():
         store = make_store()
-        await store.put_many([record("old", ended_at=10.0), record("new", ended_at=1000.0),
-                              record("running", status="running", ended_at=None)])
+        await store.put_many(
+            [
+                record("old", ended_at=10.0),
+                record("new", ended_at=1000.0),
+                record("running", status="running", ended_at=None),
+            ]
+        )
         assert await store.purge(ended_before=500.0) == 1
         ids = [r["execution_id"] for r in await store.list_for_function("t", "fn", limit=10)]
         assert ids == ["running", "new"]

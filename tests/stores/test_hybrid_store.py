@@ -13,13 +13,18 @@ from storage.objects.base import ObjectNotFound
 FLAGS = list(itertools.product([True, False], repeat=3))
 
 
-@pytest.fixture(params=FLAGS, ids=lambda f: "prefer=%s,write=%s,auto=%s" % f)
+@pytest.fixture(params=FLAGS, ids=lambda f: "prefer={},write={},auto={}".format(*f))
 def make_hybrid(request, local_objects, sqlite_kv):
     prefer, write, auto = request.param
 
     def make():
-        return HybridCodeStore(local_objects(), sqlite_kv(), prefer_object=prefer,
-                               write_to_object=write, auto_migrate=auto)
+        return HybridCodeStore(
+            local_objects(),
+            sqlite_kv(),
+            prefer_object=prefer,
+            write_to_object=write,
+            auto_migrate=auto,
+        )
 
     return make
 
