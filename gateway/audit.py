@@ -15,6 +15,7 @@ from storage.kv.base import KV
 
 from .auth import Principal
 from .ids import new_id
+from .views import iso
 
 _FAR_FUTURE_MS = 10**13
 
@@ -44,7 +45,8 @@ class AuditLog:
         async for key, raw in self._kv.scan("audit/"):
             if before is not None and key[len("audit/") :] <= before:
                 continue
-            entries.append(orjson.loads(raw))
+            entry = orjson.loads(raw)
+            entries.append({**entry, "at": iso(entry["at"])})
             if len(entries) >= limit:
                 break
         return entries

@@ -20,6 +20,7 @@ import orjson
 from storage.kv.base import KV
 
 from .errors import Forbidden, KeyNotFound, Unauthenticated
+from .views import iso
 
 ROLES = ("admin", "deploy", "invoke", "review")
 DEFAULT_TENANT = "default"
@@ -45,7 +46,8 @@ class Principal:
 
 def public_key(record: dict[str, Any]) -> dict[str, Any]:
     """A key record as admins see it: never the token, never its hash."""
-    return {k: record[k] for k in ("id", "tenant", "roles", "name", "created_at")}
+    return {**{k: record[k] for k in ("id", "tenant", "roles", "name")},
+            "created_at": iso(record["created_at"])}
 
 
 def hash_key(token: str) -> str:

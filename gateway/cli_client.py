@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -177,10 +176,8 @@ def logs(function_id: str, limit: int, url: str | None, key: str | None) -> None
             click.echo(f"    [{line['stream']}] {line['message']}")
 
 
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+def _when(stamp: str | None) -> str:
+    return stamp.replace("T", " ")[:19] if stamp else "-"
 
 
 def render_table(rows: list[tuple[str, ...]]) -> str:

@@ -358,7 +358,7 @@ def _admin_paths() -> dict[str, Any]:
                                     "type": "object",
                                     "properties": {
                                         "name": {"type": "string"},
-                                        "updated_at": {"type": "number"},
+                                        "updated_at": {"type": "string", "format": "date-time"},
                                     },
                                 },
                             },
@@ -434,7 +434,7 @@ def _admin_paths() -> dict[str, Any]:
                                     "type": "object",
                                     "properties": {
                                         "id": {"type": "string"},
-                                        "at": {"type": "number"},
+                                        "at": {"type": "string", "format": "date-time"},
                                         "key_id": {"type": "string"},
                                         "tenant": {"type": "string"},
                                         "action": {"type": "string"},
@@ -495,7 +495,7 @@ def _schemas() -> dict[str, Any]:
             "runtime": {"type": ["string", "null"]},
             "code_sha256": {"type": ["string", "null"]},
             "code_size": {"type": "integer"},
-            "deployed_at": {"type": "number"},
+            "deployed_at": {"type": "string", "format": "date-time"},
             "precompiled": {"type": "boolean"},
         },
     }
@@ -523,7 +523,7 @@ def _schemas() -> dict[str, Any]:
                 "runtime": {"type": ["string", "null"]},
                 "code_sha256": {"type": ["string", "null"]},
                 "code_size": {"type": "integer"},
-                "deployed_at": {"type": "number"},
+                "deployed_at": {"type": "string", "format": "date-time"},
                 "precompiled": {"type": "boolean"},
             },
         },
@@ -539,7 +539,7 @@ def _schemas() -> dict[str, Any]:
                             "latest_version": {"type": "integer"},
                             "runtime": {"type": ["string", "null"]},
                             "description": {"type": "string"},
-                            "updated_at": {"type": "number"},
+                            "updated_at": {"type": "string", "format": "date-time"},
                             "tenant": {"type": "string"},
                         },
                     },
@@ -638,7 +638,7 @@ def _schemas() -> dict[str, Any]:
                 "tenant": {"type": "string"},
                 "name": {"type": "string"},
                 "roles": {"type": "array", "items": {"type": "string"}},
-                "created_at": {"type": "number"},
+                "created_at": {"type": "string", "format": "date-time"},
             },
         },
         "NewKey": {

@@ -21,6 +21,7 @@ from storage.kv.base import KV
 
 from .auth import write_secret_file
 from .errors import BadRequest, SecretNotFound, TiergateError
+from .views import iso
 
 MAX_VALUE_BYTES = 64 * 1024
 
@@ -69,7 +70,7 @@ class SecretStore:
         found = []
         async for key, raw in self._kv.scan(f"secret/{tenant}/"):
             record = orjson.loads(raw)
-            found.append({"name": key.rsplit("/", 1)[1], "updated_at": record["updated_at"]})
+            found.append({"name": key.rsplit("/", 1)[1], "updated_at": iso(record["updated_at"])})
         return found
 
     async def missing(self, tenant: str, names: Iterable[str]) -> list[str]:

@@ -202,8 +202,9 @@ class CascadeEngine:
             return last
         names = ", ".join(sorted({a["tier"] for a in inv.attempts}))
         if isinstance(last, FunctionTimeout):
+            tier = inv.attempts[-1]["tier"] if inv.attempts else "last"
             return InvocationTimeout(
-                f"the last tier timed out ({last.message})", attempts=inv.attempts
+                f"the {tier} tier timed out: {last.message}", attempts=inv.attempts
             )
         return CascadeExhausted(
             f"every tier tried failed ({names}); last error: {last.message}", attempts=inv.attempts

@@ -9,7 +9,7 @@ from aiohttp import BodyPartReader, web
 
 from ..errors import BadRequest, InvalidManifest, PayloadTooLarge
 from ..manifest import check_function_id
-from ..views import log_entry_body
+from ..views import iso, log_entry_body
 from .common import caller, json_response, read_json, services, tenant_of
 
 routes = web.RouteTableDef()
@@ -32,6 +32,7 @@ async def deploy(request: web.Request) -> web.Response:
             "application/json, or multipart/form-data with parts 'manifest' and 'code'"
         )
     result = await svc.functions.deploy(tenant, manifest, code, principal.key_id)
+    result["deployed_at"] = iso(result["deployed_at"])
     svc.loader.invalidate(tenant, result["id"])
     target = f"{tenant}/{result['id']}"
     await svc.audit.record(principal, "function.deploy", target, version=result["version"])
@@ -90,7 +91,7 @@ def _summary(record: dict[str, Any], with_tenant: bool) -> dict[str, Any]:
         "latest_version": record["latest_version"],
         "runtime": record.get("runtime"),
         "description": record.get("description", ""),
-        "updated_at": record.get("updated_at"),
+        "updated_at": iso(record.get("updated_at")),
     }
     if with_tenant:
         summary["tenant"] = record["tenant"]
@@ -111,8 +112,8 @@ async def get_function(request: web.Request) -> web.Response:
             **latest["manifest"],
             "tenant": tenant,
             "latest_version": record["latest_version"],
-            "created_at": record.get("created_at"),
-            "updated_at": record.get("updated_at"),
+            "created_at": iso(record.get("created_at")),
+            "updated_at": iso(record.get("updated_at")),
             "code_sha256": latest.get("code_sha256"),
             "code_size": latest.get("code_size"),
             "versions": [_version(v) for v in versions],
@@ -126,7 +127,7 @@ def _version(record: dict[str, Any]) -> dict[str, Any]:
         "runtime": record.get("runtime"),
         "code_sha256": record.get("code_sha256"),
         "code_size": record.get("code_size"),
-        "deployed_at": record["deployed_at"],
+        "deployed_at": iso(record["deployed_at"]),
         "precompiled": record.get("precompiled", False),
         "description": record.get("description", ""),
     }

@@ -119,4 +119,16 @@ def _failure(trap: capi.Trap, failure: str | None, logs: list[Any]) -> list[Any]
         return ["timeout", "ran past its deadline", logs]
     if trap.code == capi.OUT_OF_FUEL:
         return ["fuel", "ran out of fuel", logs]
-    return ["failed", trap.message.split("\n\nStack backtrace")[0].strip(), logs]
+    cause, backtrace = _split_backtrace(trap.message)
+    if backtrace:
+        logs = [*logs, [time.time(), "stderr", backtrace]]
+    return ["failed", cause, logs]
+
+
+def _split_backtrace(message: str) -> tuple[str, str]:
+    """wasmtime reports ``error while executing at wasm backtrace: … Caused by: <cause>``; the
+    cause is what a user needs first, the backtrace goes to the logs."""
+    head, marker, cause = message.partition("Caused by:")
+    if not marker:
+        return message.strip(), ""
+    return " ".join(cause.split()), head.strip()

@@ -50,7 +50,6 @@ class LoadedModule:
     abi: Abi
     memory_bytes: int
     fuel: int | None
-    timeout_ms: int
 
 
 class WasmRuntime(Runtime[LoadedModule]):
@@ -112,7 +111,6 @@ class WasmRuntime(Runtime[LoadedModule]):
             artifact.metadata["abi"],
             fn.limits.memory_mb * 1024 * 1024,
             fn.limits.fuel,
-            fn.limits.timeout_ms,
         )
 
     def _cache_file(self, key: str, data: bytes, fuel: int | None) -> Path:
@@ -159,9 +157,8 @@ class WasmRuntime(Runtime[LoadedModule]):
         if status == "ok":
             return CallResult(frame.data, logs)
         if status == "timeout":
-            raise FunctionTimeout(
-                f"ran past its deadline ({loaded.timeout_ms} ms)", logs=list(logs)
-            )
+            budget = f"{remaining * 1000:.0f} ms"
+            raise FunctionTimeout(f"did not finish within its {budget}", logs=list(logs))
         if status == "fuel":
             raise FunctionFailed(f"ran out of fuel (limits.fuel = {loaded.fuel})", logs=list(logs))
         raise FunctionFailed(message, logs=list(logs))
