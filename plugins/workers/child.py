@@ -1,4 +1,6 @@
-"""The child side: read frames from the parent's pipe, answer each in turn, until EOF."""
+"""The child side: say it is ready, then read frames from the parent's pipe and answer each in
+turn, until EOF. Call ``serve`` only once everything slow (imports, engines) is done, so that the
+parent's ``start`` returns a worker that answers at once."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from .framing import FrameReader, encode
+from .framing import READY_ID, FrameReader, encode
 
 Handler = Callable[[Any, bytes], tuple[Any, bytes]]
 
@@ -17,6 +19,7 @@ def serve(handler: Handler, read_fd: int | None = None, write_fd: int | None = N
     must not raise: a crash ends the process, which the parent reports as a dead worker."""
     read_fd = int(sys.argv[-2]) if read_fd is None else read_fd
     write_fd = int(sys.argv[-1]) if write_fd is None else write_fd
+    _write_all(write_fd, encode(READY_ID, ["ready", os.getpid()]))
     reader = FrameReader()
     while True:
         chunk = os.read(read_fd, 1 << 20)

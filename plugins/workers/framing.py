@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import orjson
 
 HEADER = struct.Struct("!III")
+READY_ID = 0  # the frame a child sends once it is ready; request ids start at 1
 MAX_FRAME = 256 * 1024 * 1024
 
 

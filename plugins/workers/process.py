@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .framing import Frame, FrameReader, encode
+from .framing import READY_ID, Frame, FrameReader, encode
 
 
 class WorkerDied(Exception):
@@ -44,8 +44,9 @@ class _Reader(asyncio.Protocol):
 
 
 class WorkerProcess:
-    """Start with ``await WorkerProcess.start(argv, ...)``. The child gets two more arguments, the
-    numbers of the fds it reads requests from and writes answers to (``child.serve`` reads them)."""
+    """Start with ``await WorkerProcess.start(argv, ...)``, which returns once the child has said
+    it is ready. The child gets two more arguments, the numbers of the fds it reads requests from
+    and writes answers to (``child.serve`` reads them)."""
 
     def __init__(self, process: subprocess.Popen[bytes]) -> None:
         self.process = process
@@ -64,8 +65,9 @@ class WorkerProcess:
         *,
         env: Mapping[str, str],
         cwd: str | None = None,
-        stderr: int | None = subprocess.DEVNULL,
+        stderr: int | None = None,
         preexec_fn: Any = None,
+        ready_timeout: float = 30.0,
     ) -> WorkerProcess:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
@@ -86,10 +88,16 @@ class WorkerProcess:
             os.close(from_child_w)
         worker = cls(process)
         loop = asyncio.get_running_loop()
+        ready = worker.pending[READY_ID] = loop.create_future()
         read_pipe = os.fdopen(from_child_r, "rb", buffering=0)
         write_pipe = os.fdopen(to_child_w, "wb", buffering=0)
         await loop.connect_read_pipe(lambda: _Reader(worker), read_pipe)
         worker._writer, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, write_pipe)
+        try:
+            await asyncio.wait_for(ready, ready_timeout)
+        except TimeoutError:
+            worker.kill(f"not ready after {ready_timeout:g} s")
+            raise WorkerDied(f"worker {worker.pid} did not start", None) from None
         return worker
 
     @property
