@@ -14,8 +14,9 @@ and the version record, then moves ``latest`` with another compare-and-set, so c
 from __future__ import annotations
 
 import functools
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,8 @@ from storage.kv.base import KV
 
 from .errors import FunctionNotFound, VersionNotFound
 from .manifest import check_function_id
+
+log = logging.getLogger("tiergate.registry")
 
 Mutation = Callable[[dict[str, Any] | None], dict[str, Any] | None]
 
@@ -98,13 +101,13 @@ class Registry:
 
     async def list_functions(self, tenant: str | None) -> list[dict[str, Any]]:
         prefix = "fn/" if tenant is None else f"fn/{tenant}/"
-        records = [orjson.loads(value) async for _, value in self.kv.scan(prefix)]
-        return [r for r in records if r["latest_version"] is not None]
+        records = [r async for r in _readable(self.kv.scan(prefix))]
+        return [r for r in records if r.get("latest_version") is not None]
 
     async def list_versions(self, tenant: str, function_id: str) -> list[dict[str, Any]]:
         await self.get_function(tenant, function_id)
         prefix = f"fnv/{tenant}/{function_id}/"
-        return [orjson.loads(value) async for _, value in self.kv.scan(prefix)]
+        return [r async for r in _readable(self.kv.scan(prefix))]
 
     async def reserve_version(self, tenant: str, function_id: str, principal: str) -> int:
         """Take the next version number; nothing is visible to readers until ``publish``."""
@@ -175,6 +178,16 @@ class Registry:
             new = change(None if old is None else orjson.loads(old))
             if new is None or await self.kv.compare_and_set(key, old, orjson.dumps(new)):
                 return
+
+
+async def _readable(entries: AsyncIterator[tuple[str, bytes]]) -> AsyncIterator[dict[str, Any]]:
+    """Records from a scan; one that does not parse is logged and left out, so a single damaged
+    entry cannot take listings (or the gateway's startup) down with it."""
+    async for key, value in entries:
+        try:
+            yield orjson.loads(value)
+        except orjson.JSONDecodeError:
+            log.error("skipping unreadable record %s in the KV store", key)
 
 
 def _fn_key(tenant: str, function_id: str) -> str:

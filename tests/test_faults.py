@@ -79,3 +79,22 @@ def test_fresh_instance_per_call(api):
     api.post("/deploy", json={"id": fn, "runtime": "wasm", "code": fixture("counter.wat")})
     outputs = {api.post(f"/invoke/{fn}", json=None).json()["output"]["count"] for _ in range(5)}
     assert outputs == {1}
+
+
+def test_output_breaking_the_schema_fails_the_attempt(api):
+    fn = unique("badout")
+    deploy_wat(api, fn, output_schema={"type": "object", "required": ["answer"]})
+    problem = assert_problem(
+        api.post(f"/invoke/{fn}", json={"no": "answer"}), 500, "cascade_exhausted"
+    )
+    assert "output_schema" in problem["attempts"][0]["error"]
+    assert "answer" in problem["attempts"][0]["error"]
+    assert api.post(f"/invoke/{fn}", json={"answer": 42}).json()["output"] == {"answer": 42}
+
+
+def test_output_that_is_not_json_fails_the_attempt(api):
+    fn = unique("notjson")
+    r = api.post("/deploy", json={"id": fn, "runtime": "wasm", "code": fixture("not-json.wat")})
+    assert r.status_code == 201, r.text
+    problem = assert_problem(api.post(f"/invoke/{fn}", json=1), 500, "cascade_exhausted")
+    assert problem["attempts"][0]["error"].startswith("output is not JSON")

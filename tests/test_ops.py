@@ -96,3 +96,34 @@ def test_docs_keep_every_code_of_the_contract():
         pytest.skip("the shared contract is not beside this checkout")
     contract = _codes_in(SHARED_API)
     assert contract.items() <= _codes_in(API_DOC).items()
+
+
+def test_unexpected_errors_are_internal_error_without_traceback(tiergate_factory):
+    import sqlite3
+
+    server = tiergate_factory()
+    fn = unique("corrupt")
+    with server.client() as api:
+        deploy_wat(api, fn)
+    server.stop()
+    with sqlite3.connect(server.data_dir / "tiergate.db") as db:
+        db.execute("UPDATE kv SET value = ? WHERE key = ?", (b"{not json", f"fn/default/{fn}"))
+    server.start()
+    with server.client() as api:
+        r = api.get(f"/functions/{fn}")
+        problem = assert_problem(r, 500, "internal_error")
+        assert "Traceback" not in r.text and "JSONDecodeError" not in r.text
+        assert api.get("/healthz").status_code == 200
+    assert "unhandled error: GET /functions/" in server.log()
+    assert "Traceback" in server.log()
+
+
+def test_lru_eviction_means_a_new_cold_start(tiergate_factory):
+    server = tiergate_factory({"TIERGATE_CACHE_SIZE": "1"})
+    with server.client() as api:
+        a, b = unique("lru-a"), unique("lru-b")
+        deploy_wat(api, a)
+        deploy_wat(api, b)
+        metrics = [api.post(f"/invoke/{name}", json=1).json()["metrics"] for name in (a, a, b, a)]
+        assert [m["cold_start"] for m in metrics] == [True, False, True, True]
+        assert [m["cache_hit"] for m in metrics] == [False, True, False, False]
