@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo) apt-get
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint clean redis-server wrk
 
 $(BIN)/tiergate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,7 @@ redis-server:
 	@command -v redis-server >/dev/null 2>&1 || ($(APT_GET) update -qq && $(APT_GET) install -y -qq redis-server)
 
 test: $(VENV)/.test-deps redis-server
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 wrk:

@@ -111,7 +111,7 @@ def test_unexpected_errors_are_internal_error_without_traceback(tiergate_factory
     server.start()
     with server.client() as api:
         r = api.get(f"/functions/{fn}")
-        problem = assert_problem(r, 500, "internal_error")
+        assert_problem(r, 500, "internal_error")
         assert "Traceback" not in r.text and "JSONDecodeError" not in r.text
         assert api.get("/healthz").status_code == 200
     assert "unhandled error: GET /functions/" in server.log()
