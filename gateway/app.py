@@ -165,7 +165,10 @@ def _runtimes(settings: Settings) -> RuntimeRegistry:
     )
     context = PluginContext(
         data_dir=settings.data_dir / "runtimes",
-        options={"wasm": {"workers": settings.wasm_workers}},
+        options={
+            "wasm": {"workers": settings.wasm_workers},
+            "python": {"jail": settings.python_jail},
+        },
     )
     registry = RuntimeRegistry.discover(pm, context, failures)
     if not registry.active():

@@ -46,8 +46,10 @@ class Principal:
 
 def public_key(record: dict[str, Any]) -> dict[str, Any]:
     """A key record as admins see it: never the token, never its hash."""
-    return {**{k: record[k] for k in ("id", "tenant", "roles", "name")},
-            "created_at": iso(record["created_at"])}
+    return {
+        **{k: record[k] for k in ("id", "tenant", "roles", "name")},
+        "created_at": iso(record["created_at"]),
+    }
 
 
 def hash_key(token: str) -> str:

@@ -76,6 +76,7 @@ class Settings:
     breaker_fail_max: int = 5
     breaker_reset_s: float = 30.0
     wasm_workers: int = 0
+    python_jail: str = "auto"
     preload: tuple[Path, ...] = ()
     disable_plugins: tuple[str, ...] = ()
     trace_plugins: bool = False
@@ -116,6 +117,16 @@ def _names(name: str, raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
+def _choice(*allowed: str) -> Any:
+    def parse(name: str, raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in allowed:
+            raise SettingsError(f"{name}: expected one of {', '.join(allowed)}, got {raw!r}")
+        return value
+
+    return parse
+
+
 def _level(name: str, raw: str) -> str:
     level = raw.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -151,6 +162,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_BREAKER_FAIL_MAX": ("breaker_fail_max", lambda n, r: _int(n, r, 1)),
     "TIERGATE_BREAKER_RESET_S": ("breaker_reset_s", _float),
     "TIERGATE_WASM_WORKERS": ("wasm_workers", lambda n, r: _int(n, r, 0)),
+    "TIERGATE_PYTHON_JAIL": ("python_jail", _choice("auto", "off")),
     "TIERGATE_DISABLE_PLUGINS": ("disable_plugins", _names),
     "TIERGATE_TRACE_PLUGINS": ("trace_plugins", _bool),
     "TIERGATE_LOG_LEVEL": ("log_level", _level),

@@ -6,6 +6,7 @@ from gateway.errors import (
     FunctionCrashed,
     FunctionFailed,
     FunctionTimeout,
+    QueueFull,
     RuntimeUnavailable,
 )
 
@@ -36,6 +37,7 @@ __all__ = [
     "Limits",
     "LogEntry",
     "PluginContext",
+    "QueueFull",
     "Runtime",
     "RuntimeSpec",
     "RuntimeUnavailable",

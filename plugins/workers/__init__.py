@@ -6,6 +6,6 @@ costs a few microseconds of loop time, while the call itself runs in parallel on
 """
 
 from .framing import Frame, FrameReader, encode
-from .process import WorkerDied, WorkerProcess
+from .process import WorkerDied, WorkerProcess, describe_exit
 
-__all__ = ["Frame", "FrameReader", "WorkerDied", "WorkerProcess", "encode"]
+__all__ = ["Frame", "FrameReader", "WorkerDied", "WorkerProcess", "describe_exit", "encode"]

@@ -14,12 +14,12 @@ from .framing import READY_ID, FrameReader, encode
 Handler = Callable[[Any, bytes], tuple[Any, bytes]]
 
 
-def serve(handler: Handler, read_fd: int | None = None, write_fd: int | None = None) -> None:
+def serve(handler: Handler, hello: Any = None) -> None:
     """Answer frames until the parent closes the pipe. ``handler(meta, data) -> (meta, data)``
-    must not raise: a crash ends the process, which the parent reports as a dead worker."""
-    read_fd = int(sys.argv[-2]) if read_fd is None else read_fd
-    write_fd = int(sys.argv[-1]) if write_fd is None else write_fd
-    _write_all(write_fd, encode(READY_ID, ["ready", os.getpid()]))
+    must not raise: a crash ends the process, which the parent reports as a dead worker. ``hello``
+    is the meta of the ready frame (the parent reads it as ``WorkerProcess.hello``)."""
+    read_fd, write_fd = int(sys.argv[-2]), int(sys.argv[-1])
+    _write_all(write_fd, encode(READY_ID, hello if hello is not None else ["ready", os.getpid()]))
     reader = FrameReader()
     while True:
         chunk = os.read(read_fd, 1 << 20)

@@ -18,6 +18,9 @@ from typing import Any
 
 from .framing import READY_ID, Frame, FrameReader, encode
 
+EXIT_WAIT_S = 1.0
+EXIT_WAIT_STEPS = 50
+
 
 class WorkerDied(Exception):
     """The worker process exited while calls were in flight."""
@@ -56,6 +59,8 @@ class WorkerProcess:
         self._writer: asyncio.WriteTransport | None = None
         self._outbox: list[bytes] = []
         self._dead: WorkerDied | None = None
+        self._ending: asyncio.Task[None] | None = None
+        self.hello: Any = None
         self.exited = asyncio.get_running_loop().create_future()
 
     @classmethod
@@ -94,7 +99,7 @@ class WorkerProcess:
         await loop.connect_read_pipe(lambda: _Reader(worker), read_pipe)
         worker._writer, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, write_pipe)
         try:
-            await asyncio.wait_for(ready, ready_timeout)
+            worker.hello = (await asyncio.wait_for(ready, ready_timeout)).meta
         except TimeoutError:
             worker.kill(f"not ready after {ready_timeout:g} s")
             raise WorkerDied(f"worker {worker.pid} did not start", None) from None
@@ -102,7 +107,7 @@ class WorkerProcess:
 
     @property
     def alive(self) -> bool:
-        return self._dead is None
+        return self._dead is None and self._ending is None
 
     @property
     def load(self) -> int:
@@ -112,6 +117,8 @@ class WorkerProcess:
         """Queue one request; the future resolves with the worker's answer."""
         if self._dead is not None:
             raise self._dead
+        if self._ending is not None:
+            raise WorkerDied(f"worker {self.pid} is exiting", None)
         frame_id = next(self._ids) & 0xFFFFFFFF
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Frame] = loop.create_future()
@@ -141,6 +148,20 @@ class WorkerProcess:
             future.set_result(frame)
 
     def _lost(self, reason: str) -> None:
+        """The pipe closed: the worker is gone or going. Its exit status (how it ended is what
+        callers need to hear) is collected without blocking the loop."""
+        if self._dead is not None or self._ending is not None:
+            return
+        self._ending = asyncio.get_running_loop().create_task(self._reap(reason))
+
+    async def _reap(self, reason: str) -> None:
+        for _ in range(EXIT_WAIT_STEPS):
+            if self.process.poll() is not None:
+                break
+            await asyncio.sleep(EXIT_WAIT_S / EXIT_WAIT_STEPS)
+        self._finish(reason)
+
+    def _finish(self, reason: str) -> None:
         if self._dead is not None:
             return
         returncode = self.process.poll()
@@ -149,7 +170,7 @@ class WorkerProcess:
                 self.process.kill()
             returncode = self.process.wait()
         self._dead = WorkerDied(
-            f"worker {self.pid} exited ({_describe(returncode)}): {reason}", returncode
+            f"worker {self.pid} exited ({describe_exit(returncode)}): {reason}", returncode
         )
         for future in self.pending.values():
             if not future.done():
@@ -164,7 +185,7 @@ class WorkerProcess:
         """Stop the worker at once; waiting calls fail with ``WorkerDied``."""
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
-        self._lost(reason)
+        self._finish(reason)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Ask the worker to finish (its input pipe closes), then make sure it is gone."""
@@ -176,7 +197,8 @@ class WorkerProcess:
             self.kill("did not exit after its pipe closed")
 
 
-def _describe(returncode: int | None) -> str:
+def describe_exit(returncode: int | None) -> str:
+    """``exit status 3``, ``killed by SIGKILL``: how a worker process ended, for messages."""
     if returncode is None:
         return "still running"
     if returncode < 0:

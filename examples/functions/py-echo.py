@@ -1,0 +1,5 @@
+"""A Python function that returns its input (the benchmark function)."""
+
+
+def handler(event, context):
+    return event
