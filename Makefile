@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo) apt-get
 
-.PHONY: run test bench lint clean redis-server wrk
+.PHONY: run test bench lint clean system-packages wrk
 
 $(BIN)/tiergate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,10 +20,16 @@ $(VENV)/.test-deps: $(BIN)/tiergate
 run: $(BIN)/tiergate
 	$(BIN)/tiergate serve --deploy examples/functions
 
-redis-server:
-	@command -v redis-server >/dev/null 2>&1 || ($(APT_GET) update -qq && $(APT_GET) install -y -qq redis-server)
+# System packages the tests use: redis-server (the Redis backend), bubblewrap (the python runtime's
+# sandbox) and node (the JavaScript example plugin). Installed with apt when missing.
+system-packages:
+	@missing=""; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	if [ -n "$$missing" ]; then $(APT_GET) update -qq && $(APT_GET) install -y -qq $$missing; fi
 
-test: $(VENV)/.test-deps redis-server
+test: $(VENV)/.test-deps system-packages
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -1,6 +1,7 @@
 """The public plugin API, so plugin authors write ``import tiergate`` and ``@tiergate.hookimpl``."""
 
 from plugins import (
+    POOL_SCHEMA,
     Artifact,
     BadOutput,
     Call,
@@ -9,20 +10,25 @@ from plugins import (
     FunctionCrashed,
     FunctionFailed,
     FunctionInfo,
+    FunctionPool,
     FunctionTimeout,
     Limits,
     LogEntry,
     PluginContext,
+    PoolOptions,
     QueueFull,
     Runtime,
     RuntimeSpec,
     RuntimeUnavailable,
     Source,
+    WorkerDied,
+    WorkerProcess,
     hookimpl,
     hookspec,
 )
 
 __all__ = [
+    "POOL_SCHEMA",
     "Artifact",
     "BadOutput",
     "Call",
@@ -31,15 +37,19 @@ __all__ = [
     "FunctionCrashed",
     "FunctionFailed",
     "FunctionInfo",
+    "FunctionPool",
     "FunctionTimeout",
     "Limits",
     "LogEntry",
     "PluginContext",
+    "PoolOptions",
     "QueueFull",
     "Runtime",
     "RuntimeSpec",
     "RuntimeUnavailable",
     "Source",
+    "WorkerDied",
+    "WorkerProcess",
     "hookimpl",
     "hookspec",
 ]

@@ -17,7 +17,7 @@ from plugins.runtime import PluginContext
 from storage.hybrid import HybridCodeStore
 from storage.urls import open_execution_store, open_kv, open_object_store
 from tiers.code import CodeTier
-from tiers.config import check_tiers
+from tiers.config import tier_checker
 from tiers.engine import CascadeEngine
 
 from .audit import AuditLog
@@ -108,7 +108,10 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
     stack.push_async_callback(runtimes.close)
     secrets = SecretStore(kv, master_key(settings.secret_key, settings.secret_key_path))
     registry = Registry(kv, code)
-    functions_svc = FunctionService(registry, code, runtimes, metrics, check_tiers, secrets)
+    tiers = [CodeTier()]
+    functions_svc = FunctionService(
+        registry, code, runtimes, metrics, tier_checker(t.name for t in tiers), secrets
+    )
     loader = Loader(
         registry,
         functions_svc.load,
@@ -126,7 +129,7 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
     records.start()
     stack.push_async_callback(records.close)
     admission = Admission(settings.concurrency, settings.queue_size, metrics)
-    engine = CascadeEngine([CodeTier()], metrics)
+    engine = CascadeEngine(tiers, metrics)
     invoker = Invoker(
         loader,
         admission,
@@ -166,6 +169,7 @@ def _runtimes(settings: Settings) -> RuntimeRegistry:
     context = PluginContext(
         data_dir=settings.data_dir / "runtimes",
         options={
+            **settings.plugin_options,
             "wasm": {"workers": settings.wasm_workers},
             "python": {"jail": settings.python_jail},
         },

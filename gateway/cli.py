@@ -64,7 +64,8 @@ def runtimes() -> None:
     """List installed runtimes and where each came from."""
     settings = Settings.from_env(environ())
     pm, failures = create_plugin_manager(blocked=settings.disable_plugins)
-    registry = RuntimeRegistry.discover(pm, PluginContext(data_dir=settings.data_dir), failures)
+    context = PluginContext(data_dir=settings.data_dir, options=settings.plugin_options)
+    registry = RuntimeRegistry.discover(pm, context, failures)
     rows = [("NAME", "STATUS", "SOURCE", "DESCRIPTION")]
     for name in sorted(registry.entries):
         entry = registry.entries[name]
@@ -73,7 +74,8 @@ def runtimes() -> None:
             try:
                 registry.get(name)
             except Exception as exc:  # a runtime that cannot work here says why
-                status = f"unavailable: {getattr(exc, 'detail', exc)}"
+                cause = exc.__cause__ or exc
+                status = f"unavailable: {getattr(cause, 'detail', cause)}"
         elif entry.reason:
             status = f"{entry.status}: {entry.reason}"
         rows.append((name, status, entry.source, entry.description))

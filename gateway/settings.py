@@ -78,6 +78,7 @@ class Settings:
     wasm_workers: int = 0
     python_jail: str = "auto"
     preload: tuple[Path, ...] = ()
+    plugin_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     disable_plugins: tuple[str, ...] = ()
     trace_plugins: bool = False
     log_level: str = "INFO"
@@ -90,6 +91,7 @@ class Settings:
             raw = env.get(name)
             if raw is not None and raw != "":
                 values[attr] = parse(name, raw)
+        values["plugin_options"] = _plugin_options(env)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -167,6 +169,21 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_TRACE_PLUGINS": ("trace_plugins", _bool),
     "TIERGATE_LOG_LEVEL": ("log_level", _level),
 }
+
+
+def _plugin_options(env: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """``TIERGATE_<RUNTIME>_<OPTION>`` variables that are not settings of the gateway's own are
+    handed to that runtime as ``PluginContext.options[runtime][option]`` (e.g.
+    ``TIERGATE_JAVASCRIPT_NODE``), so plugins never need to read the environment themselves."""
+    options: dict[str, dict[str, str]] = {}
+    for name, value in env.items():
+        if not name.startswith("TIERGATE_") or name in _ENV:
+            continue
+        runtime, _, option = name[len("TIERGATE_") :].lower().partition("_")
+        if runtime and option:
+            options.setdefault(runtime, {})[option] = value
+    return options
+
 
 ENV_VARIABLES = tuple(_ENV)
 SETTING_NAMES = tuple(f.name for f in fields(Settings))

@@ -23,8 +23,10 @@ from .runtime import (
     RuntimeSpec,
     Source,
 )
+from .workers import POOL_SCHEMA, FunctionPool, PoolOptions, WorkerDied, WorkerProcess
 
 __all__ = [
+    "POOL_SCHEMA",
     "Artifact",
     "BadOutput",
     "Call",
@@ -33,15 +35,19 @@ __all__ = [
     "FunctionCrashed",
     "FunctionFailed",
     "FunctionInfo",
+    "FunctionPool",
     "FunctionTimeout",
     "Limits",
     "LogEntry",
     "PluginContext",
+    "PoolOptions",
     "QueueFull",
     "Runtime",
     "RuntimeSpec",
     "RuntimeUnavailable",
     "Source",
+    "WorkerDied",
+    "WorkerProcess",
     "hookimpl",
     "hookspec",
 ]

@@ -1,6 +1,7 @@
 """pytest plugin (entry point ``pytest11``): a real ``tiergate serve`` for tests, ours and plugin
 authors'. ``tiergate_server`` is one gateway per test session; ``tiergate_factory`` starts more,
-each on its own data dir and free port, with extra environment, and stops them afterwards."""
+each on its own data dir and free port, with extra environment, and stops them afterwards.
+``RuntimeConformance`` is the shared suite every runtime should pass (see ``conformance``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from .conformance import RuntimeConformance, parametrize_cases
+
+__all__ = ["RuntimeConformance", "TiergateServer", "free_port"]
 
 ADMIN_KEY = "tg_test_admin_key_0123456789abcdefghijklmnopqrstuvwxyz"
 START_TIMEOUT_S = 30.0
@@ -145,3 +150,7 @@ def tiergate_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tierga
     server = TiergateServer(tmp_path_factory.mktemp("tiergate-session")).start()
     yield server
     server.stop()
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    parametrize_cases(metafunc)

@@ -155,3 +155,11 @@ def test_unknown_route_and_method(api):
     r = api.put("/deploy", json={})
     assert_problem(r, 405, "method_not_allowed")
     assert "POST" in r.headers["allow"]
+
+
+def test_tiers_this_gateway_does_not_run_are_refused(api):
+    r = api.post("/deploy", json={"id": unique("tiered"), "tiers": {"human": {}}})
+    problem = assert_problem(r, 400, "invalid_manifest")
+    assert problem["field"] == "tiers.human"
+    r = api.post("/deploy", json={"id": unique("tiered"), "tiers": {"robot": {}}})
+    assert_problem(r, 400, "invalid_manifest")

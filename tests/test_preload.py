@@ -5,8 +5,20 @@ from __future__ import annotations
 
 from conftest import EXAMPLES
 
-EXPECTED = {"echo", "hello", "fail", "loop", "membomb", "trap", "wasi-echo", "wasi-fail", "c-echo",
-            "greet", "py-echo", "slow"}
+EXPECTED = {
+    "echo",
+    "hello",
+    "fail",
+    "loop",
+    "membomb",
+    "trap",
+    "wasi-echo",
+    "wasi-fail",
+    "c-echo",
+    "greet",
+    "py-echo",
+    "slow",
+}
 
 
 def test_examples_are_deployed_and_work(tiergate_factory):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -51,7 +51,20 @@ TIERS_SCHEMA: dict[str, Any] = {
 _VALIDATOR = Draft202012Validator(TIERS_SCHEMA)
 
 
-def check_tiers(tiers: Mapping[str, Any]) -> None:
-    for error in sorted(_VALIDATOR.iter_errors(dict(tiers)), key=lambda e: list(e.absolute_path)):
-        path = ".".join(["tiers", *(str(p) for p in error.absolute_path)])
-        raise InvalidManifest(f"{path}: {error.message}", field=path)
+def tier_checker(available: Iterable[str]) -> Callable[[Mapping[str, Any]], None]:
+    """A deploy-time check of ``tiers`` against the schema and the tiers this gateway runs."""
+    names = frozenset(available)
+
+    def check(tiers: Mapping[str, Any]) -> None:
+        for error in sorted(
+            _VALIDATOR.iter_errors(dict(tiers)), key=lambda e: list(e.absolute_path)
+        ):
+            path = ".".join(["tiers", *(str(p) for p in error.absolute_path)])
+            raise InvalidManifest(f"{path}: {error.message}", field=path)
+        for name in tiers:
+            if name not in names:
+                raise InvalidManifest(
+                    f"tiers.{name}: this gateway has no {name} tier", field=f"tiers.{name}"
+                )
+
+    return check

@@ -36,26 +36,13 @@ from plugins import (
     Runtime,
     Source,
 )
-from plugins.workers import WorkerProcess
+from plugins.workers import POOL_SCHEMA, FunctionPool, PoolOptions, WorkerProcess
 
 from .jail import Jail
-from .pool import FunctionPool, PoolOptions
 
 log = logging.getLogger("tiergate.python")
 
 CHECK_TIMEOUT_S = 30.0
-POOL_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "kind": {"enum": ["static", "lazy", "adaptive"]},
-        "size": {"type": "integer", "minimum": 1, "maximum": 256},
-        "min_size": {"type": "integer", "minimum": 0, "maximum": 256},
-        "max_size": {"type": "integer", "minimum": 1, "maximum": 256},
-        "idle_timeout_s": {"type": "number", "minimum": 1},
-        "queue_size": {"type": "integer", "minimum": 0, "maximum": 100_000},
-    },
-}
 
 
 @dataclass

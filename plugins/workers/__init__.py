@@ -6,6 +6,17 @@ costs a few microseconds of loop time, while the call itself runs in parallel on
 """
 
 from .framing import Frame, FrameReader, encode
+from .pool import POOL_SCHEMA, FunctionPool, PoolOptions
 from .process import WorkerDied, WorkerProcess, describe_exit
 
-__all__ = ["Frame", "FrameReader", "WorkerDied", "WorkerProcess", "describe_exit", "encode"]
+__all__ = [
+    "POOL_SCHEMA",
+    "Frame",
+    "FrameReader",
+    "FunctionPool",
+    "PoolOptions",
+    "WorkerDied",
+    "WorkerProcess",
+    "describe_exit",
+    "encode",
+]

@@ -1,6 +1,7 @@
-"""Worker pools for one Python function version: ``static``, ``lazy`` and ``adaptive``.
+"""Worker pools for one function version: ``static``, ``lazy`` and ``adaptive`` (used by the
+python runtime, and by runtime plugins such as the JavaScript example).
 
-Each worker runs one call at a time (Python handlers may block). A call takes an idle worker;
+Each worker runs one call at a time (handlers may block). A call takes an idle worker;
 if none is idle a pool that may grow starts one; otherwise the call waits in a bounded queue, and
 a full queue refuses it (429 ``queue_full``). A call past its deadline has its worker killed and
 fails with a timeout; a worker that dies fails only the call it held. Replacements start as needed.
@@ -23,12 +24,29 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from plugins import FunctionCrashed, FunctionTimeout, QueueFull
-from plugins.workers import Frame, WorkerDied, WorkerProcess, describe_exit
+from gateway.errors import FunctionCrashed, FunctionTimeout, QueueFull
+
+from .framing import Frame
+from .process import WorkerDied, WorkerProcess, describe_exit
 
 Spawn = Callable[[], Awaitable[WorkerProcess]]
 TICK_S = 1.0
 SMOOTHING = 0.2
+
+
+POOL_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "kind": {"enum": ["static", "lazy", "adaptive"]},
+        "size": {"type": "integer", "minimum": 1, "maximum": 256},
+        "min_size": {"type": "integer", "minimum": 0, "maximum": 256},
+        "max_size": {"type": "integer", "minimum": 1, "maximum": 256},
+        "idle_timeout_s": {"type": "number", "minimum": 1},
+        "queue_size": {"type": "integer", "minimum": 0, "maximum": 100_000},
+    },
+}
+"""The manifest's ``pool`` field, as a runtime declares it in ``manifest_options``."""
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,3 @@
+export default function handler(event, context) {
+  return event;
+}

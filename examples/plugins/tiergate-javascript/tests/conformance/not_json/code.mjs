@@ -1,0 +1,3 @@
+export default function handler(event, context) {
+  return () => 1;  // a function: JSON.stringify gives undefined
+}

@@ -1,0 +1,3 @@
+def handler(event, context):
+    print("saying hello")
+    return {"message": "hello from wasm"}
