@@ -88,8 +88,9 @@ def _wait(url: str) -> None:
 
 
 def deploy(server: TiergateServer, fn: str, path: Path) -> None:
+    runtime = "python" if path.suffix == ".py" else "wasm"
     with server.client() as api:
-        manifest = {"id": fn, "runtime": "wasm"}
+        manifest = {"id": fn, "runtime": runtime}
         r = api.post(
             "/deploy",
             files={
@@ -106,6 +107,7 @@ def gateway_rows(server: TiergateServer, seconds: int) -> list[Row]:
         ("tiergate wasm core echo (warm)", "echo", EXAMPLES / "echo.wat"),
         ("tiergate wasm WASI echo, .wat (warm)", "wasi-echo", EXAMPLES / "wasi-echo.wat"),
         ("tiergate wasm WASI echo, C (warm)", "c-echo", EXAMPLES / "c" / "echo.wasm"),
+        ("tiergate python echo (warm)", "py-echo", EXAMPLES / "py-echo.py"),
     ]
     rows = []
     for name, fn, path in cases:
