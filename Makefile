@@ -21,12 +21,14 @@ run: $(BIN)/tiergate
 	$(BIN)/tiergate serve --deploy examples/functions
 
 # System packages the tests use: redis-server (the Redis backend), bubblewrap (the python runtime's
-# sandbox) and node (the JavaScript example plugin). Installed with apt when missing.
+# sandbox), node (the JavaScript example plugin) and chromium (the reviewer page's browser test).
+# Installed with apt when missing.
 system-packages:
 	@missing=""; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then $(APT_GET) update -qq && $(APT_GET) install -y -qq $$missing; fi
 
 test: $(VENV)/.test-deps system-packages

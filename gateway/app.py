@@ -9,6 +9,7 @@ import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -16,12 +17,17 @@ from plugins.manager import RuntimeRegistry, create_plugin_manager
 from plugins.runtime import PluginContext
 from storage.hybrid import HybridCodeStore
 from storage.urls import open_execution_store, open_kv, open_object_store
+from tiers.agentic import AgenticTier, Tools
 from tiers.code import CodeTier
 from tiers.config import tier_checker
 from tiers.engine import CascadeEngine
+from tiers.generative import GenerativeTier
+from tiers.human import HumanTier, TaskDesk
+from tiers.llm import LLMEndpoint
 
 from .audit import AuditLog
 from .auth import KeyStore, bootstrap_admin
+from .callbacks import Callbacks
 from .executor import Admission
 from .functions import FunctionService
 from .invoker import Invoker
@@ -33,10 +39,11 @@ from .preload import preload
 from .ratelimit import Rate, RateLimiter
 from .records import ExecutionRecords
 from .registry import Registry
-from .routes import admin, executions, functions, invoke, ops, storage_admin
+from .routes import admin, executions, functions, invoke, ops, storage_admin, tasks, ui
 from .secrets import SecretStore, master_key
 from .services import Services
 from .settings import Settings
+from .tasks import TaskService
 
 log = logging.getLogger("tiergate.gateway")
 
@@ -47,6 +54,8 @@ ROUTE_TABLES = (
     executions.routes,
     storage_admin.routes,
     admin.routes,
+    tasks.routes,
+    ui.routes,
 )
 
 AdminKeyCallback = Callable[[str], None]
@@ -62,6 +71,7 @@ def create_app(
     app[SETTINGS] = settings
     for table in ROUTE_TABLES:
         app.add_routes(table)
+    ui.add_static(app)
     app.cleanup_ctx.append(_services_ctx(settings, on_new_admin_key))
     return app
 
@@ -90,12 +100,7 @@ def _services_ctx(
 
 async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    objects = open_object_store(settings.object_store, settings.data_dir)
-    stack.push_async_callback(objects.close)
-    kv = open_kv(settings.kv, settings.data_dir)
-    stack.push_async_callback(kv.close)
-    execution_store = open_execution_store(settings.kv, settings.data_dir)
-    stack.push_async_callback(execution_store.close)
+    objects, kv, execution_store = _open_stores(settings, stack)
     code = HybridCodeStore(
         objects,
         kv,
@@ -108,13 +113,15 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
     stack.push_async_callback(runtimes.close)
     secrets = SecretStore(kv, master_key(settings.secret_key, settings.secret_key_path))
     registry = Registry(kv, code)
-    tiers = [CodeTier()]
-    functions_svc = FunctionService(
-        registry, code, runtimes, metrics, tier_checker(t.name for t in tiers), secrets
-    )
+    llm = LLMEndpoint(settings.openai_base_url, settings.openai_api_key, settings.llm_model)
+    stack.push_async_callback(llm.close)
+    tools, desk = Tools(), TaskDesk()
+    tiers = [CodeTier(), GenerativeTier(llm), AgenticTier(llm, tools), HumanTier(desk)]
+    checker = tier_checker(t.name for t in tiers)
+    functions = FunctionService(registry, code, runtimes, metrics, checker, secrets)
     loader = Loader(
         registry,
-        functions_svc.load,
+        functions.load,
         metrics,
         size=settings.cache_size,
         fail_max=settings.breaker_fail_max,
@@ -129,16 +136,23 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
     records.start()
     stack.push_async_callback(records.close)
     admission = Admission(settings.concurrency, settings.queue_size, metrics)
-    engine = CascadeEngine(tiers, metrics)
+    callbacks = Callbacks(allow_private=settings.callback_allow_private)
+    stack.push_async_callback(callbacks.close)
     invoker = Invoker(
         loader,
         admission,
-        engine,
+        CascadeEngine(tiers, metrics),
         records,
         secrets.resolve,
+        callbacks,
+        metrics,
         record_input_bytes=settings.record_input_bytes,
     )
     stack.push_async_callback(invoker.close)
+    tools.lookup, tools.call = invoker.load_tool, invoker.call_tool
+    desk.tasks = TaskService(kv, records, loader, invoker, sweep_s=settings.task_sweep_s)
+    desk.tasks.start()
+    stack.push_async_callback(desk.tasks.close)
     rate = Rate(
         settings.rate_limit_rps, settings.rate_limit_burst or int(settings.rate_limit_rps) or 1
     )
@@ -150,7 +164,7 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
         keys=KeyStore(kv),
         registry=registry,
         runtimes=runtimes,
-        functions=functions_svc,
+        functions=functions,
         loader=loader,
         admission=admission,
         records=records,
@@ -159,7 +173,19 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
         secrets=secrets,
         ratelimit=RateLimiter(kv, rate),
         audit=AuditLog(kv),
+        tasks=desk.tasks,
+        callbacks=callbacks,
     )
+
+
+def _open_stores(settings: Settings, stack: contextlib.AsyncExitStack) -> tuple[Any, Any, Any]:
+    objects = open_object_store(settings.object_store, settings.data_dir)
+    stack.push_async_callback(objects.close)
+    kv = open_kv(settings.kv, settings.data_dir)
+    stack.push_async_callback(kv.close)
+    execution_store = open_execution_store(settings.kv, settings.data_dir)
+    stack.push_async_callback(execution_store.close)
+    return objects, kv, execution_store
 
 
 def _runtimes(settings: Settings) -> RuntimeRegistry:

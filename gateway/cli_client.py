@@ -16,6 +16,7 @@ from .client import Client, ClientError, environ
 
 F = Callable[..., Any]
 
+TASK_STATUSES = ["pending", "completed", "rejected", "expired", "cancelled", "all"]
 SUFFIX_RUNTIMES = {
     ".wat": "wasm",
     ".wasm": "wasm",
@@ -187,6 +188,22 @@ def render_table(rows: list[tuple[str, ...]]) -> str:
     )
 
 
+@click.command()
+@click.option("--status", default="pending", show_default=True, type=click.Choice(TASK_STATUSES))
+@connection_options
+def tasks(status: str, url: str | None, key: str | None) -> None:
+    """List human review tasks (answer them at <url>/ui/)."""
+    result = _client(url, key).call("GET", "/tasks", params={"status": status})
+    rows = [("TASK", "FUNCTION", "STATUS", "CREATED", "EXPIRES", "CLAIMED BY")]
+    for task in result["tasks"]:
+        rows.append((task["id"], task["function_id"], task["status"], _when(task["created_at"]),
+                     _when(task["expires_at"]), task.get("claimed_by") or "-"))
+    if len(rows) == 1:
+        click.echo(f"no {status} tasks" if status != "all" else "no tasks")
+        return
+    click.echo(render_table(rows))
+
+
 def register_client_commands(group: click.Group) -> None:
-    for command in (deploy, invoke, functions, logs):
+    for command in (deploy, invoke, functions, logs, tasks):
         group.add_command(command)

@@ -4,6 +4,7 @@ through here, so limits, records, metrics and tenancy apply the same way to each
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -11,9 +12,10 @@ from typing import Any
 
 import orjson
 
-from tiers.base import Invocation
+from tiers.base import AwaitingHuman, Invocation
 from tiers.engine import CascadeEngine, CascadeOptions, Outcome
 
+from .callbacks import Callbacks
 from .errors import (
     AttemptCancelled,
     BadRequest,
@@ -27,10 +29,11 @@ from .executor import Admission
 from .ids import new_id, new_trace_id
 from .loaded import LoadedFunction
 from .loader import Loader
+from .metrics import Metrics
 from .records import ExecutionRecords
 from .registry import FunctionRef
 from .secrets import redact
-from .views import render_logs
+from .views import execution_body, render_logs
 
 SecretResolver = Callable[[str, tuple[str, ...]], Awaitable[Mapping[str, str]]]
 
@@ -41,6 +44,8 @@ class InvokeOptions:
     respond_async: bool = False
     trace_id: str | None = None
     depth: int = 0
+    callback_url: str | None = None
+    never_human: bool = False
 
 
 @dataclass
@@ -58,6 +63,8 @@ class Invoker:
         engine: CascadeEngine,
         records: ExecutionRecords,
         resolve_secrets: SecretResolver,
+        callbacks: Callbacks,
+        metrics: Metrics,
         *,
         record_input_bytes: int,
     ) -> None:
@@ -66,6 +73,8 @@ class Invoker:
         self._engine = engine
         self._records = records
         self._resolve_secrets = resolve_secrets
+        self._callbacks = callbacks
+        self._metrics = metrics
         self._record_input_bytes = record_input_bytes
         self._running: dict[str, _Running] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -77,6 +86,8 @@ class Invoker:
         fn, cache_hit = await self._loader.get(tenant, ref.function_id, ref.version)
         value, body = _parse_input(body, fn)
         cascade = _cascade_options(fn, options.overrides)
+        if options.never_human:
+            cascade = dataclasses.replace(cascade, skip_tiers=cascade.skip_tiers | {"human"})
         record = self._new_record(fn, body, value, options, cache_hit)
         inv = Invocation(
             fn, body, value, record["execution_id"], record["trace_id"], tenant, depth=options.depth
@@ -118,6 +129,16 @@ class Invoker:
                 inv.secrets = await self._resolve_secrets(inv.tenant, inv.fn.secrets)
             outcome = await self._engine.run(inv, cascade)
             self._finish(record, inv, "completed", outcome=outcome)
+            return record
+        except AwaitingHuman as waiting:
+            record.update(
+                status="awaiting_human",
+                tier="human",
+                task_id=waiting.task["id"],
+                attempts=inv.attempts,
+                logs=render_logs(inv.logs),
+            )
+            self._records.save(record)
             return record
         except QueueFull:
             raise  # refused before anything ran: nothing to record for a sync call
@@ -172,6 +193,7 @@ class Invoker:
             "queue_ms": 0.0,
             "cold_start": not cache_hit,
             "cache_hit": cache_hit,
+            "callback_url": options.callback_url,
         }
 
     def _finish(
@@ -195,12 +217,61 @@ class Invoker:
         if outcome is not None:
             record["tier"] = outcome.tier
             record["output"] = outcome.output
-            record.update(outcome.details)
+            if outcome.details:
+                record["details"] = dict(outcome.details)
         elif inv.attempts:
             record["tier"] = inv.attempts[-1]["tier"]
         self._records.save(record)
         inv.fn.metrics.outcome(status, record["tier"] or "none")
         inv.fn.metrics.duration.observe(duration)
+        if record["callback_url"]:
+            self._callbacks.send(record["callback_url"], execution_body(record))
+
+    def finish_elsewhere(
+        self,
+        record: dict[str, Any],
+        status: str,
+        *,
+        tier: str,
+        output: Any = None,
+        error: str | None = None,
+        attempt: dict[str, Any] | None = None,
+        review: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """End an execution this process is not running (a reviewer answered, a task expired):
+        the same record, metrics and callback as a call that ends here."""
+        now = time.time()
+        record.update(
+            status=status,
+            tier=tier,
+            output=output,
+            error=error,
+            ended_at=now,
+            duration_ms=round((now - record["started_at"]) * 1000, 3),
+        )
+        if attempt is not None:
+            record["attempts"] = [*record["attempts"], attempt]
+        if review is not None:
+            record["review"] = review
+        self._records.save(record)
+        metrics = self._metrics.for_function(record["tenant"], record["function_id"])
+        metrics.outcome(status, tier)
+        if record.get("callback_url"):
+            self._callbacks.send(record["callback_url"], execution_body(record))
+        return record
+
+    async def load_tool(self, tenant: str, function_id: str) -> LoadedFunction:
+        """A function an agent may call, loaded (for its description and input schema)."""
+        fn, _ = await self._loader.get(tenant, function_id, None)
+        return fn
+
+    async def call_tool(
+        self, tenant: str, function_id: str, body: bytes, depth: int, trace_id: str
+    ) -> Any:
+        """An agent's tool call: this same invoke path, never reaching a human tier."""
+        options = InvokeOptions(trace_id=trace_id, depth=depth, never_human=True)
+        record = await self.invoke(tenant, FunctionRef(function_id), body, options)
+        return record["output"]
 
     async def cancel(self, execution_id: str) -> bool:
         """Cancel a running execution of this process; False when it is not running here."""

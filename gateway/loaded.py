@@ -42,6 +42,14 @@ class LoadedFunction:
         return str(self.manifest.get("description", ""))
 
     @property
+    def input_schema(self) -> Any:
+        return self.manifest.get("input_schema")
+
+    @property
+    def output_schema(self) -> Any:
+        return self.manifest.get("output_schema")
+
+    @property
     def tiers(self) -> Mapping[str, Any]:
         return self.manifest.get("tiers") or {}
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from storage.hybrid import HybridCodeStore
-
 from plugins.manager import RuntimeRegistry
+from storage.hybrid import HybridCodeStore
 from storage.kv.base import KV
 from storage.objects.base import ObjectStore
 
 from .audit import AuditLog
 from .auth import KeyStore
+from .callbacks import Callbacks
 from .executor import Admission
 from .functions import FunctionService
 from .invoker import Invoker
@@ -22,6 +22,7 @@ from .records import ExecutionRecords
 from .registry import Registry
 from .secrets import SecretStore
 from .settings import Settings
+from .tasks import TaskService
 
 
 @dataclass
@@ -42,3 +43,5 @@ class Services:
     secrets: SecretStore
     ratelimit: RateLimiter
     audit: AuditLog
+    tasks: TaskService
+    callbacks: Callbacks

@@ -58,9 +58,11 @@ def execution_body(record: dict[str, Any], *, full: bool = True) -> dict[str, An
     }
     if record.get("error") is not None:
         body["error"] = record["error"]
+    if record.get("details"):
+        body["details"] = record["details"]
     if not full:
         return body
-    for extra in ("trace_id", "input", "review"):
+    for extra in ("trace_id", "input", "review", "task_id"):
         if record.get(extra) is not None:
             body[extra] = record[extra]
     body["started_at"] = iso(record["started_at"])

@@ -157,9 +157,11 @@ def test_unknown_route_and_method(api):
     assert "POST" in r.headers["allow"]
 
 
-def test_tiers_this_gateway_does_not_run_are_refused(api):
-    r = api.post("/deploy", json={"id": unique("tiered"), "tiers": {"human": {}}})
-    problem = assert_problem(r, 400, "invalid_manifest")
-    assert problem["field"] == "tiers.human"
+def test_bad_tier_configuration_is_refused(api):
     r = api.post("/deploy", json={"id": unique("tiered"), "tiers": {"robot": {}}})
+    assert_problem(r, 400, "invalid_manifest")
+    r = api.post("/deploy", json={"id": unique("tiered"), "tiers": {"agentic": {"max_steps": 0}}})
+    problem = assert_problem(r, 400, "invalid_manifest")
+    assert problem["field"] == "tiers.agentic.max_steps"
+    r = api.post("/deploy", json={"id": unique("tiered"), "tiers": {"generative": {"temp": 1}}})
     assert_problem(r, 400, "invalid_manifest")

@@ -136,3 +136,24 @@ def test_serve_rejects_bad_settings(tmp_path):
     assert "TIERGATE_KV" in _one_line_error(r)
     r = run("serve", "--data-dir", str(tmp_path), env={"TIERGATE_CONCURRENCY": "many"})
     assert "TIERGATE_CONCURRENCY" in _one_line_error(r)
+
+
+def test_tasks_command(tiergate_server):
+    env = {"TIERGATE_URL": tiergate_server.url, "TIERGATE_KEY": tiergate_server.admin_key}
+    with tiergate_server.client() as api:
+        fn = unique("clitask")
+        api.post("/deploy", json={"id": fn, "tiers": {"human": {}}})
+        waiting = api.post(f"/invoke/{fn}", json=1).json()
+    listing = run("tasks", env=env)
+    assert listing.returncode == 0 and listing.stdout.splitlines()[0].split()[:3] == [
+        "TASK", "FUNCTION", "STATUS"]
+    assert any(fn in line and "pending" in line for line in listing.stdout.splitlines())
+    assert waiting["status"] == "awaiting_human"
+    fresh = unique("nobody")
+    none = run("tasks", env={**env, "TIERGATE_KEY": _review_key(tiergate_server, fresh)})
+    assert none.returncode == 0 and none.stdout.strip() == "no pending tasks"
+
+
+def _review_key(server, tenant):
+    with server.client() as api:
+        return api.post("/admin/keys", json={"tenant": tenant, "roles": ["review"]}).json()["key"]

@@ -35,6 +35,14 @@ class Invocation:
     started: float = field(default_factory=time.monotonic)
 
 
+class AwaitingHuman(Exception):
+    """The cascade handed the execution to a person; ``task`` is the review task."""
+
+    def __init__(self, task: Mapping[str, Any]) -> None:
+        super().__init__(f"awaiting human review (task {task['id']})")
+        self.task = task
+
+
 @dataclass(frozen=True, slots=True)
 class TierResult:
     """What a tier produced: raw JSON ``output`` bytes, or an already parsed ``value``."""

@@ -74,10 +74,19 @@ class CascadeEngine:
         return plan
 
     async def run(self, inv: Invocation, options: CascadeOptions) -> Outcome:
+        """The winning tier's outcome; raises the cascade's verdict when every tier failed, or
+        ``AwaitingHuman`` when the execution went to a person."""
         plan = self.plan(inv, options)
-        if options.parallel and len(plan) > 1:
-            return await self._run_parallel(inv, options, plan)
+        automated = [t for t in plan if t.name != "human"]
         last: AttemptFailure | None = None
+        if options.parallel and len(automated) > 1:
+            try:
+                return await self._run_parallel(inv, options, automated)
+            except AttemptFailure as failure:
+                last = failure
+                if not options.fallback:
+                    raise self._verdict(inv, last) from None
+            plan = plan[len(automated) :]
         for tier in plan:
             try:
                 return await self._run_tier(inv, options, tier)
@@ -174,18 +183,18 @@ class CascadeEngine:
     async def _run_parallel(
         self, inv: Invocation, options: CascadeOptions, plan: list[Tier]
     ) -> Outcome:
-        """Start every tier at once; the lowest tier that succeeds wins, the rest are cancelled."""
+        """Start the automated tiers at once; the lowest tier that succeeds wins (as soon as every
+        tier below it has failed), the rest are cancelled. Raises the last failure."""
         tasks = [asyncio.ensure_future(self._run_tier(inv, options, t)) for t in plan]
         try:
             last: AttemptFailure | None = None
             for task in tasks:  # in tier order: a lower tier's answer wins even if it came later
                 try:
-                    outcome = await task
+                    return await task
                 except AttemptFailure as failure:
                     last = failure
-                    continue
-                return outcome
-            raise self._verdict(inv, last)
+            assert last is not None
+            raise last
         finally:
             for task in tasks:
                 task.cancel()

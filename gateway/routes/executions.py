@@ -37,6 +37,9 @@ async def cancel_execution(request: web.Request) -> web.Response:
     principal.require("invoke")
     record = await _visible(request)
     svc = services(request)
-    await svc.invoker.cancel(record["execution_id"])
-    record = await svc.records.get(record["execution_id"]) or record
+    if record["status"] == "awaiting_human":
+        record = await svc.tasks.cancel(record["task_id"], principal)
+    else:
+        await svc.invoker.cancel(record["execution_id"])
+        record = await svc.records.get(record["execution_id"]) or record
     return json_response(execution_body(record))

@@ -27,13 +27,16 @@ async def invoke(request: web.Request) -> web.Response:
     ref = FunctionRef.parse(request.match_info["ref"])
     trace_id, flags = _trace(request.headers.get("traceparent"))
     prefer = request.headers.get("Prefer")
+    callback = request.headers.get("X-Callback-Url")
+    svc = services(request)
     options = InvokeOptions(
         overrides=_overrides(request.query) if request.query_string else {},
         respond_async=prefer is not None and _wants_async(prefer),
         trace_id=trace_id,
+        callback_url=await svc.callbacks.check(callback) if callback else None,
     )
     body = await request.read()
-    record = await services(request).invoker.invoke(tenant, ref, body, options)
+    record = await svc.invoker.invoke(tenant, ref, body, options)
     headers = {"traceparent": f"00-{record['trace_id']}-{new_span_id()}-{flags}"}
     if record["status"] in ("pending", "running", "awaiting_human"):
         headers["Location"] = f"/executions/{record['execution_id']}"

@@ -7,8 +7,8 @@ import asyncio
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from ..apidoc import openapi_document
 from ..errors import StorageUnavailable
-from ..openapi import openapi_document
 from .common import caller, json_response, services
 
 routes = web.RouteTableDef()
@@ -45,4 +45,4 @@ async def metrics(request: web.Request) -> web.Response:
 
 @routes.get("/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
-    return json_response(openapi_document(request.app))
+    return json_response(openapi_document())
