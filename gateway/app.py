@@ -16,7 +16,13 @@ from aiohttp import web
 from plugins.manager import RuntimeRegistry, create_plugin_manager
 from plugins.runtime import PluginContext
 from storage.hybrid import HybridCodeStore
-from storage.urls import open_execution_store, open_kv, open_object_store
+from storage.urls import (
+    open_buckets,
+    open_execution_store,
+    open_kv,
+    open_object_store,
+    redis_url,
+)
 from tiers.agentic import AgenticTier, Tools
 from tiers.code import CodeTier
 from tiers.config import tier_checker
@@ -28,6 +34,8 @@ from tiers.llm import LLMEndpoint
 from .audit import AuditLog
 from .auth import KeyStore, bootstrap_admin
 from .callbacks import Callbacks
+from .coherence import Coherence
+from .events import EventBus
 from .executor import Admission
 from .functions import FunctionService
 from .invoker import Invoker
@@ -126,6 +134,7 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
         size=settings.cache_size,
         fail_max=settings.breaker_fail_max,
         reset_s=settings.breaker_reset_s,
+        verify_s=settings.verify_s,
     )
     stack.push_async_callback(loader.close)
     records = ExecutionRecords(
@@ -156,12 +165,20 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
     rate = Rate(
         settings.rate_limit_rps, settings.rate_limit_burst or int(settings.rate_limit_rps) or 1
     )
+    keys = KeyStore(kv)
+    buckets = open_buckets(settings.kv)
+    stack.push_async_callback(buckets.close)
+    ratelimit = RateLimiter(kv, rate, buckets)
+    bus = EventBus(kv, redis_url(settings.kv))
+    coherence = Coherence(bus, loader, keys, ratelimit, invoker, records)
+    await bus.start()
+    stack.push_async_callback(bus.close)
     return Services(
         settings=settings,
         objects=objects,
         kv=kv,
         code=code,
-        keys=KeyStore(kv),
+        keys=keys,
         registry=registry,
         runtimes=runtimes,
         functions=functions,
@@ -171,15 +188,18 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
         invoker=invoker,
         metrics=metrics,
         secrets=secrets,
-        ratelimit=RateLimiter(kv, rate),
+        ratelimit=ratelimit,
         audit=AuditLog(kv),
         tasks=desk.tasks,
         callbacks=callbacks,
+        coherence=coherence,
     )
 
 
 def _open_stores(settings: Settings, stack: contextlib.AsyncExitStack) -> tuple[Any, Any, Any]:
-    objects = open_object_store(settings.object_store, settings.data_dir)
+    objects = open_object_store(
+        settings.object_store, settings.data_dir, endpoint_url=settings.s3_endpoint_url or ""
+    )
     stack.push_async_callback(objects.close)
     kv = open_kv(settings.kv, settings.data_dir)
     stack.push_async_callback(kv.close)

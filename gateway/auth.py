@@ -116,19 +116,19 @@ class KeyStore:
         return [public_key(r) for r in records if tenant is None or r["tenant"] == tenant]
 
     async def revoke(self, key_id: str) -> dict[str, Any]:
-        """Delete a key; this process stops accepting it at once (others within the cache time)."""
+        """Delete a key; each process drops it from its cache when told (``Coherence``)."""
         raw = await self._kv.get(f"apikey/{key_id}")
         if raw is None:
             raise KeyNotFound(f"no API key with id {key_id!r}", key_id=key_id)
         record = orjson.loads(raw)
         await self._kv.delete(f"apikeyhash/{record['sha256']}")
         await self._kv.delete(f"apikey/{key_id}")
-        self.forget(key_id)
         return public_key(record)
 
-    def forget(self, key_id: str) -> None:
+    def forget(self, key_id: str | None = None) -> None:
+        """Drop cached principals of one key, or of every key."""
         for token, (principal, _) in list(self._cache.items()):
-            if principal.key_id == key_id:
+            if key_id is None or principal.key_id == key_id:
                 del self._cache[token]
 
     async def exists(self, token: str) -> bool:

@@ -35,28 +35,44 @@ def cli() -> None:
     type=click.Path(exists=True, file_okay=False, path_type=Path),
     help="Deploy every function file under this directory at startup (repeatable).",
 )
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes serving the port together (default 1; state is shared through the stores).",
+)
 @click.option("--access-log/--no-access-log", default=False, help="Log every request.")
 def serve(
     host: str | None,
     port: int | None,
     data_dir: Path | None,
     preload: tuple[Path, ...],
+    workers: int | None,
     access_log: bool,
 ) -> None:
     """Run the gateway (embedded storage unless TIERGATE_OBJECT_STORE / TIERGATE_KV say so)."""
     try:
         settings = Settings.from_env(
-            environ(), host=host, port=port, data_dir=data_dir, preload=preload or None
+            environ(),
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            preload=preload or None,
+            workers=workers,
         )
         check_urls(settings.object_store, settings.kv)
     except (SettingsError, StorageURLError) as exc:
         raise ClientError(f"error: {exc}") from None
-    from .server import run
+    if settings.workers > 1 and settings.port == 0:
+        raise ClientError("error: --workers needs a fixed --port (port 0 picks one per process)")
+    from .server import WorkerFailed, run
 
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    run(settings, access_log=access_log)
+    try:
+        run(settings, access_log=access_log)
+    except WorkerFailed as exc:
+        raise ClientError(f"error: {exc}") from None
 
 
 @cli.command()

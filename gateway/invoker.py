@@ -273,14 +273,21 @@ class Invoker:
         record = await self.invoke(tenant, FunctionRef(function_id), body, options)
         return record["output"]
 
-    async def cancel(self, execution_id: str) -> bool:
-        """Cancel a running execution of this process; False when it is not running here."""
+    def stop(self, execution_id: str) -> asyncio.Task[Any] | None:
+        """Ask a running execution of this process to stop; None when it is not running here."""
         running = self._running.get(execution_id)
         if running is None:
-            return False
+            return None
         running.cancel_requested = True
         running.task.cancel()
-        await asyncio.wait([running.task], timeout=5)
+        return running.task
+
+    async def cancel(self, execution_id: str) -> bool:
+        """Cancel a running execution of this process and wait for it; False when not here."""
+        task = self.stop(execution_id)
+        if task is None:
+            return False
+        await asyncio.wait([task], timeout=5)
         return True
 
     async def close(self) -> None:

@@ -4,6 +4,10 @@ Warm: one dict lookup for ``latest`` and one LRU lookup. Cold: concurrent misses
 share one load; the load runs inside the function's circuit breaker, so a failing store makes
 callers fail fast with 503 ``circuit_open`` instead of piling up. Deploy, rollback and delete bump a
 per-function generation; a load that finishes after an invalidation is not cached.
+
+Other gateway instances learn of a deploy through the event bus. As a safety net for a missed
+event, what the loader knows of a function (its ``latest`` version and creation time) is checked
+against the registry at most every ``verify_s`` seconds; a difference drops the function's cache.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 import pybreaker
 from cachetools import LRUCache
 
-from gateway.errors import CircuitOpen, NotFound, TiergateError
+from gateway.errors import CircuitOpen, NotFound, RetryLater, TiergateError
 
 from .loaded import LoadedFunction
 from .metrics import BREAKER_STATES, FunctionMetrics, Metrics
@@ -52,6 +56,17 @@ class _BreakerWatch(pybreaker.CircuitBreakerListener):
         self.metrics.breaker_state = BREAKER_STATES.get(new.name, 0)
 
 
+class _Known:
+    """What the registry said about a function, and when to ask again."""
+
+    __slots__ = ("check_at", "identity", "latest")
+
+    def __init__(self, latest: int, identity: tuple[Any, ...], check_at: float) -> None:
+        self.latest = latest
+        self.identity = identity
+        self.check_at = check_at
+
+
 class Loader:
     def __init__(
         self,
@@ -62,12 +77,14 @@ class Loader:
         size: int,
         fail_max: int,
         reset_s: float,
+        verify_s: float = 5.0,
     ) -> None:
         self._registry = registry
         self._load = load
         self._metrics = metrics
         self._cache = _EvictingLRU(size, self._unload_later)
-        self._latest: dict[FnKey, int] = {}
+        self._known: dict[FnKey, _Known] = {}
+        self._verify_s = verify_s
         self._inflight: dict[VersionKey, asyncio.Future[LoadedFunction]] = {}
         self._generation: dict[FnKey, int] = {}
         self._breakers: dict[FnKey, pybreaker.CircuitBreaker] = {}
@@ -80,18 +97,38 @@ class Loader:
     ) -> tuple[LoadedFunction, bool]:
         """The loaded function and whether it came from the cache (``cache_hit``)."""
         fkey = (tenant, function_id)
+        known = self._known.get(fkey)
+        if known is None or known.check_at <= time.monotonic():
+            known = await self._verify(fkey, known)
         if version is None:
-            version = self._latest.get(fkey)
-            if version is None:
-                version = await self._guarded(
-                    fkey, self._registry.resolve(tenant, function_id, None)
-                )
-                self._latest[fkey] = version
+            version = known.latest
         loaded = self._cache.get((tenant, function_id, version))
         if loaded is not None:
             loaded.metrics.cache_hits += 1
             return loaded, True
         return await self._single_flight(fkey, version), False
+
+    async def _verify(self, fkey: FnKey, known: _Known | None) -> _Known:
+        """Ask the registry; a function that changed since it was cached is dropped from the cache.
+
+        When the registry cannot answer, a function already known keeps serving as it was.
+        """
+        try:
+            record = await self._guarded(fkey, self._registry.get_function(*fkey))
+        except NotFound:
+            self.invalidate(*fkey)
+            raise
+        except RetryLater:
+            if known is None:
+                raise
+            known.check_at = time.monotonic() + 1.0
+            return known
+        identity = (record.get("created_at"), record["latest_version"])
+        if known is not None and known.identity != identity:
+            self.invalidate(*fkey)
+        known = _Known(int(record["latest_version"]), identity, time.monotonic() + self._verify_s)
+        self._known[fkey] = known
+        return known
 
     async def _single_flight(self, fkey: FnKey, version: int) -> LoadedFunction:
         vkey = (*fkey, version)
@@ -158,9 +195,13 @@ class Loader:
         """Forget every cached version and the ``latest`` pointer of a function."""
         fkey = (tenant, function_id)
         self._generation[fkey] = self._generation.get(fkey, 0) + 1
-        self._latest.pop(fkey, None)
+        self._known.pop(fkey, None)
         for vkey in [k for k in self._cache if k[:2] == fkey]:
             self._unload_later(self._cache.pop(vkey))
+
+    def invalidate_all(self) -> None:
+        for tenant, function_id in {key[:2] for key in self._cache} | set(self._known):
+            self.invalidate(tenant, function_id)
 
     def cached(self) -> int:
         return len(self._cache)

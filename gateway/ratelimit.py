@@ -2,7 +2,8 @@
 
 The default rate and burst come from settings (``TIERGATE_RATE_LIMIT_RPS`` and
 ``TIERGATE_RATE_LIMIT_BURST``; a rate of 0 means unlimited); a tenant may have its own, set by an
-admin and kept in the KV. Buckets live in this process's memory.
+admin and kept in the KV. Buckets live in this process's memory, or on Redis when the KV is
+Redis, so that instances behind one load balancer share each key's limit.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from storage.buckets import Buckets
 from storage.kv.base import KV
 
 from .errors import BadRequest, RateLimited
@@ -42,19 +44,11 @@ class Rate:
         return cls(float(rate), burst)
 
 
-class _Bucket:
-    __slots__ = ("stamp", "tokens")
-
-    def __init__(self, tokens: float, now: float) -> None:
-        self.tokens = tokens
-        self.stamp = now
-
-
 class RateLimiter:
-    def __init__(self, kv: KV, default: Rate) -> None:
+    def __init__(self, kv: KV, default: Rate, buckets: Buckets) -> None:
         self._kv = kv
         self._default = default
-        self._buckets: dict[str, _Bucket] = {}
+        self._buckets = buckets
         self._overrides: dict[str, tuple[Rate | None, float]] = {}
 
     async def take(self, key_id: str, tenant: str) -> None:
@@ -67,15 +61,9 @@ class RateLimiter:
             rate = await self.rate_for(tenant)
         if rate.unlimited:
             return
-        bucket = self._buckets.get(key_id)
-        if bucket is None:
-            bucket = self._buckets[key_id] = _Bucket(rate.burst, now)
-        bucket.tokens = min(rate.burst, bucket.tokens + (now - bucket.stamp) * rate.rate)
-        bucket.stamp = now
-        if bucket.tokens >= 1:
-            bucket.tokens -= 1
+        wait = await self._buckets.take(key_id, rate.rate, rate.burst)
+        if not wait:
             return
-        wait = (1 - bucket.tokens) / rate.rate
         raise RateLimited(
             f"rate limit of {rate.rate:g} requests/s (burst {rate.burst}) reached for this key",
             retry_after=wait,
@@ -100,7 +88,13 @@ class RateLimiter:
             await self._kv.set(
                 f"ratelimit/{tenant}", orjson.dumps({"rate": rate.rate, "burst": rate.burst})
             )
-        self._overrides.pop(tenant, None)
+
+    def forget(self, tenant: str | None = None) -> None:
+        """Drop the cached override of one tenant (or all), and the buckets shaped by it."""
+        if tenant is None:
+            self._overrides.clear()
+        else:
+            self._overrides.pop(tenant, None)
         self._buckets.clear()
 
     async def override(self, tenant: str) -> Rate | None:

@@ -20,6 +20,7 @@ from .errors import StorageUnavailable
 log = logging.getLogger("tiergate.records")
 
 FINISHED = frozenset({"completed", "failed", "timeout", "cancelled"})
+MAX_PENDING = 10_000
 
 
 class ExecutionRecords:
@@ -68,7 +69,18 @@ class ExecutionRecords:
                 await self._store.put_many(list(batch.values()))
             except BaseException:
                 self._pending = {**batch, **self._pending}  # keep them for the next try
+                self._shed()
                 raise
+
+    def _shed(self) -> None:
+        """While the store is down, keep the newest ``MAX_PENDING`` records, not all of them:
+        a long outage must not grow this process without bound."""
+        excess = len(self._pending) - MAX_PENDING
+        if excess <= 0:
+            return
+        for execution_id in list(self._pending)[:excess]:
+            del self._pending[execution_id]
+        log.error("execution store unreachable: dropped %d unsaved execution records", excess)
 
     async def purge(self) -> int:
         return await self._store.purge(time.time() - self._retention_s)

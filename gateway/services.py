@@ -12,6 +12,7 @@ from storage.objects.base import ObjectStore
 from .audit import AuditLog
 from .auth import KeyStore
 from .callbacks import Callbacks
+from .coherence import Coherence
 from .executor import Admission
 from .functions import FunctionService
 from .invoker import Invoker
@@ -45,3 +46,4 @@ class Services:
     audit: AuditLog
     tasks: TaskService
     callbacks: Callbacks
+    coherence: Coherence

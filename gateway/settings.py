@@ -75,6 +75,8 @@ class Settings:
     retention_sweep_s: float = 3600.0
     breaker_fail_max: int = 5
     breaker_reset_s: float = 30.0
+    verify_s: float = 5.0
+    workers: int = 1
     callback_allow_private: bool = False
     task_sweep_s: float = 5.0
     wasm_workers: int = 0
@@ -165,6 +167,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_RETENTION_SWEEP_S": ("retention_sweep_s", _float),
     "TIERGATE_BREAKER_FAIL_MAX": ("breaker_fail_max", lambda n, r: _int(n, r, 1)),
     "TIERGATE_BREAKER_RESET_S": ("breaker_reset_s", _float),
+    "TIERGATE_VERIFY_S": ("verify_s", _float),
+    "TIERGATE_WORKERS": ("workers", lambda n, r: _int(n, r, 1)),
     "TIERGATE_CALLBACK_ALLOW_PRIVATE": ("callback_allow_private", _bool),
     "TIERGATE_TASK_SWEEP_S": ("task_sweep_s", _float),
     "TIERGATE_WASM_WORKERS": ("wasm_workers", lambda n, r: _int(n, r, 0)),

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
+from .buckets import Buckets
 from .executions.base import ExecutionStore
 from .kv.base import KV
 from .objects.base import ObjectStore
@@ -14,6 +15,13 @@ from .objects.base import ObjectStore
 
 class StorageURLError(ValueError):
     """A storage URL we cannot use; the message names the variable."""
+
+
+def _s3_objects(path: Path, url: str, options: dict[str, str]) -> ObjectStore:
+    from .objects.s3 import S3ObjectStore
+
+    parsed = urlparse(url)
+    return S3ObjectStore(parsed.netloc, parsed.path, options.get("endpoint_url") or None)
 
 
 def _file_objects(path: Path, url: str, options: dict[str, str]) -> ObjectStore:
@@ -34,11 +42,24 @@ def _sqlite_executions(path: Path, url: str, options: dict[str, str]) -> Executi
     return SQLiteExecutionStore(path)
 
 
+def _redis_kv(path: Path, url: str, options: dict[str, str]) -> KV:
+    from .kv.redis import RedisKV
+
+    return RedisKV(url)
+
+
+def _redis_executions(path: Path, url: str, options: dict[str, str]) -> ExecutionStore:
+    from .executions.redis import RedisExecutionStore
+
+    return RedisExecutionStore(url)
+
+
 Opener = Callable[[Path, str, dict[str, str]], object]
 
-OBJECT_SCHEMES: dict[str, Opener] = {"file": _file_objects}
-KV_SCHEMES: dict[str, Opener] = {"sqlite": _sqlite_kv}
-EXECUTION_SCHEMES: dict[str, Opener] = {"sqlite": _sqlite_executions}
+OBJECT_SCHEMES: dict[str, Opener] = {"file": _file_objects, "s3": _s3_objects}
+KV_SCHEMES: dict[str, Opener] = {"sqlite": _sqlite_kv, "redis": _redis_kv, "rediss": _redis_kv}
+EXECUTION_SCHEMES: dict[str, Opener] = {
+    "sqlite": _sqlite_executions, "redis": _redis_executions, "rediss": _redis_executions}
 
 
 def _resolve(variable: str, url: str, schemes: dict[str, Opener], hint: str) -> tuple[Opener, Path]:
@@ -46,6 +67,8 @@ def _resolve(variable: str, url: str, schemes: dict[str, Opener], hint: str) -> 
     opener = schemes.get(parsed.scheme)
     if opener is None:
         raise StorageURLError(f"{variable}: unsupported scheme {parsed.scheme!r} (use {hint})")
+    if parsed.scheme == "s3" and not parsed.netloc:
+        raise StorageURLError(f"{variable}: name the bucket, e.g. s3://my-bucket/tiergate")
     if parsed.scheme in ("file", "sqlite") and (parsed.netloc or not parsed.path.startswith("/")):
         raise StorageURLError(
                 f"{variable}: use an absolute path, e.g. {parsed.scheme}:///var/lib/x"
@@ -84,3 +107,16 @@ def open_execution_store(kv_url: str | None, data_dir: Path, **options: str) -> 
         return _sqlite_executions(data_dir / "tiergate.db", "", options)
     opener, path = _resolve("TIERGATE_KV", kv_url, EXECUTION_SCHEMES, _hint(KV_SCHEMES))
     return opener(path, kv_url, options)  # type: ignore[return-value]
+
+
+def redis_url(kv_url: str | None) -> str | None:
+    """The Redis server behind a KV URL, when it is one (for publish/subscribe)."""
+    return kv_url if kv_url and urlparse(kv_url).scheme in ("redis", "rediss") else None
+
+
+def open_buckets(kv_url: str | None) -> Buckets:
+    """Rate-limit buckets next to the KV: shared on Redis, else in this process."""
+    from .buckets import MemoryBuckets, RedisBuckets
+
+    url = redis_url(kv_url)
+    return MemoryBuckets() if url is None else RedisBuckets(url)

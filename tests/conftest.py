@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import os
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -106,3 +107,92 @@ def sqlite_executions(tmp_path):
     from storage.executions.sqlite import SQLiteExecutionStore
 
     return lambda: SQLiteExecutionStore(tmp_path / "tiergate.db")
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A real redis-server on a free port of 127.0.0.1, stopped at the end of the session."""
+    import shutil
+    import subprocess
+    import time
+
+    import redis
+
+    from plugins.testing import free_port
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("redis-server is not installed (make test installs it)")
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("redis")
+    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
+                                "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+    yield f"redis://127.0.0.1:{port}/0"
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 in server mode over HTTP on 127.0.0.1 (boto3 itself is not mocked)."""
+    import os
+
+    from moto.server import ThreadedMotoServer
+
+    from plugins.testing import free_port
+
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", "us-east-1")):
+        os.environ.setdefault(name, value)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port())
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def new_bucket(endpoint: str) -> str:
+    import boto3
+
+    name = f"tiergate-{next(_counter)}-{os.urandom(3).hex()}"
+    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def s3_objects(s3_server):
+    from storage.objects.s3 import S3ObjectStore
+
+    bucket = new_bucket(s3_server)
+    return lambda: S3ObjectStore(bucket, "prefix/x", s3_server)
+
+
+@pytest.fixture
+def redis_kv(redis_server):
+    import redis
+
+    from storage.kv.redis import RedisKV
+
+    redis.Redis.from_url(redis_server).flushdb()
+    return lambda: RedisKV(redis_server)
+
+
+@pytest.fixture
+def redis_executions(redis_server):
+    import redis
+
+    from storage.executions.redis import RedisExecutionStore
+
+    redis.Redis.from_url(redis_server).flushdb()
+    return lambda: RedisExecutionStore(redis_server)

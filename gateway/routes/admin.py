@@ -66,6 +66,7 @@ async def revoke_key(request: web.Request) -> web.Response:
     principal = caller(request, "admin")
     svc = services(request)
     record = await svc.keys.revoke(request.match_info["key_id"])
+    await svc.coherence.key_revoked(record["id"])
     await svc.audit.record(principal, "key.revoke", record["id"], tenant=record["tenant"])
     return web.Response(status=204)
 
@@ -115,6 +116,7 @@ async def put_rate_limit(request: web.Request) -> web.Response:
     rate = Rate.parse(await read_json(request))
     svc = services(request)
     await svc.ratelimit.set_override(tenant, rate)
+    await svc.coherence.rate_changed(tenant)
     await svc.audit.record(principal, "ratelimit.put", tenant, rate=rate.rate, burst=rate.burst)
     return json_response({"tenant": tenant, "rate": rate.rate, "burst": rate.burst})
 
@@ -137,6 +139,7 @@ async def delete_rate_limit(request: web.Request) -> web.Response:
     tenant = _tenant(request.match_info["tenant"])
     svc = services(request)
     await svc.ratelimit.set_override(tenant, None)
+    await svc.coherence.rate_changed(tenant)
     await svc.audit.record(principal, "ratelimit.delete", tenant)
     return web.Response(status=204)
 

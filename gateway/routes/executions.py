@@ -40,6 +40,5 @@ async def cancel_execution(request: web.Request) -> web.Response:
     if record["status"] == "awaiting_human":
         record = await svc.tasks.cancel(record["task_id"], principal)
     else:
-        await svc.invoker.cancel(record["execution_id"])
-        record = await svc.records.get(record["execution_id"]) or record
+        record = await svc.coherence.cancel_execution(record["execution_id"]) or record
     return json_response(execution_body(record))

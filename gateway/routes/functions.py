@@ -33,7 +33,7 @@ async def deploy(request: web.Request) -> web.Response:
         )
     result = await svc.functions.deploy(tenant, manifest, code, principal.key_id)
     result["deployed_at"] = iso(result["deployed_at"])
-    svc.loader.invalidate(tenant, result["id"])
+    await svc.coherence.function_changed(tenant, result["id"])
     target = f"{tenant}/{result['id']}"
     await svc.audit.record(principal, "function.deploy", target, version=result["version"])
     return json_response(result, status=201, headers={"Location": f"/functions/{result['id']}"})
@@ -161,7 +161,7 @@ async def rollback(request: web.Request) -> web.Response:
         raise BadRequest('send {"version": N} with N a version number from 1')
     svc = services(request)
     record = await svc.registry.rollback(tenant, function_id, version)
-    svc.loader.invalidate(tenant, function_id)
+    await svc.coherence.function_changed(tenant, function_id)
     await svc.audit.record(
         principal, "function.rollback", f"{tenant}/{function_id}", version=version
     )
@@ -175,7 +175,7 @@ async def delete_function(request: web.Request) -> web.Response:
     function_id = check_function_id(request.match_info["id"])
     svc = services(request)
     await svc.registry.delete(tenant, function_id)
-    svc.loader.invalidate(tenant, function_id)
+    await svc.coherence.function_changed(tenant, function_id)
     await svc.records.delete_for_function(tenant, function_id)
     await svc.audit.record(principal, "function.delete", f"{tenant}/{function_id}")
     return web.Response(status=204)

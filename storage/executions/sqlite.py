@@ -23,11 +23,15 @@ SCHEMA = (
 # executemany would release and re-take the GIL around every row, and each hand-off costs the
 # event-loop thread a context switch under load.
 UPSERT = (
-    "INSERT OR REPLACE INTO executions "
+    "INSERT INTO executions "
     "(execution_id, tenant, function_id, status, started_at, ended_at, body) "
     "SELECT value ->> '$.execution_id', value ->> '$.tenant', value ->> '$.function_id', "
     "value ->> '$.status', value ->> '$.started_at', value ->> '$.ended_at', value "
-    "FROM json_each(?)"
+    "FROM json_each(?) WHERE true "
+    "ON CONFLICT(execution_id) DO UPDATE SET status = excluded.status, "
+    "ended_at = excluded.ended_at, body = excluded.body "
+    # a finished record is never replaced by an unfinished one (a late flush of another process)
+    "WHERE executions.ended_at IS NULL OR excluded.ended_at IS NOT NULL"
 )
 
 

@@ -6,9 +6,9 @@ import pytest
 from conftest import run
 
 
-@pytest.fixture(params=["sqlite"])
-def make_store(request, sqlite_executions):
-    return {"sqlite": sqlite_executions}[request.param]
+@pytest.fixture(params=["sqlite", "redis"])
+def make_store(request):
+    return request.getfixturevalue(f"{request.param}_executions")
 
 
 def record(execution_id, function_id="fn", tenant="t", status="completed", ended_at=100.0):
@@ -76,3 +76,16 @@ def test_persists_across_reopen(make_store):
 
     run(write())
     assert run(read())["output"] == {"id": "keep"}
+
+
+def test_a_finished_record_is_not_replaced_by_an_unfinished_one(make_store):
+    async def scenario():
+        store = make_store()
+        await store.put_many([record("race", status="completed", ended_at=10.0)])
+        await store.put_many([record("race", status="running", ended_at=None)])
+        assert (await store.get("race"))["status"] == "completed"
+        await store.put_many([{**record("race", ended_at=20.0), "status": "failed"}])
+        assert (await store.get("race"))["status"] == "failed"
+        await store.close()
+
+    run(scenario())

@@ -13,16 +13,21 @@ from storage.objects.base import ObjectNotFound
 FLAGS = list(itertools.product([True, False], repeat=3))
 
 
-@pytest.fixture(params=FLAGS, ids=lambda f: "prefer={},write={},auto={}".format(*f))
-def make_hybrid(request, local_objects, sqlite_kv):
-    prefer, write, auto = request.param
+BACKENDS = [("local", "sqlite"), ("s3", "redis")]
+
+
+@pytest.fixture(
+    params=[(b, f) for b in BACKENDS for f in FLAGS],
+    ids=lambda p: "{}+{}:prefer={},write={},auto={}".format(*p[0], *p[1]),
+)
+def make_hybrid(request):
+    (objects, kv), (prefer, write, auto) = request.param
+    make_objects = request.getfixturevalue(f"{objects}_objects")
+    make_kv = request.getfixturevalue(f"{kv}_kv")
 
     def make():
         return HybridCodeStore(
-            local_objects(),
-            sqlite_kv(),
-            prefer_object=prefer,
-            write_to_object=write,
+            make_objects(), make_kv(), prefer_object=prefer, write_to_object=write,
             auto_migrate=auto,
         )
 

@@ -10,9 +10,9 @@ from conftest import run
 from gateway.errors import StorageUnavailable
 
 
-@pytest.fixture(params=["sqlite"])
-def make_kv(request, sqlite_kv):
-    return {"sqlite": sqlite_kv}[request.param]
+@pytest.fixture(params=["sqlite", "redis"])
+def make_kv(request):
+    return request.getfixturevalue(f"{request.param}_kv")
 
 
 def test_get_set_delete(make_kv):

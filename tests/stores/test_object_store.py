@@ -13,9 +13,9 @@ from gateway.errors import StorageUnavailable
 from storage.objects.base import ObjectNotFound
 
 
-@pytest.fixture(params=["local"])
-def make_store(request, local_objects):
-    return {"local": local_objects}[request.param]
+@pytest.fixture(params=["local", "s3"])
+def make_store(request):
+    return request.getfixturevalue(f"{request.param}_objects")
 
 
 async def _collect(store, prefix):
