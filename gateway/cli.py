@@ -11,7 +11,7 @@ import click
 
 from plugins.manager import RuntimeRegistry, create_plugin_manager
 from plugins.runtime import PluginContext
-from storage.urls import StorageURLError, check_urls
+from storage.urls import StorageURLError, check_urls, redis_url
 
 from .cli_client import register_client_commands, render_table
 from .client import ClientError, environ
@@ -62,16 +62,21 @@ def serve(
         check_urls(settings.object_store, settings.kv)
     except (SettingsError, StorageURLError) as exc:
         raise ClientError(f"error: {exc}") from None
+    if redis_url(settings.kv) and not settings.secret_key:
+        raise ClientError(
+            "error: TIERGATE_KV is shared (Redis): set TIERGATE_SECRET_KEY, the same on every"
+            " instance, so that each can read the function secrets the others stored"
+        )
     if settings.workers > 1 and settings.port == 0:
         raise ClientError("error: --workers needs a fixed --port (port 0 picks one per process)")
-    from .server import WorkerFailed, run
+    from .server import ServeFailed, run
 
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
         run(settings, access_log=access_log)
-    except WorkerFailed as exc:
+    except ServeFailed as exc:
         raise ClientError(f"error: {exc}") from None
 
 

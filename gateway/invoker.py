@@ -94,7 +94,8 @@ class Invoker:
         )
         if options.respond_async:
             self._admission.check()
-            self._records.save(record)
+            # Written before answering 202: any instance may be asked for it next.
+            await self._records.persist(record)
             task = asyncio.create_task(self._execute_in_background(inv, cascade, record))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
@@ -139,6 +140,8 @@ class Invoker:
                 logs=render_logs(inv.logs),
             )
             self._records.save(record)
+            # A reviewer on any instance may answer the task at once: the record must be there.
+            await self._records.flush_soon()
             return record
         except QueueFull:
             raise  # refused before anything ran: nothing to record for a sync call

@@ -49,6 +49,18 @@ class ExecutionRecords:
             return record
         return await self._store.get(execution_id)
 
+    async def persist(self, record: Record) -> None:
+        """Write one record now, around the batch; raises (and keeps nothing) if the store is
+        down. For a record another instance may be asked for before the next flush."""
+        await self._store.put_many([record])
+
+    async def flush_soon(self) -> None:
+        """Flush now; if the store is down the records stay pending for the next try."""
+        try:
+            await self.flush()
+        except StorageUnavailable as exc:
+            log.warning("execution records: %s (will retry)", exc.detail)
+
     async def list_for_function(
         self, tenant: str, function_id: str, *, limit: int, before: str | None
     ) -> list[Record]:

@@ -14,6 +14,7 @@ import multiprocessing
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -24,11 +25,10 @@ from .settings import Settings
 log = logging.getLogger("tiergate.gateway")
 
 RESTART_BACKOFF_S = 1.0
-EARLY_EXIT_S = 10.0
 
 
-class WorkerFailed(RuntimeError):
-    """A worker died while starting: restarting it would only fail again."""
+class ServeFailed(RuntimeError):
+    """The gateway could not start serving (the port is taken, a worker died before serving)."""
 
 
 def _use_uvloop() -> None:
@@ -65,35 +65,48 @@ def run(settings: Settings, *, access_log: bool = False) -> None:
         return
     _use_uvloop()
     app = create_app(settings, on_new_admin_key=_announce_key(settings))
-    _serve(app, settings, access_log, banner=True, reuse_port=False)
+    _serve(app, settings, access_log, reuse_port=False,
+           serving=lambda: print(_banner(settings), flush=True))
 
 
 def _serve(
-    app: web.Application, settings: Settings, access_log: bool, *, banner: bool, reuse_port: bool
+    app: web.Application,
+    settings: Settings,
+    access_log: bool,
+    *,
+    reuse_port: bool,
+    serving: Callable[[], None],
 ) -> None:
-    def printed(_: str) -> None:
-        if banner:
-            print(_banner(settings), flush=True)
-
-    web.run_app(
-        app,
-        host=settings.host,
-        port=settings.port,
-        handler_cancellation=True,
-        access_log=log if access_log else None,
-        print=printed,
-        shutdown_timeout=10,
-        reuse_port=reuse_port,
-    )
+    try:
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            handler_cancellation=True,
+            access_log=log if access_log else None,
+            print=lambda _: serving(),  # called once every site listens
+            shutdown_timeout=10,
+            reuse_port=reuse_port,
+        )
+    except OSError as exc:
+        raise ServeFailed(
+            f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
+        ) from None
     sys.stdout.flush()
 
 
-def _worker_main(settings: Settings, access_log: bool) -> None:
+def _worker_main(settings: Settings, access_log: bool, ready: Any) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _use_uvloop()
-    _serve(create_app(settings), settings, access_log, banner=False, reuse_port=True)
+    pid = multiprocessing.current_process().pid
+    try:
+        _serve(create_app(settings), settings, access_log, reuse_port=True,
+               serving=lambda: ready.put(pid))
+    except ServeFailed as exc:
+        log.error("worker %s: %s", pid, exc)
+        sys.exit(1)
 
 
 async def _prepare(settings: Settings) -> None:
@@ -107,16 +120,15 @@ def _run_workers(settings: Settings, access_log: bool) -> None:
     asyncio.run(_prepare(settings))
     worker_settings = settings.with_overrides(workers=1, preload=())
     context = multiprocessing.get_context("spawn")
+    ready = context.SimpleQueue()
+    serving: set[int | None] = set()
     stopping = False
-
-    started: dict[int, float] = {}
 
     def start() -> multiprocessing.process.BaseProcess:
         process = context.Process(
-            target=_worker_main, args=(worker_settings, access_log), daemon=False
+            target=_worker_main, args=(worker_settings, access_log, ready), daemon=False
         )
         process.start()
-        started[id(process)] = time.monotonic()
         return process
 
     def stop(signum: int, _: Any) -> None:
@@ -125,16 +137,21 @@ def _run_workers(settings: Settings, access_log: bool) -> None:
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     workers = [start() for _ in range(settings.workers)]
-    print(_banner(settings), flush=True)
+    announced = False
     try:
         while not stopping:
-            time.sleep(0.2)
+            time.sleep(0.1)
+            while not ready.empty():
+                serving.add(ready.get())
+            if not announced and all(process.pid in serving for process in workers):
+                print(_banner(settings), flush=True)  # the banner means: all N are serving
+                announced = True
             for index, process in enumerate(workers):
                 if process.is_alive() or stopping:
                     continue
-                if time.monotonic() - started.pop(id(process)) < EARLY_EXIT_S:
-                    raise WorkerFailed(
-                        f"a worker exited with code {process.exitcode} while starting"
+                if process.pid not in serving:
+                    raise ServeFailed(
+                        f"a worker exited with code {process.exitcode} before serving"
                         " (its log is above)"
                     )
                 log.error("worker %d exited with code %s; starting another", process.pid,
@@ -143,7 +160,7 @@ def _run_workers(settings: Settings, access_log: bool) -> None:
                 workers[index] = start()
     finally:
         for process in workers:
-            if process.is_alive() and process.pid is not None:
+            if process.is_alive():
                 process.terminate()
         for process in workers:
             process.join(15)

@@ -48,6 +48,20 @@ def unique(prefix: str) -> str:
     return f"{prefix}-{next(_counter)}"
 
 
+def eventually(predicate: Any, timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll until ``predicate()`` is truthy and return that value; fail after ``timeout`` s."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
+
+
 def metric(text: str, name: str, **labels: str) -> float | None:
     """The value of one sample in Prometheus text, whatever the label order; None if absent."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -196,3 +210,25 @@ def redis_executions(redis_server):
 
     redis.Redis.from_url(redis_server).flushdb()
     return lambda: RedisExecutionStore(redis_server)
+
+
+_redis_dbs = itertools.count(1)  # db 0 belongs to the contract suites, which flush it
+
+
+def shared_env(redis_url: str, s3_endpoint: str, **extra: str) -> dict[str, str]:
+    """Settings for gateways that share a fresh Redis database and a fresh S3 bucket."""
+    import redis
+
+    db = next(_redis_dbs)
+    kv = f"{redis_url.rsplit('/', 1)[0]}/{db}"
+    redis.Redis.from_url(kv).flushdb()
+    return {
+        "TIERGATE_OBJECT_STORE": f"s3://{new_bucket(s3_endpoint)}/code",
+        "TIERGATE_S3_ENDPOINT_URL": s3_endpoint,
+        "TIERGATE_KV": kv,
+        "TIERGATE_SECRET_KEY": "a passphrase every instance shares",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        **extra,
+    }
