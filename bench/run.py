@@ -118,6 +118,24 @@ def gateway_rows(server: TiergateServer, seconds: int) -> list[Row]:
     return rows
 
 
+def workers_row(data_dir: Path, seconds: int, workers: int) -> Row:
+    """The core echo again, served by ``serve --workers N`` (one port, N processes)."""
+    server = TiergateServer(data_dir, args=("--workers", str(workers))).start()
+    try:
+        deadline = time.monotonic() + 60
+        while f"{workers} workers)" not in server.log():
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the workers did not all start:\n{server.log()}")
+            time.sleep(0.1)
+        deploy(server, "echo", EXAMPLES / "echo.wat")
+        url = f"{server.url}/invoke/echo"
+        wrk(url, 2, server.admin_key)
+        return Row(f"tiergate wasm core echo, --workers {workers}", *wrk(url, seconds,
+                                                                          server.admin_key))
+    finally:
+        server.stop()
+
+
 def cold_starts(server: TiergateServer, repeats: int) -> dict[str, float]:
     """Median extra latency of the first call after a restart, with and without the artifact."""
     results = {}
@@ -170,6 +188,7 @@ def main() -> None:
             cold = cold_starts(server, args.cold_repeats)
         finally:
             server.stop()
+        rows.append(workers_row(Path(tmp) / "workers", args.seconds, 2))
     report(rows, cold)
 
 

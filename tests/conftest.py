@@ -176,11 +176,16 @@ def s3_server():
     server.stop()
 
 
-def new_bucket(endpoint: str) -> str:
+def s3_client(endpoint: str) -> Any:
     import boto3
 
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+def new_bucket(endpoint: str) -> str:
     name = f"tiergate-{next(_counter)}-{os.urandom(3).hex()}"
-    boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket=name)
+    s3_client(endpoint).create_bucket(Bucket=name)
     return name
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import orjson
 import pytest
-from conftest import assert_problem, example, fixture, metric, unique
+from conftest import assert_problem, eventually, example, fixture, metric, unique
 from llm_server import ScriptedLLM
 
 SCHEMA = {"type": "object", "required": ["answer"], "properties": {"answer": {"type": "integer"}}}
@@ -339,16 +338,6 @@ def review_key(api, tenant="default"):
     return api.post("/admin/keys", json={"tenant": tenant, "roles": ["review"]}).json()["key"]
 
 
-def wait_for(predicate, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
-
-
 def test_human_review_end_to_end(api, gate, receiver):
     url, received = receiver
     fn = deploy(
@@ -390,7 +379,9 @@ def test_human_review_end_to_end(api, gate, receiver):
     assert final["output"] == {"approved": True}
     assert final["review"]["action"] == "completed" and final["review"]["by"]
     assert statuses(final)[-1] == ("human", "succeeded")
-    callback = wait_for(lambda: [c for c in received if c["execution_id"] == final["execution_id"]])
+    callback = eventually(
+        lambda: [c for c in received if c["execution_id"] == final["execution_id"]]
+    )
     assert callback[0]["status"] == "completed"
 
 
@@ -426,10 +417,10 @@ def test_human_expiry_with_and_without_default(api):
     without = deploy(api, None, tiers={"human": {"expires_in_s": 1}})
     a = api.post(f"/invoke/{with_default}", json=1).json()
     b = api.post(f"/invoke/{without}", json=1).json()
-    done_a = wait_for(
+    done_a = eventually(
         lambda: (r := api.get(a["status_url"]).json())["status"] != "awaiting_human" and r
     )
-    done_b = wait_for(
+    done_b = eventually(
         lambda: (r := api.get(b["status_url"]).json())["status"] != "awaiting_human" and r
     )
     assert done_a["status"] == "completed" and done_a["output"] == {"approved": False}
@@ -487,7 +478,7 @@ def test_async_invocations_reach_the_human_tier_too(api):
     fn = deploy(api, None, tiers={"human": {}})
     r = api.post(f"/invoke/{fn}", json=1, headers={"Prefer": "respond-async"})
     assert r.status_code == 202
-    record = wait_for(
+    record = eventually(
         lambda: (x := api.get(r.json()["status_url"]).json())["status"] == "awaiting_human" and x
     )
     assert record["tier"] == "human"

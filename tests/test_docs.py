@@ -17,7 +17,9 @@ from gateway.settings import ENV_VARIABLES
 from plugins.runtime import Runtime
 
 PLUGINS_MD = (ROOT / "docs" / "plugins.md").read_text()
-DOCS = PLUGINS_MD + (ROOT / "docs" / "api.md").read_text() + (ROOT / "README.md").read_text()
+DOCS = PLUGINS_MD + "".join(
+    (ROOT / name).read_text() for name in ("docs/api.md", "docs/scaling.md", "README.md")
+)
 
 
 def _signature(fn) -> str:

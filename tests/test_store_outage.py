@@ -1,0 +1,134 @@
+"""The object store goes away and comes back (a moto S3 server stopped and started again on the
+same port, its buckets kept); and code moves from the KV into S3 through the admin endpoints."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import assert_problem, eventually, example, s3_client, shared_env, unique
+
+from plugins.testing import free_port
+
+
+class RestartableS3:
+    """moto S3 over HTTP on a fixed port; its data lives in this process, so restarts keep it."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.server = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port)
+        self.server.start()
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+@pytest.fixture
+def s3():
+    store = RestartableS3()
+    store.start()
+    yield store
+    store.stop()
+
+
+def deploy(client, fn, name="echo.wat"):
+    r = client.post("/deploy", json={"id": fn, "runtime": "wasm", "code": example(name)})
+    assert r.status_code == 201, r.text
+
+
+def test_object_store_outage_and_recovery(s3, redis_server, tiergate_factory):
+    env = shared_env(redis_server, s3.url, TIERGATE_BREAKER_FAIL_MAX="2",
+                     TIERGATE_BREAKER_RESET_S="2")
+    server = tiergate_factory(env)
+    with server.client() as api:
+        warm, cold = unique("warm"), unique("cold")
+        deploy(api, warm)
+        deploy(api, cold)
+        assert api.post(f"/invoke/{warm}", json={"x": 1}).status_code == 200
+        assert api.get("/readyz").json()["checks"] == {"object_store": "ok", "kv": "ok"}
+
+        s3.stop()
+        for n in range(5):  # loaded functions touch no store
+            r = api.post(f"/invoke/{warm}", json={"x": n})
+            assert r.status_code == 200 and r.json()["output"] == {"x": n}
+        ready = assert_problem(api.get("/readyz"), 503, "storage_unavailable")
+        assert ready["checks"]["kv"] == "ok" and ready["checks"]["object_store"] != "ok"
+
+        first = assert_problem(api.post(f"/invoke/{cold}", json={}), 503, "storage_unavailable")
+        assert "Traceback" not in first["detail"]
+        r = api.post(f"/invoke/{cold}", json={})
+        assert r.status_code == 503 and int(r.headers["Retry-After"]) >= 1
+        opened = assert_problem(api.post(f"/invoke/{cold}", json={}), 503, "circuit_open")
+        assert opened["function_id"] == cold
+        assert 1 <= int(api.post(f"/invoke/{cold}", json={}).headers["Retry-After"]) <= 2
+        assert api.post(f"/invoke/{warm}", json={}).status_code == 200
+
+        failed_deploy = api.post(
+            "/deploy", json={"id": unique("during"), "runtime": "wasm", "code": example("echo.wat")}
+        )
+        assert failed_deploy.status_code == 503, failed_deploy.text
+
+        s3.start()
+        eventually(lambda: api.get("/readyz").status_code == 200, timeout=15)
+        recovered = eventually(
+            lambda: (r := api.post(f"/invoke/{cold}", json={"back": True})).status_code == 200
+            and r,
+            timeout=15,
+            interval=0.25,
+        )
+        assert recovered.json()["output"] == {"back": True}
+        names = [f["id"] for f in api.get("/functions").json()["functions"]]
+        assert warm in names and cold in names  # nothing stored was lost
+        deploy(api, unique("after"))
+
+
+def test_code_moves_from_the_kv_into_s3(s3, redis_server, tiergate_factory):
+    env = shared_env(redis_server, s3.url, TIERGATE_WRITE_TO_OBJECT="false")
+    bucket = env["TIERGATE_OBJECT_STORE"].split("/")[2]
+    objects = s3_client(s3.url)
+
+    def stored(fn: str) -> list[str]:
+        listed = objects.list_objects_v2(Bucket=bucket, Prefix=f"code/code/default/{fn}/")
+        return [o["Key"] for o in listed.get("Contents", [])]
+
+    server = tiergate_factory(env)
+    fn, lazy = unique("move"), unique("lazy")
+    with server.client() as api:
+        deploy(api, fn)
+        deploy(api, lazy)
+        assert stored(fn) == [] and stored(lazy) == []
+        assert api.post(f"/invoke/{fn}", json={"a": 1}).json()["output"] == {"a": 1}
+
+        kept = api.post("/admin/storage/cleanup-kv", json={"id": fn}).json()
+        assert kept["removed"] == [] and len(kept["kept"]) == 2  # no object copy yet: kept
+
+        moved = api.post("/admin/storage/migrate", json={"id": fn})
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["status"] == "migrated"
+        assert len(stored(fn)) == 2  # source and precompiled artifact
+        again = api.post("/admin/storage/migrate", json={"id": fn}).json()
+        assert again["status"] == "already_migrated"
+        cleaned = api.post("/admin/storage/cleanup-kv", json={"id": fn}).json()
+        assert len(cleaned["removed"]) == 2 and cleaned["kept"] == []
+        assert_problem(
+            api.post("/admin/storage/migrate", json={"id": unique("absent")}),
+            404, "function_not_found",
+        )
+
+    server.stop()
+    server.env["TIERGATE_WRITE_TO_OBJECT"] = "true"
+    server.env["TIERGATE_AUTO_MIGRATE"] = "true"
+    server.start()
+    with server.client() as api:
+        assert api.post(f"/invoke/{fn}", json={"b": 2}).json()["output"] == {"b": 2}  # from S3
+        assert api.post(f"/invoke/{lazy}", json={"c": 3}).json()["output"] == {"c": 3}
+        assert len(stored(lazy)) >= 1  # copied on the way by auto_migrate
