@@ -19,7 +19,7 @@ import orjson
 
 from storage.kv.base import KV
 
-from .errors import Forbidden, KeyNotFound, Unauthenticated
+from .errors import Forbidden, KeyNotFound, StorageUnavailable, Unauthenticated
 from .views import iso
 
 ROLES = ("admin", "deploy", "invoke", "review")
@@ -74,7 +74,12 @@ class KeyStore:
         now = time.monotonic()
         if hit is not None and hit[1] > now:
             return hit[0]
-        principal = await self._lookup(hash_key(token))
+        try:
+            principal = await self._lookup(hash_key(token))
+        except StorageUnavailable:
+            if hit is None:
+                raise
+            return hit[0]  # the KV is away: a key known a moment ago stays known meanwhile
         if principal is None:
             self._cache.pop(token, None)
             raise Unauthenticated("unknown or revoked API key")

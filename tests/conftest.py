@@ -123,38 +123,64 @@ def sqlite_executions(tmp_path):
     return lambda: SQLiteExecutionStore(tmp_path / "tiergate.db")
 
 
-@pytest.fixture(scope="session")
-def redis_server(tmp_path_factory):
-    """A real redis-server on a free port of 127.0.0.1, stopped at the end of the session."""
-    import shutil
-    import subprocess
-    import time
+class RedisProcess:
+    """A real redis-server on a fixed free port of 127.0.0.1. With ``durable`` it keeps an
+    append-only file, so a stop and start (an outage) loses nothing."""
 
+    def __init__(self, workdir: Path, durable: bool = False) -> None:
+        import shutil
+
+        from plugins.testing import free_port
+
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
+            pytest.fail("redis-server is not installed (make test installs it)")
+        self.port = free_port()
+        self.workdir = workdir
+        self.durable = durable
+        self.process: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisProcess:
+        import subprocess
+
+        import redis
+
+        persistence = ["--appendonly", "yes" if self.durable else "no", "--save", ""]
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+             str(self.workdir), *persistence],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        eventually(lambda: _answers(client), timeout=10)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+
+def _answers(client: Any) -> bool:
     import redis
 
-    from plugins.testing import free_port
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
 
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("redis-server is not installed (make test installs it)")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
-                                "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
-    yield f"redis://127.0.0.1:{port}/0"
-    process.terminate()
-    process.wait(10)
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """One redis-server for the session, stopped at its end."""
+    server = RedisProcess(tmp_path_factory.mktemp("redis")).start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,15 @@ same port, its buckets kept); and code moves from the KV into S3 through the adm
 from __future__ import annotations
 
 import pytest
-from conftest import assert_problem, eventually, example, s3_client, shared_env, unique
+from conftest import (
+    RedisProcess,
+    assert_problem,
+    eventually,
+    example,
+    s3_client,
+    shared_env,
+    unique,
+)
 
 from plugins.testing import free_port
 
@@ -132,3 +140,39 @@ def test_code_moves_from_the_kv_into_s3(s3, redis_server, tiergate_factory):
         assert api.post(f"/invoke/{fn}", json={"b": 2}).json()["output"] == {"b": 2}  # from S3
         assert api.post(f"/invoke/{lazy}", json={"c": 3}).json()["output"] == {"c": 3}
         assert len(stored(lazy)) >= 1  # copied on the way by auto_migrate
+
+
+def test_redis_outage_and_recovery_across_two_instances(s3, tmp_path_factory, tiergate_factory):
+    redis = RedisProcess(tmp_path_factory.mktemp("redis-outage"), durable=True).start()
+    try:
+        env = shared_env(redis.url, s3.url)
+        a, b = (tiergate_factory(env).client() for _ in range(2))
+        fn = unique("kvdown")
+        deploy(a, fn, "hello.wat")
+        for client in (a, b):
+            assert client.post(f"/invoke/{fn}", json={}).status_code == 200
+
+        redis.stop()
+        ready = assert_problem(b.get("/readyz"), 503, "storage_unavailable")
+        assert ready["checks"]["kv"] != "ok" and ready["checks"]["object_store"] == "ok"
+        during = []
+        for client in (a, b, a, b):  # loaded functions and known keys keep serving
+            r = client.post(f"/invoke/{fn}", json={})
+            assert r.status_code == 200, r.text
+            during.append(r.json()["execution_id"])
+        assert_problem(a.post(f"/invoke/{unique('unknown')}", json={}), 503,
+                       "storage_unavailable")
+        assert_problem(a.get(f"/functions/{fn}"), 503, "storage_unavailable")
+
+        redis.start()
+        eventually(lambda: a.get("/readyz").status_code == 200, timeout=15)
+        for execution in during:  # kept in memory meanwhile, written once Redis is back
+            eventually(lambda e=execution: a.get(f"/executions/{e}").status_code == 200,
+                       timeout=15)
+        deploy(a, fn, "echo.wat")  # the others hear of it again (subscription re-made)
+        eventually(lambda: b.post(f"/invoke/{fn}", json={"v": 2}).json()["version"] == 2,
+                   timeout=3)
+        a.close()
+        b.close()
+    finally:
+        redis.stop()
