@@ -3,22 +3,32 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+
 import pytest
 from conftest import (
     assert_problem,
     eventually,
     example,
     fixture,
+    s3_client,
     shared_env,
     unique,
 )
 
 
 @pytest.fixture(scope="module")
-def pair(redis_server, s3_server, tmp_path_factory):
+def stores(redis_server, s3_server):
+    return shared_env(redis_server, s3_server)
+
+
+@pytest.fixture(scope="module")
+def pair(stores, tmp_path_factory):
     from plugins.testing import TiergateServer
 
-    env = shared_env(redis_server, s3_server)
+    env = stores
     servers = [TiergateServer(tmp_path_factory.mktemp(name), env).start() for name in "ab"]
     clients = [server.client() for server in servers]
     yield clients
@@ -194,3 +204,26 @@ def test_shared_redis_without_a_shared_secret_key_is_refused(redis_server, s3_se
                           timeout=60)
     assert done.returncode != 0
     assert "TIERGATE_SECRET_KEY" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_large_code_goes_to_s3_in_parts_and_loads_on_the_other(pair, stores, s3_server):
+    a, b = pair
+    fn = unique("large")
+    padding = "#" + "x" * 99 + "\n"
+    source = example("py-echo.py") + padding * (9 * 1024 * 1024 // len(padding))  # 9 MiB
+    r = a.post(
+        "/deploy",
+        files={
+            "manifest": (None, json.dumps({"id": fn, "runtime": "python"}), "application/json"),
+            "code": ("big.py", source.encode(), "text/x-python"),
+        },
+    )
+    assert r.status_code == 201, r.text
+    bucket, prefix = stores["TIERGATE_OBJECT_STORE"][5:].split("/", 1)
+    head = s3_client(s3_server).head_object(
+        Bucket=bucket, Key=f"{prefix}/code/default/{fn}/v1/source"
+    )
+    assert head["ContentLength"] == len(source.encode())
+    assert re.fullmatch(r'"[0-9a-f]+-2"', head["ETag"]), head["ETag"]  # uploaded in two parts
+    assert head["Metadata"]["sha256"] == hashlib.sha256(source.encode()).hexdigest()
+    assert b.post(f"/invoke/{fn}", json={"big": True}).json()["output"] == {"big": True}
