@@ -1,55 +1,7 @@
-"""The public plugin API, so plugin authors write ``import tiergate`` and ``@tiergate.hookimpl``."""
+"""The public plugin API, so plugin authors write ``import tiergate`` and ``@tiergate.hookimpl``.
 
-from plugins import (
-    POOL_SCHEMA,
-    Artifact,
-    BadOutput,
-    Call,
-    CallResult,
-    CompileError,
-    FunctionCrashed,
-    FunctionFailed,
-    FunctionInfo,
-    FunctionPool,
-    FunctionTimeout,
-    Limits,
-    LogEntry,
-    PluginContext,
-    PoolOptions,
-    QueueFull,
-    Runtime,
-    RuntimeSpec,
-    RuntimeUnavailable,
-    Source,
-    WorkerDied,
-    WorkerProcess,
-    hookimpl,
-    hookspec,
-)
+The names and their list live in ``plugins/__init__.py``; this module only gives them the
+project's name."""
 
-__all__ = [
-    "POOL_SCHEMA",
-    "Artifact",
-    "BadOutput",
-    "Call",
-    "CallResult",
-    "CompileError",
-    "FunctionCrashed",
-    "FunctionFailed",
-    "FunctionInfo",
-    "FunctionPool",
-    "FunctionTimeout",
-    "Limits",
-    "LogEntry",
-    "PluginContext",
-    "PoolOptions",
-    "QueueFull",
-    "Runtime",
-    "RuntimeSpec",
-    "RuntimeUnavailable",
-    "Source",
-    "WorkerDied",
-    "WorkerProcess",
-    "hookimpl",
-    "hookspec",
-]
+from plugins import *  # noqa: F403
+from plugins import __all__  # noqa: F401

@@ -111,10 +111,11 @@ class Loader:
     async def _verify(self, fkey: FnKey, known: _Known | None) -> _Known:
         """Ask the registry; a function that changed since it was cached is dropped from the cache.
 
-        When the registry cannot answer, a function already known keeps serving as it was.
+        When the registry cannot answer, a function already known keeps serving as it was. Not
+        inside the breaker: a metadata read that succeeds says nothing of whether loads do.
         """
         try:
-            record = await self._guarded(fkey, self._registry.get_function(*fkey))
+            record = await self._registry.get_function(*fkey)
         except NotFound:
             self.invalidate(*fkey)
             raise
