@@ -99,6 +99,10 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+    def __post_init__(self) -> None:
+        # Sandboxes and worker processes run in other directories: relative paths would break.
+        object.__setattr__(self, "data_dir", Path(self.data_dir).absolute())
+
     def with_overrides(self, **overrides: Any) -> Settings:
         return replace(self, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -3,7 +3,10 @@ restart does not pile up versions."""
 
 from __future__ import annotations
 
-from conftest import EXAMPLES
+import os
+
+import httpx
+from conftest import EXAMPLES, eventually
 
 EXPECTED = {
     "echo",
@@ -40,3 +43,33 @@ def test_examples_are_deployed_and_work(tiergate_factory):
         assert first["output"] == 2 and first["metrics"]["cold_start"] is True
     assert server.log().count("deployed echo version 1") == 1
     assert "preload: echo is up to date" in server.log()
+
+
+def test_make_run_from_a_checkout_with_the_default_relative_data_dir(tmp_path):
+    """What ``make run`` does: ``serve --deploy examples/functions`` with ``./.tiergate``."""
+    import shutil
+    import subprocess
+
+    from plugins.testing import _tiergate, free_port
+
+    shutil.copytree(EXAMPLES, tmp_path / "functions")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [_tiergate(), "serve", "--port", str(port), "--deploy", "functions"],
+            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
+            env={"PATH": os.environ["PATH"]},
+        )
+    try:
+        eventually(lambda: "serving on" in log.read_text(), timeout=90)
+        key = (tmp_path / ".tiergate" / "admin.key").read_text().strip()
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}",
+                          headers={"Authorization": f"Bearer {key}"}) as api:
+            listed = {f["id"] for f in api.get("/functions").json()["functions"]}
+            assert listed >= EXPECTED, log.read_text()
+            assert api.post("/invoke/py-echo", json={"a": 1}).json()["output"] == {"a": 1}
+        assert "ERROR" not in log.read_text()
+    finally:
+        process.terminate()
+        process.wait(20)
