@@ -52,6 +52,7 @@ from .secrets import SecretStore, master_key
 from .services import Services
 from .settings import Settings
 from .tasks import TaskService
+from .worker_metrics import WorkerMetrics
 
 log = logging.getLogger("tiergate.gateway")
 
@@ -70,8 +71,12 @@ AdminKeyCallback = Callable[[str], None]
 
 
 def create_app(
-    settings: Settings, *, on_new_admin_key: AdminKeyCallback | None = None
+    settings: Settings,
+    *,
+    on_new_admin_key: AdminKeyCallback | None = None,
+    worker: int | None = None,
 ) -> web.Application:
+    """``worker`` is this process's index among ``serve --workers N`` (None when alone)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[problem_middleware, auth_middleware],
@@ -80,16 +85,22 @@ def create_app(
     for table in ROUTE_TABLES:
         app.add_routes(table)
     ui.add_static(app)
-    app.cleanup_ctx.append(_services_ctx(settings, on_new_admin_key))
+    app.cleanup_ctx.append(_services_ctx(settings, on_new_admin_key, worker))
     return app
 
 
 def _services_ctx(
-    settings: Settings, on_new_admin_key: AdminKeyCallback | None
+    settings: Settings, on_new_admin_key: AdminKeyCallback | None, worker: int | None
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             svc = await _build(settings, stack)
+            if worker is not None:
+                svc.worker_metrics = WorkerMetrics(
+                    svc.metrics, settings.data_dir / "metrics", worker
+                )
+                svc.worker_metrics.start()
+                stack.push_async_callback(svc.worker_metrics.close)
             app[SERVICES] = svc
             new_key = await bootstrap_admin(svc.keys, settings.admin_key, settings.admin_key_path)
             if new_key and on_new_admin_key:

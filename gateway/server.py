@@ -95,14 +95,14 @@ def _serve(
     sys.stdout.flush()
 
 
-def _worker_main(settings: Settings, access_log: bool, ready: Any) -> None:
+def _worker_main(settings: Settings, access_log: bool, ready: Any, index: int) -> None:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _use_uvloop()
     pid = multiprocessing.current_process().pid
     try:
-        _serve(create_app(settings), settings, access_log, reuse_port=True,
+        _serve(create_app(settings, worker=index), settings, access_log, reuse_port=True,
                serving=lambda: ready.put(pid))
     except ServeFailed as exc:
         log.error("worker %s: %s", pid, exc)
@@ -124,9 +124,9 @@ def _run_workers(settings: Settings, access_log: bool) -> None:
     serving: set[int | None] = set()
     stopping = False
 
-    def start() -> multiprocessing.process.BaseProcess:
+    def start(index: int) -> multiprocessing.process.BaseProcess:
         process = context.Process(
-            target=_worker_main, args=(worker_settings, access_log, ready), daemon=False
+            target=_worker_main, args=(worker_settings, access_log, ready, index), daemon=False
         )
         process.start()
         return process
@@ -136,7 +136,7 @@ def _run_workers(settings: Settings, access_log: bool) -> None:
         stopping = True
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    workers = [start() for _ in range(settings.workers)]
+    workers = [start(index) for index in range(settings.workers)]
     announced = False
     try:
         while not stopping:
@@ -157,7 +157,7 @@ def _run_workers(settings: Settings, access_log: bool) -> None:
                 log.error("worker %d exited with code %s; starting another", process.pid,
                           process.exitcode)
                 time.sleep(RESTART_BACKOFF_S)
-                workers[index] = start()
+                workers[index] = start(index)
     finally:
         for process in workers:
             if process.is_alive():

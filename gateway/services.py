@@ -24,6 +24,7 @@ from .registry import Registry
 from .secrets import SecretStore
 from .settings import Settings
 from .tasks import TaskService
+from .worker_metrics import WorkerMetrics
 
 
 @dataclass
@@ -47,3 +48,4 @@ class Services:
     tasks: TaskService
     callbacks: Callbacks
     coherence: Coherence
+    worker_metrics: WorkerMetrics | None = None

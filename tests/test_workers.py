@@ -7,7 +7,7 @@ import os
 import signal
 
 import httpx
-from conftest import assert_problem, eventually, example, unique
+from conftest import assert_problem, eventually, example, metric, unique
 
 
 def children(pid: int) -> set[int]:
@@ -132,3 +132,30 @@ def test_a_taken_port_is_one_clear_line(tmp_path):
             assert "address already in use" in done.stderr
             assert done.stderr.splitlines()[-1].startswith("error: ")
             assert "serving on" not in done.stdout
+
+
+def test_metrics_of_every_worker_answer_whichever_takes_the_scrape(tiergate_factory):
+    server = tiergate_factory(args=("--workers", "2"))
+    serving(server)
+    fn = unique("counted")
+    body = {"id": fn, "runtime": "wasm", "code": example("echo.wat")}
+    assert fresh(server, "POST", "/deploy", json=body).status_code == 201
+    for n in range(20):
+        assert fresh(server, "POST", f"/invoke/{fn}", json=n).status_code == 200
+
+    def counts() -> dict[str, float]:
+        text = fresh(server, "GET", "/metrics").text
+        found = {}
+        for worker in ("0", "1"):
+            value = metric(text, "tiergate_invocations_total", function=fn, worker=worker,
+                           status="completed")
+            if value is not None:
+                found[worker] = value
+        return found
+
+    # Both workers served some calls (the kernel spreads new connections); any scrape, whichever
+    # worker answers it, reports both (written each second), adding up to every call.
+    seen = eventually(lambda: (c := counts()) and sum(c.values()) == 20 and c, timeout=10)
+    assert set(seen) == {"0", "1"}, seen
+    for _ in range(4):
+        assert sum(counts().values()) == 20

@@ -61,7 +61,8 @@ def core_paths() -> dict[str, Any]:
                 "Prometheus metrics",
                 "admin",
                 {
-                    "description": "Prometheus text format",
+                    "description": "Prometheus text format; under `serve --workers N` every"
+                    " worker's samples, labelled `worker`",
                     "content": {"text/plain": {"schema": {"type": "string"}}},
                 },
             )

@@ -39,7 +39,8 @@ async def readyz(request: web.Request) -> web.Response:
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
     caller(request, "admin")
-    body = services(request).metrics.render()
+    svc = services(request)
+    body = await svc.worker_metrics.render() if svc.worker_metrics else svc.metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
