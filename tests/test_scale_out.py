@@ -227,3 +227,23 @@ def test_large_code_goes_to_s3_in_parts_and_loads_on_the_other(pair, stores, s3_
     assert re.fullmatch(r'"[0-9a-f]+-2"', head["ETag"]), head["ETag"]  # uploaded in two parts
     assert head["Metadata"]["sha256"] == hashlib.sha256(source.encode()).hexdigest()
     assert b.post(f"/invoke/{fn}", json={"big": True}).json()["output"] == {"big": True}
+
+
+def test_a_lost_event_is_caught_by_the_version_check(pair, stores, tiergate_factory):
+    import redis
+
+    a, _ = pair
+    c = tiergate_factory({**stores, "TIERGATE_VERIFY_S": "0.5"}).client()
+    fn = unique("lost")
+    deploy(a, fn, example("hello.wat"))
+    deploy(a, fn, example("echo.wat"))
+    eventually(lambda: c.post(f"/invoke/{fn}", json={"v": 2}).json().get("version") == 2)
+    # A rollback that no process was told of: written straight into the shared KV.
+    kv = redis.Redis.from_url(stores["TIERGATE_KV"])
+    key = f"tiergate:fn/default/{fn}"
+    record = json.loads(kv.get(key))
+    kv.set(key, json.dumps({**record, "latest_version": 1}))
+    back = eventually(lambda: (r := c.post(f"/invoke/{fn}", json={})).json()["version"] == 1 and r,
+                      timeout=3)
+    assert back.json()["output"] == {"message": "hello from wasm"}
+    c.close()
