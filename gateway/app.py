@@ -38,11 +38,13 @@ from .coherence import Coherence
 from .events import EventBus
 from .executor import Admission
 from .functions import FunctionService
+from .ids import process_id
 from .invoker import Invoker
 from .keys import SERVICES, SETTINGS
 from .loader import Loader
 from .metrics import Metrics
 from .middleware import auth_middleware, problem_middleware
+from .orphans import OrphanSweeper
 from .preload import preload
 from .ratelimit import Rate, RateLimiter
 from .records import ExecutionRecords
@@ -184,6 +186,11 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
     coherence = Coherence(bus, loader, keys, ratelimit, invoker, records)
     await bus.start()
     stack.push_async_callback(bus.close)
+    orphans = OrphanSweeper(
+        kv, records, callbacks, process_id(), orphan_after_s=settings.orphan_after_s
+    )
+    orphans.start()
+    stack.push_async_callback(orphans.close)
     return Services(
         settings=settings,
         objects=objects,

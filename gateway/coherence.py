@@ -13,6 +13,8 @@ import logging
 import time
 from typing import Any
 
+from storage.executions.base import LIVE_STATUSES
+
 from .auth import KeyStore
 from .errors import StorageUnavailable
 from .events import EventBus
@@ -68,7 +70,7 @@ class Coherence:
             deadline = time.monotonic() + CANCEL_WAIT_S
             while time.monotonic() < deadline:
                 record = await self._records.get(execution_id)
-                if record is None or record["status"] not in ("queued", "running"):
+                if record is None or record["status"] not in LIVE_STATUSES:
                     return record
                 await asyncio.sleep(0.05)
         return await self._records.get(execution_id)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -23,6 +22,7 @@ import orjson
 from storage.kv.base import KV
 
 from .errors import StorageUnavailable
+from .ids import process_id
 
 log = logging.getLogger("tiergate.events")
 
@@ -39,7 +39,7 @@ class EventBus:
         self._kv = kv
         self._redis_url = redis_url
         self._poll_s = poll_s
-        self.origin = f"{os.getpid()}-{os.urandom(4).hex()}"
+        self.origin = process_id()
         self._handlers: dict[str, Handler] = {}
         self._on_gap: Callable[[], None] | None = None
         self._floor = 0

@@ -7,7 +7,10 @@ against the caller's tenant), and the ``getrandom`` syscall costs a GIL hand-off
 
 from __future__ import annotations
 
+import functools
+import os
 import random
+import socket
 import time
 
 _random = random.Random()
@@ -23,3 +26,10 @@ def new_trace_id() -> str:
 
 def new_span_id() -> str:
     return f"{_random.getrandbits(64):016x}"
+
+
+@functools.cache
+def process_id() -> str:
+    """This process among all gateway processes sharing the stores (host, pid, and a random
+    part, since pids repeat across containers and restarts)."""
+    return f"{socket.gethostname()}-{os.getpid()}-{_random.getrandbits(32):08x}"

@@ -26,7 +26,7 @@ from .errors import (
     TiergateError,
 )
 from .executor import Admission
-from .ids import new_id, new_trace_id
+from .ids import new_id, new_trace_id, process_id
 from .loaded import LoadedFunction
 from .loader import Loader
 from .metrics import Metrics
@@ -76,6 +76,8 @@ class Invoker:
         self._callbacks = callbacks
         self._metrics = metrics
         self._record_input_bytes = record_input_bytes
+        self._owner = process_id()
+        self._closing = False
         self._running: dict[str, _Running] = {}
         self._background: set[asyncio.Task[Any]] = set()
 
@@ -151,7 +153,12 @@ class Invoker:
             exc.extensions.setdefault("execution_id", inv.execution_id)
             raise
         except (asyncio.CancelledError, AttemptCancelled):
-            reason = "cancelled by request" if running.cancel_requested else "the client went away"
+            if running.cancel_requested:
+                reason = "cancelled by request"
+            elif self._closing:
+                reason = "the gateway stopped before the execution finished"
+            else:
+                reason = "the client went away"
             self._finish(record, inv, "cancelled", error=reason)
             if running.cancel_requested and task.uncancel() == 0:
                 raise ExecutionCancelled(
@@ -197,6 +204,7 @@ class Invoker:
             "cold_start": not cache_hit,
             "cache_hit": cache_hit,
             "callback_url": options.callback_url,
+            "owner": self._owner,
         }
 
     def _finish(
@@ -294,6 +302,7 @@ class Invoker:
         return True
 
     async def close(self) -> None:
+        self._closing = True
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)

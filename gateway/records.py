@@ -61,6 +61,11 @@ class ExecutionRecords:
         except StorageUnavailable as exc:
             log.warning("execution records: %s (will retry)", exc.detail)
 
+    async def live(self, limit: int) -> list[Record]:
+        """Pending and running executions of every process (this one's saved first)."""
+        await self.flush()
+        return await self._store.live(limit)
+
     async def list_for_function(
         self, tenant: str, function_id: str, *, limit: int, before: str | None
     ) -> list[Record]:

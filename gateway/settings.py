@@ -47,6 +47,13 @@ def _float(name: str, raw: str) -> float:
     return value
 
 
+def _positive(name: str, raw: str) -> float:
+    value = _float(name, raw)
+    if value == 0:
+        raise SettingsError(f"{name}: must be more than 0")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
@@ -76,6 +83,7 @@ class Settings:
     breaker_fail_max: int = 5
     breaker_reset_s: float = 30.0
     verify_s: float = 5.0
+    orphan_after_s: float = 30.0
     workers: int = 1
     callback_allow_private: bool = False
     task_sweep_s: float = 5.0
@@ -172,6 +180,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_BREAKER_FAIL_MAX": ("breaker_fail_max", lambda n, r: _int(n, r, 1)),
     "TIERGATE_BREAKER_RESET_S": ("breaker_reset_s", _float),
     "TIERGATE_VERIFY_S": ("verify_s", _float),
+    "TIERGATE_ORPHAN_AFTER_S": ("orphan_after_s", _positive),
     "TIERGATE_WORKERS": ("workers", lambda n, r: _int(n, r, 1)),
     "TIERGATE_CALLBACK_ALLOW_PRIVATE": ("callback_allow_private", _bool),
     "TIERGATE_TASK_SWEEP_S": ("task_sweep_s", _float),

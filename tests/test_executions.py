@@ -6,7 +6,7 @@ import time
 
 import httpx
 import pytest
-from conftest import assert_problem, deploy_wat, unique
+from conftest import assert_problem, deploy_wat, example, unique
 
 
 def wait_for(
@@ -140,3 +140,43 @@ def test_restart_keeps_functions_versions_and_records(tiergate_factory):
             "message": "hello from wasm"
         }
     assert "Traceback" not in server.log() and "panic" not in server.log()
+
+
+def test_a_gateway_killed_mid_execution_ends_it_after_restart(tiergate_factory):
+    import signal
+
+    server = tiergate_factory({"TIERGATE_ORPHAN_AFTER_S": "1"})
+    with server.client() as api:
+        fn = unique("killed")
+        body = {"id": fn, "runtime": "python", "code": example("slow.py"),
+                "limits": {"timeout_ms": 120000}}
+        assert api.post("/deploy", json=body).status_code == 201
+        started = api.post(f"/invoke/{fn}", json={"seconds": 60},
+                           headers={"Prefer": "respond-async"})
+        execution = started.json()["execution_id"]
+        wait_for(api, execution, statuses=("running",))
+    server.stop(signal.SIGKILL)
+    server.start()
+    with server.client() as api:
+        record = wait_for(api, execution, statuses=("failed",))
+        assert "stopped before it finished" in record["error"]
+        assert api.get(f"/functions/{fn}/logs").json()["executions"][0]["status"] == "failed"
+
+
+def test_a_gateway_stopped_cleanly_records_its_async_executions_as_cancelled(tiergate_factory):
+    server = tiergate_factory()
+    with server.client() as api:
+        fn = unique("stopped")
+        body = {"id": fn, "runtime": "python", "code": example("slow.py"),
+                "limits": {"timeout_ms": 120000}}
+        assert api.post("/deploy", json=body).status_code == 201
+        started = api.post(f"/invoke/{fn}", json={"seconds": 60},
+                           headers={"Prefer": "respond-async"})
+        execution = started.json()["execution_id"]
+        wait_for(api, execution, statuses=("running",))
+    assert server.stop() == 0
+    server.start()
+    with server.client() as api:
+        record = api.get(f"/executions/{execution}").json()
+        assert record["status"] == "cancelled"
+        assert record["error"] == "the gateway stopped before the execution finished"

@@ -247,3 +247,28 @@ def test_a_lost_event_is_caught_by_the_version_check(pair, stores, tiergate_fact
                       timeout=3)
     assert back.json()["output"] == {"message": "hello from wasm"}
     c.close()
+
+
+def test_an_execution_whose_gateway_is_killed_is_ended_by_another(stores, tiergate_factory):
+    import signal
+    import time
+
+    env = {**stores, "TIERGATE_ORPHAN_AFTER_S": "1.5"}
+    doomed, survivor = tiergate_factory(env), tiergate_factory(env)
+    with doomed.client() as d, survivor.client() as s:
+        fn = unique("orphan")
+        deploy(d, fn, example("slow.py"), runtime="python", limits={"timeout_ms": 120000})
+        started = d.post(f"/invoke/{fn}", json={"seconds": 60}, headers={"Prefer": "respond-async"})
+        execution = started.json()["execution_id"]
+        eventually(lambda: s.get(f"/executions/{execution}").json()["status"] == "running")
+        time.sleep(3)  # twice the orphan threshold: a live owner's execution is left alone
+        assert s.get(f"/executions/{execution}").json()["status"] == "running"
+
+        doomed.stop(signal.SIGKILL)
+        ended = eventually(
+            lambda: (x := s.get(f"/executions/{execution}").json())["status"] != "running" and x,
+            timeout=15,
+        )
+        assert ended["status"] == "failed"
+        assert "stopped before it finished" in ended["error"]
+        assert ended["ended_at"] and "owner" not in ended

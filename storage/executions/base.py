@@ -10,6 +10,9 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 Record = dict[str, Any]
+# Statuses of an execution some gateway process is working on (``awaiting_human`` waits on a
+# durable task instead, and the others are final).
+LIVE_STATUSES = ("pending", "running")
 
 
 class ExecutionStore(Protocol):
@@ -26,6 +29,9 @@ class ExecutionStore(Protocol):
 
     async def delete_for_function(self, tenant: str, function_id: str) -> int:
         """Remove every record of a function; returns how many."""
+
+    async def live(self, limit: int) -> list[Record]:
+        """Up to ``limit`` records whose status is one of ``LIVE_STATUSES``, oldest first."""
 
     async def purge(self, ended_before: float) -> int:
         """Remove finished records that ended before this Unix time; returns how many."""

@@ -1,6 +1,8 @@
 """Execution records on Redis: each record a string (JSON), an ordered index per function for
-``GET /functions/{id}/logs`` (execution ids sort by time, so a lexicographic sorted set), and one
-index of finished records by end time for the retention purge."""
+``GET /functions/{id}/logs`` (execution ids sort by time, so a lexicographic sorted set), one
+index of finished records by end time for the retention purge, and one of live records (pending or
+running) for the sweep of executions whose gateway died. The live index may hold ids that have
+finished meanwhile; ``live`` checks each record and drops those."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ from collections.abc import Sequence
 import orjson
 
 from ..redis_client import NAMESPACE, connect, guarded, release
-from .base import Record
+from .base import LIVE_STATUSES, Record
 
 ENDED = NAMESPACE + "exec-ended"
+LIVE = NAMESPACE + "exec-live"
 # KEYS[1] the record; ARGV[1] the new JSON; ARGV[2] "1" when it is finished. A finished record is
 # never replaced by an unfinished one (a late write from another instance).
 PUT = """
@@ -48,6 +51,10 @@ class RedisExecutionStore:
             pipe.zadd(_index(record["tenant"], record["function_id"]), {execution_id: 0})
             if record.get("ended_at") is not None:
                 pipe.zadd(ENDED, {execution_id: record["ended_at"]})
+            if record["status"] in LIVE_STATUSES:
+                pipe.zadd(LIVE, {execution_id: 0})
+            else:
+                pipe.zrem(LIVE, execution_id)
         await guarded(pipe.execute)
 
     async def get(self, execution_id: str) -> Record | None:
@@ -71,9 +78,26 @@ class RedisExecutionStore:
         for execution_id in ids:
             pipe.delete(_record(execution_id.decode()))
             pipe.zrem(ENDED, execution_id)
+            pipe.zrem(LIVE, execution_id)
         pipe.delete(_index(tenant, function_id))
         await guarded(pipe.execute)
         return len(ids)
+
+    async def live(self, limit: int) -> list[Record]:
+        ids = await guarded(self._redis.zrangebylex, LIVE, "-", "+", start=0, num=limit)
+        if not ids:
+            return []
+        values = await guarded(self._redis.mget, [_record(i.decode()) for i in ids])
+        found, gone = [], []
+        for execution_id, raw in zip(ids, values, strict=True):
+            record = None if raw is None else orjson.loads(raw)
+            if record is not None and record["status"] in LIVE_STATUSES:
+                found.append(record)
+            else:
+                gone.append(execution_id)
+        if gone:
+            await guarded(self._redis.zrem, LIVE, *gone)
+        return found
 
     async def purge(self, ended_before: float) -> int:
         ids = await guarded(self._redis.zrangebyscore, ENDED, "-inf", f"({ended_before}")

@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 
 from ..sqlite import SQLiteDatabase
-from .base import Record
+from .base import LIVE_STATUSES, Record
 
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS executions (execution_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, "
@@ -80,6 +80,15 @@ class SQLiteExecutionStore:
             return cursor.rowcount
 
         return await self._run(delete)
+
+    async def live(self, limit: int) -> list[Record]:
+        marks = ", ".join("?" for _ in LIVE_STATUSES)
+        sql = (
+            f"SELECT body FROM executions WHERE ended_at IS NULL AND status IN ({marks}) "
+            "ORDER BY execution_id LIMIT ?"
+        )
+        rows = await self._run(lambda c: c.execute(sql, (*LIVE_STATUSES, limit)).fetchall())
+        return [orjson.loads(body) for (body,) in rows]
 
     async def purge(self, ended_before: float) -> int:
         def delete(conn: sqlite3.Connection) -> int:

@@ -89,3 +89,30 @@ def test_a_finished_record_is_not_replaced_by_an_unfinished_one(make_store):
         await store.close()
 
     run(scenario())
+
+
+def test_live_lists_pending_and_running_only(make_store):
+    async def scenario():
+        store = make_store()
+        await store.put_many(
+            [
+                record("a-pending", status="pending", ended_at=None),
+                record("b-running", status="running", ended_at=None),
+                record("c-waiting", status="awaiting_human", ended_at=None),
+                record("d-done", status="completed"),
+                record("e-running", function_id="other", status="running", ended_at=None),
+            ]
+        )
+        assert [r["execution_id"] for r in await store.live(10)] == [
+            "a-pending", "b-running", "e-running"]
+        assert [r["execution_id"] for r in await store.live(1)] == ["a-pending"]
+        await store.put_many([record("b-running", status="failed", ended_at=60.0)])
+        await store.put_many([record("a-pending", status="running", ended_at=None)])
+        assert [r["execution_id"] for r in await store.live(10)] == ["a-pending", "e-running"]
+        await store.delete_for_function("t", "other")
+        await store.put_many([record("a-pending", status="cancelled", ended_at=10.0)])
+        await store.put_many([record("a-pending", status="running", ended_at=None)])  # late
+        assert await store.live(10) == []
+        await store.close()
+
+    run(scenario())
