@@ -26,6 +26,8 @@ ROLES = ("admin", "deploy", "invoke", "review")
 DEFAULT_TENANT = "default"
 CACHE_SECONDS = 5.0
 CACHE_ENTRIES = 10_000
+BOOTSTRAP = "bootstrap-admin"
+BOOTSTRAP_CLAIM_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +141,16 @@ class KeyStore:
     async def exists(self, token: str) -> bool:
         return await self._kv.get(f"apikeyhash/{hash_key(token)}") is not None
 
+    async def claim_bootstrap(self) -> bool:
+        """Whether this process creates the first admin key: of several instances starting on
+        one empty shared KV, one wins. A claim whose key never appeared (its process died) can be
+        taken over after ``BOOTSTRAP_CLAIM_S``."""
+        now = time.time()
+        current = await self._kv.get(BOOTSTRAP)
+        if current is not None and now - float(current) < BOOTSTRAP_CLAIM_S:
+            return False
+        return await self._kv.compare_and_set(BOOTSTRAP, current, repr(now).encode())
+
     async def any(self) -> bool:
         async for _ in self._kv.scan("apikey/"):
             return True
@@ -155,7 +167,7 @@ async def bootstrap_admin(keys: KeyStore, env_key: str | None, key_path: Path) -
         if not await keys.exists(env_key):
             await keys.create(DEFAULT_TENANT, ["admin"], "TIERGATE_ADMIN_KEY", token=env_key)
         return None
-    if await keys.any():
+    if await keys.any() or not await keys.claim_bootstrap():
         return None
     _, token = await keys.create(DEFAULT_TENANT, ["admin"], "bootstrap admin")
     write_secret_file(key_path, token)

@@ -272,3 +272,26 @@ def test_an_execution_whose_gateway_is_killed_is_ended_by_another(stores, tierga
         assert ended["status"] == "failed"
         assert "stopped before it finished" in ended["error"]
         assert ended["ended_at"] and "owner" not in ended
+
+
+def test_instances_starting_together_on_an_empty_store_create_one_admin_key(
+    redis_server, s3_server, tmp_path_factory
+):
+    import concurrent.futures
+
+    from plugins.testing import TiergateServer
+
+    env = {**shared_env(redis_server, s3_server), "TIERGATE_ADMIN_KEY": ""}
+    servers = [TiergateServer(tmp_path_factory.mktemp(f"boot{i}"), env) for i in range(3)]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            list(pool.map(TiergateServer.start, servers))
+        creators = [s for s in servers if "Created an admin key" in s.log()]
+        assert len(creators) == 1, [s.log() for s in servers]
+        key = (creators[0].data_dir / "admin.key").read_text().strip()
+        for server in servers:
+            with server.client(key) as api:
+                assert len(api.get("/admin/keys").json()["keys"]) == 1
+    finally:
+        for server in servers:
+            server.stop()

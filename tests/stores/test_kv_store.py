@@ -110,3 +110,21 @@ def test_sqlite_faults_are_storage_unavailable(tmp_path):
         await kv.close()
 
     run(scenario())
+
+
+def test_only_one_process_claims_the_admin_bootstrap(make_kv, monkeypatch):
+    """What keeps instances starting together on one empty store from each creating an admin
+    key: the claim is a compare-and-set, so exactly one of several concurrent claims wins."""
+    import gateway.auth as auth
+
+    async def scenario():
+        kv = make_kv()
+        stores = [auth.KeyStore(kv) for _ in range(8)]
+        won = await asyncio.gather(*(s.claim_bootstrap() for s in stores))
+        assert sum(won) == 1
+        assert not await stores[0].claim_bootstrap()
+        monkeypatch.setattr(auth, "BOOTSTRAP_CLAIM_S", 0.0)  # a claim whose key never came
+        assert await stores[1].claim_bootstrap()
+        await kv.close()
+
+    run(scenario())
