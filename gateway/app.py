@@ -157,6 +157,11 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
     )
     records.start()
     stack.push_async_callback(records.close)
+    metrics.gauge(
+        "tiergate_records_unsaved",
+        "Execution records waiting to be written (grows while the store is away)",
+        records.unsaved,
+    )
     admission = Admission(settings.concurrency, settings.queue_size, metrics)
     callbacks = Callbacks(allow_private=settings.callback_allow_private)
     stack.push_async_callback(callbacks.close)

@@ -43,6 +43,9 @@ class ExecutionRecords:
     def save(self, record: Record) -> None:
         self._pending[record["execution_id"]] = record
 
+    def unsaved(self) -> int:
+        return len(self._pending)
+
     async def get(self, execution_id: str) -> Record | None:
         record = self._pending.get(execution_id)
         if record is not None:

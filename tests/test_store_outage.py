@@ -9,6 +9,7 @@ from conftest import (
     assert_problem,
     eventually,
     example,
+    metric,
     s3_client,
     shared_env,
     unique,
@@ -163,12 +164,15 @@ def test_redis_outage_and_recovery_across_two_instances(s3, tmp_path_factory, ti
         assert_problem(a.post(f"/invoke/{unique('unknown')}", json={}), 503,
                        "storage_unavailable")
         assert_problem(a.get(f"/functions/{fn}"), 503, "storage_unavailable")
+        waiting = metric(a.get("/metrics").text, "tiergate_records_unsaved")
+        assert waiting is not None and waiting >= 2
 
         redis.start()
         eventually(lambda: a.get("/readyz").status_code == 200, timeout=15)
         for execution in during:  # kept in memory meanwhile, written once Redis is back
             eventually(lambda e=execution: a.get(f"/executions/{e}").status_code == 200,
                        timeout=15)
+        assert metric(a.get("/metrics").text, "tiergate_records_unsaved") == 0
         deploy(a, fn, "echo.wat")  # the others hear of it again (subscription re-made)
         eventually(lambda: b.post(f"/invoke/{fn}", json={"v": 2}).json()["version"] == 2,
                    timeout=3)
