@@ -115,7 +115,15 @@ class KeyStore:
             "sha256": digest,
         }
         await self._kv.set(f"apikey/{record['id']}", orjson.dumps(record))
-        await self._kv.set(f"apikeyhash/{digest}", record["id"].encode())
+        index = f"apikeyhash/{digest}"
+        if not await self._kv.compare_and_set(index, None, record["id"].encode()):
+            # The same token registered meanwhile (instances starting with one TIERGATE_ADMIN_KEY)
+            await self._kv.delete(f"apikey/{record['id']}")
+            existing = await self._kv.get(index)
+            raw = await self._kv.get(f"apikey/{existing.decode()}") if existing else None
+            if raw is None:
+                raise StorageUnavailable("a key being registered elsewhere is not readable yet")
+            return orjson.loads(raw), token
         return record, token
 
     async def list(self, tenant: str | None = None) -> list[dict[str, Any]]:

@@ -128,3 +128,21 @@ def test_only_one_process_claims_the_admin_bootstrap(make_kv, monkeypatch):
         await kv.close()
 
     run(scenario())
+
+
+def test_one_token_registered_by_several_processes_at_once_is_one_key(make_kv):
+    """Instances starting together with one ``TIERGATE_ADMIN_KEY`` register it once."""
+    import gateway.auth as auth
+
+    async def scenario():
+        kv = make_kv()
+        stores = [auth.KeyStore(kv) for _ in range(6)]
+        made = await asyncio.gather(
+            *(s.create("default", ["admin"], "env", token="tg_same-token") for s in stores)
+        )
+        assert len({record["id"] for record, _ in made}) == 1
+        assert len(await stores[0].list()) == 1
+        assert (await stores[0].authenticate("tg_same-token")).key_id == made[0][0]["id"]
+        await kv.close()
+
+    run(scenario())
