@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
+
+from storage.files import write_atomically
 
 from .metrics import Metrics
 
@@ -57,7 +58,8 @@ class WorkerMetrics:
         path = self._directory / f"{self._worker}.prom"
         while True:
             try:
-                await asyncio.to_thread(_write, path, self._metrics.render())
+                data = self._metrics.render()
+                await asyncio.to_thread(write_atomically, path, data, durable=False)
             except OSError as exc:
                 log.warning("metrics: cannot write %s: %s", path, exc)
             await asyncio.sleep(WRITE_EVERY_S)
@@ -97,9 +99,3 @@ class _Labelled:
                     for s in family.samples
                 )
         yield from merged.values()
-
-
-def _write(path: Path, data: bytes) -> None:
-    temporary = path.with_suffix(f".{os.getpid()}.tmp")
-    temporary.write_bytes(data)
-    os.replace(temporary, path)

@@ -9,6 +9,7 @@ from gateway.errors import (
     QueueFull,
     RuntimeUnavailable,
 )
+from storage.files import write_once
 
 from .hookspecs import hookimpl, hookspec
 from .runtime import (
@@ -50,4 +51,5 @@ __all__ = [
     "WorkerProcess",
     "hookimpl",
     "hookspec",
+    "write_once",
 ]

@@ -35,6 +35,7 @@ from plugins import (
     PluginContext,
     Runtime,
     Source,
+    write_once,
 )
 from plugins.workers import POOL_SCHEMA, FunctionPool, PoolOptions, WorkerProcess
 
@@ -120,9 +121,8 @@ class PythonRuntime(Runtime[LoadedPython]):
             return {"ok": False, "error": f"checking the code crashed: {tail[0]}"}
 
     async def load(self, artifact: Artifact, fn: FunctionInfo) -> LoadedPython:
-        path = self._dir / "code" / f"{hashlib.sha256(artifact.data).hexdigest()}.py"
-        if not path.exists():
-            path.write_bytes(artifact.data)
+        name = f"{hashlib.sha256(artifact.data).hexdigest()}.py"
+        path = write_once(self._dir / "code" / name, artifact.data)
         options = PoolOptions(**{**_defaults(), **fn.options.get("pool", {})})
         pool = FunctionPool(lambda: self._spawn(fn, path), options)
         await pool.start()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +33,7 @@ from plugins import (
     PluginContext,
     Runtime,
     Source,
+    write_once,
 )
 from plugins.workers import WorkerDied
 
@@ -118,10 +118,7 @@ class WasmRuntime(Runtime[LoadedModule]):
         path = self._cache / f"{key}.cwasm"
         if not path.exists():
             wasmtime.Module.deserialize(self.engines.for_fuel(fuel), data)
-            fd, tmp = tempfile.mkstemp(dir=self._cache, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-            os.replace(tmp, path)
+            write_once(path, data)
         return path
 
     async def unload(self, loaded: LoadedModule) -> None:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from gateway.errors import StorageUnavailable
 
+from ..files import write_atomically
 from ..threads import Offload
 from .base import ObjectInfo, ObjectNotFound
 
@@ -37,7 +37,7 @@ class LocalObjectStore:
 
     async def put(self, key: str, data: bytes) -> ObjectInfo:
         path = self._path(key)
-        await self._io.run(_guarded, _write_atomically, path, data)
+        await self._io.run(_guarded, write_atomically, path, data)
         return ObjectInfo.of(data)
 
     async def get(self, key: str) -> bytes:
@@ -78,26 +78,6 @@ def _guarded(fn, *args):  # type: ignore[no-untyped-def]
         raise
     except OSError as exc:
         raise StorageUnavailable(f"object store: {exc.strerror or exc}") from None
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _remove(path: Path, root: Path) -> None:

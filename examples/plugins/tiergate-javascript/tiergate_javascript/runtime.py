@@ -90,10 +90,8 @@ class JavaScriptRuntime(tiergate.Runtime[LoadedModule]):
         return tiergate.Artifact(self.artifact_key(source.limits), source.code)
 
     def _code_file(self, code: bytes) -> Path:
-        path = self._dir / "code" / f"{hashlib.sha256(code).hexdigest()}.mjs"
-        if not path.exists():
-            path.write_bytes(code)
-        return path
+        name = f"{hashlib.sha256(code).hexdigest()}.mjs"
+        return tiergate.write_once(self._dir / "code" / name, code)
 
     async def load(self, artifact: tiergate.Artifact, fn: tiergate.FunctionInfo) -> LoadedModule:
         path = self._code_file(artifact.data)
