@@ -38,6 +38,7 @@ from .coherence import Coherence
 from .events import EventBus
 from .executor import Admission
 from .functions import FunctionService
+from .health import store_checks
 from .ids import process_id
 from .invoker import Invoker
 from .keys import SERVICES, SETTINGS
@@ -97,6 +98,9 @@ def _services_ctx(
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
             svc = await _build(settings, stack)
+            for store, problem in (await store_checks(svc)).items():
+                if problem != "ok":
+                    log.warning("%s: %s (serving anyway; /readyz says so)", store, problem)
             if worker is not None:
                 svc.worker_metrics = WorkerMetrics(
                     svc.metrics, settings.data_dir / "metrics", worker

@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from .app import create_app
+from .errors import StorageUnavailable
 from .settings import Settings
 
 log = logging.getLogger("tiergate.gateway")
@@ -88,6 +89,8 @@ def _serve(
             shutdown_timeout=10,
             reuse_port=reuse_port,
         )
+    except StorageUnavailable as exc:  # the KV is needed to start (keys, events)
+        raise ServeFailed(f"cannot start: {exc.detail}") from None
     except OSError as exc:
         raise ServeFailed(
             f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}"
@@ -112,7 +115,10 @@ def _worker_main(settings: Settings, access_log: bool, ready: Any, index: int) -
 async def _prepare(settings: Settings) -> None:
     """The start-up a single process runs (admin key, preloads), once, then closed again."""
     runner = web.AppRunner(create_app(settings, on_new_admin_key=_announce_key(settings)))
-    await runner.setup()
+    try:
+        await runner.setup()
+    except StorageUnavailable as exc:
+        raise ServeFailed(f"cannot start: {exc.detail}") from None
     await runner.cleanup()
 
 

@@ -180,3 +180,40 @@ def test_redis_outage_and_recovery_across_two_instances(s3, tmp_path_factory, ti
         b.close()
     finally:
         redis.stop()
+
+
+def test_a_missing_bucket_is_named_at_start_and_by_readyz(s3, redis_server, tiergate_factory):
+    env = shared_env(redis_server, s3.url, TIERGATE_OBJECT_STORE="s3://no-such-bucket/code")
+    server = tiergate_factory(env)
+    with server.client() as api:
+        ready = assert_problem(api.get("/readyz"), 503, "storage_unavailable")
+        assert "bucket 'no-such-bucket' not found" in ready["checks"]["object_store"]
+        assert ready["checks"]["kv"] == "ok"
+        failed = api.post("/deploy", json={"id": "x", "runtime": "wasm",
+                                           "code": example("echo.wat")})
+        assert_problem(failed, 503, "storage_unavailable")
+        assert api.get("/functions").json()["functions"] == []  # the failed deploy left nothing
+    assert "no-such-bucket' not found" in server.log()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_an_unreachable_redis_at_start_is_one_clear_line(s3, tmp_path, workers):
+    import subprocess
+
+    from plugins.testing import _tiergate
+
+    env = {
+        "TIERGATE_KV": "redis://127.0.0.1:1/0",  # nothing listens on port 1
+        "TIERGATE_SECRET_KEY": "shared",
+        "TIERGATE_OBJECT_STORE": "s3://any/code",
+        "TIERGATE_S3_ENDPOINT_URL": s3.url,
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(
+        [_tiergate(), "serve", "--port", str(free_port()), "--data-dir", str(tmp_path),
+         "--workers", workers],
+        env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith("error: cannot start: redis:")
+    assert "Traceback" not in done.stderr

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..apidoc import openapi_document
 from ..errors import StorageUnavailable
+from ..health import store_checks
 from .common import caller, json_response, services
 
 routes = web.RouteTableDef()
-
-READY_TIMEOUT_S = 2.0
 
 
 @routes.get("/healthz")
@@ -23,14 +20,7 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    svc = services(request)
-    checks = {}
-    for name, store in (("object_store", svc.objects), ("kv", svc.kv)):
-        try:
-            await asyncio.wait_for(store.ping(), READY_TIMEOUT_S)
-            checks[name] = "ok"
-        except (StorageUnavailable, TimeoutError) as exc:
-            checks[name] = getattr(exc, "detail", None) or "no answer in time"
+    checks = await store_checks(services(request))
     if all(v == "ok" for v in checks.values()):
         return json_response({"status": "ready", "checks": checks})
     raise StorageUnavailable("a store does not answer", checks=checks, retry_after=5)

@@ -87,7 +87,13 @@ class S3ObjectStore:
         return sorted(keys)
 
     async def ping(self) -> None:
-        await self._run(self._client.head_bucket, Bucket=self.bucket)
+        try:
+            await self._run(self._client.head_bucket, Bucket=self.bucket)
+        except ObjectNotFound:
+            raise StorageUnavailable(
+                f"object store: bucket {self.bucket!r} not found (create it, or fix"
+                " TIERGATE_OBJECT_STORE / TIERGATE_S3_ENDPOINT_URL)"
+            ) from None
 
     async def close(self) -> None:
         self._io.shutdown()
