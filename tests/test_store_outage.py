@@ -169,10 +169,14 @@ def test_redis_outage_and_recovery_across_two_instances(s3, tmp_path_factory, ti
 
         redis.start()
         eventually(lambda: a.get("/readyz").status_code == 200, timeout=15)
-        for execution in during:  # kept in memory meanwhile, written once Redis is back
-            eventually(lambda e=execution: a.get(f"/executions/{e}").status_code == 200,
+        # Kept in memory meanwhile, written once Redis is back: each instance reads the other's
+        # records from Redis (an instance answers for its own unsaved ones from memory).
+        for client, execution in zip((b, a, b, a), during, strict=True):
+            eventually(lambda c=client, e=execution: c.get(f"/executions/{e}").status_code == 200,
                        timeout=15)
-        assert metric(a.get("/metrics").text, "tiergate_records_unsaved") == 0
+        for client in (a, b):
+            eventually(lambda c=client: metric(c.get("/metrics").text,
+                                               "tiergate_records_unsaved") == 0)
         deploy(a, fn, "echo.wat")  # the others hear of it again (subscription re-made)
         eventually(lambda: b.post(f"/invoke/{fn}", json={"v": 2}).json()["version"] == 2,
                    timeout=3)
