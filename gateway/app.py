@@ -188,7 +188,7 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
         settings.rate_limit_rps, settings.rate_limit_burst or int(settings.rate_limit_rps) or 1
     )
     keys = KeyStore(kv)
-    buckets = open_buckets(settings.kv)
+    buckets = open_buckets(settings.kv, kv, processes=settings.workers)
     stack.push_async_callback(buckets.close)
     ratelimit = RateLimiter(kv, rate, buckets)
     bus = EventBus(kv, redis_url(settings.kv))

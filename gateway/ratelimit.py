@@ -2,8 +2,9 @@
 
 The default rate and burst come from settings (``TIERGATE_RATE_LIMIT_RPS`` and
 ``TIERGATE_RATE_LIMIT_BURST``; a rate of 0 means unlimited); a tenant may have its own, set by an
-admin and kept in the KV. Buckets live in this process's memory, or on Redis when the KV is
-Redis, so that instances behind one load balancer share each key's limit.
+admin and kept in the KV. Buckets live in this process's memory, in the KV when several
+processes share an embedded store, or on Redis when the KV is Redis, so that every process
+serving a key spends from one bucket (``storage/buckets.py``).
 """
 
 from __future__ import annotations

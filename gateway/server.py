@@ -124,7 +124,7 @@ async def _prepare(settings: Settings) -> None:
 
 def _run_workers(settings: Settings, access_log: bool) -> None:
     asyncio.run(_prepare(settings))
-    worker_settings = settings.with_overrides(workers=1, preload=())
+    worker_settings = settings.with_overrides(preload=())
     context = multiprocessing.get_context("spawn")
     ready = context.SimpleQueue()
     serving: set[int | None] = set()

@@ -1,5 +1,6 @@
-"""Token buckets for rate limits: in this process's memory, or on Redis so that every gateway
-instance sharing it spends from the same bucket.
+"""Token buckets for rate limits: in this process's memory; in the KV (compare-and-set) when
+several processes share an embedded store (``serve --workers N``); or on Redis, where every
+gateway instance spends from the same bucket in one script call.
 
 ``take`` spends one token and answers 0.0, or answers how many seconds until a token is due.
 """
@@ -10,6 +11,9 @@ import math
 import time
 from typing import Protocol
 
+import orjson
+
+from .kv.base import KV
 from .redis_client import NAMESPACE, connect, guarded, release
 
 
@@ -44,6 +48,32 @@ class MemoryBuckets:
 
     async def close(self) -> None:
         self._buckets.clear()
+
+
+class KVBuckets:
+    """Buckets as KV records, changed with compare-and-set: exact across the processes of one
+    machine at the price of a KV write per request (only when a limit is set)."""
+
+    def __init__(self, kv: KV) -> None:
+        self._kv = kv
+
+    async def take(self, key: str, rate: float, burst: int) -> float:
+        name = f"bucket/{key}"
+        while True:
+            raw = await self._kv.get(name)
+            now = time.time()
+            tokens, stamp = orjson.loads(raw) if raw else (float(burst), now)
+            tokens = min(burst, tokens + max(0.0, now - stamp) * rate)
+            wait = 0.0 if tokens >= 1 else (1 - tokens) / rate
+            left = tokens - 1 if tokens >= 1 else tokens
+            if await self._kv.compare_and_set(name, raw, orjson.dumps([left, now])):
+                return wait
+
+    def clear(self) -> None:
+        """Shared buckets clamp themselves to a new burst on their next take."""
+
+    async def close(self) -> None:
+        """The KV is closed by its owner."""
 
 
 # KEYS[1] bucket; ARGV[1] rate per second; ARGV[2] burst. The server's clock, so that instances

@@ -114,9 +114,12 @@ def redis_url(kv_url: str | None) -> str | None:
     return kv_url if kv_url and urlparse(kv_url).scheme in ("redis", "rediss") else None
 
 
-def open_buckets(kv_url: str | None) -> Buckets:
-    """Rate-limit buckets next to the KV: shared on Redis, else in this process."""
-    from .buckets import MemoryBuckets, RedisBuckets
+def open_buckets(kv_url: str | None, kv: KV, *, processes: int) -> Buckets:
+    """Rate-limit buckets next to the KV: on Redis when it is Redis, in the KV when several
+    processes share an embedded one, else in this process."""
+    from .buckets import KVBuckets, MemoryBuckets, RedisBuckets
 
     url = redis_url(kv_url)
-    return MemoryBuckets() if url is None else RedisBuckets(url)
+    if url is not None:
+        return RedisBuckets(url)
+    return KVBuckets(kv) if processes > 1 else MemoryBuckets()

@@ -163,3 +163,18 @@ def test_metrics_of_every_worker_answer_whichever_takes_the_scrape(tiergate_fact
         timeout=10,
     )
     assert all(set(c) == {"0", "1"} for c in scrapes), scrapes
+
+
+def test_a_rate_limit_holds_across_workers(tiergate_factory):
+    server = tiergate_factory(args=("--workers", "2"))
+    serving(server)
+    assert fresh(server, "PUT", "/admin/tenants/rl/rate-limit",
+                 json={"rate": 0.2, "burst": 4}).status_code == 200
+    key = fresh(server, "POST", "/admin/keys",
+                json={"tenant": "rl", "roles": ["invoke"]}).json()["key"]
+    codes = []
+    for _ in range(10):  # new connections: both workers take some
+        with httpx.Client(base_url=server.url,
+                          headers={"Authorization": f"Bearer {key}"}) as client:
+            codes.append(client.post("/invoke/none").status_code)
+    assert codes.count(404) == 4 and codes.count(429) == 6, codes
