@@ -66,6 +66,9 @@ class Coherence:
         """Cancel an execution wherever it runs; its record afterwards (or as it was, if the
         process running it did not answer within ``CANCEL_WAIT_S``)."""
         if not await self._invoker.cancel(execution_id):
+            record = await self._records.get(execution_id)
+            if record is None or record["status"] not in LIVE_STATUSES:
+                return record  # finished, or waiting for a person: nothing runs to stop
             await self._bus.publish("execution.cancel", execution_id=execution_id)
             deadline = time.monotonic() + CANCEL_WAIT_S
             while time.monotonic() < deadline:

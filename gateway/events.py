@@ -11,7 +11,6 @@ longer than events are kept) drops everything it caches.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -21,8 +20,8 @@ import orjson
 
 from storage.kv.base import KV
 
-from .errors import StorageUnavailable
 from .ids import process_id
+from .periodic import Periodic
 
 log = logging.getLogger("tiergate.events")
 
@@ -45,7 +44,7 @@ class EventBus:
         self._floor = 0
         self._applied: dict[int, float] = {}
         self._caught_up = time.monotonic()
-        self._tasks: list[asyncio.Task[None]] = []
+        self._background = Periodic("events")
         self._redis: Any = None
 
     def on(self, kind: str, handler: Handler) -> None:
@@ -77,33 +76,19 @@ class EventBus:
         """Events from before this process started are not for it: its caches are empty."""
         self._floor = int(await self._kv.get(SEQUENCE) or b"0")
         self._caught_up = time.monotonic()
-        self._tasks.append(asyncio.create_task(self._poll()))
+        self._background.every(self._poll_s, self.catch_up)
         if self._redis_url:
             from storage.redis_client import connect
 
             self._redis = connect(self._redis_url)
-            self._tasks.append(asyncio.create_task(self._listen(self._redis_url)))
+            self._background.keep(self._listen(self._redis_url))
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._background.close()
         if self._redis_url and self._redis is not None:
             from storage.redis_client import release
 
             await release(self._redis_url)
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self._poll_s)
-            try:
-                await self.catch_up()
-            except StorageUnavailable as exc:
-                log.warning("events: %s (will retry)", exc.detail)
-            except Exception:
-                log.exception("events: polling failed")
 
     async def catch_up(self) -> None:
         """Apply every logged event not applied yet, then delete the ones past keeping.

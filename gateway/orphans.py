@@ -7,7 +7,6 @@ sending their callback. A process that stops cleanly records its executions itse
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -19,6 +18,7 @@ from storage.kv.base import KV
 
 from .callbacks import Callbacks
 from .errors import StorageUnavailable
+from .periodic import Periodic
 from .records import ExecutionRecords
 from .views import execution_body
 
@@ -43,20 +43,14 @@ class OrphanSweeper:
         self._callbacks = callbacks
         self._owner = owner
         self._after = orphan_after_s
-        self._tasks: list[asyncio.Task[None]] = []
+        self._background = Periodic("orphan sweep")
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._every(self._after / 6, self.beat)),
-            asyncio.create_task(self._every(self._after / 3, self.sweep)),
-        ]
+        self._background.every(self._after / 6, self.beat, now=True)
+        self._background.every(self._after / 3, self.sweep, now=True)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._background.close()
         with contextlib.suppress(StorageUnavailable):
             await self._kv.delete(_alive(self._owner))
 
@@ -92,17 +86,6 @@ class OrphanSweeper:
         self._records.save(record)
         if record.get("callback_url"):
             self._callbacks.send(record["callback_url"], execution_body(record))
-
-    @staticmethod
-    async def _every(interval: float, work: Any) -> None:
-        while True:
-            try:
-                await work()
-            except StorageUnavailable as exc:
-                log.warning("orphan sweep: %s (will retry)", exc.detail)
-            except Exception:
-                log.exception("orphan sweep failed")
-            await asyncio.sleep(interval)
 
 
 def _alive(owner: str) -> str:

@@ -8,14 +8,13 @@ milliseconds. Reads look at the pending map first, so a record is visible the mo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
-from typing import Any
 
 from storage.executions.base import ExecutionStore, Record
 
 from .errors import StorageUnavailable
+from .periodic import Periodic
 
 log = logging.getLogger("tiergate.records")
 
@@ -37,7 +36,7 @@ class ExecutionRecords:
         self._flush_interval = flush_interval
         self._retention_s = retention_s
         self._purge_interval = purge_interval
-        self._tasks: list[asyncio.Task[None]] = []
+        self._background = Periodic("execution records")
         self._lock = asyncio.Lock()
 
     def save(self, record: Record) -> None:
@@ -106,26 +105,9 @@ class ExecutionRecords:
         return await self._store.purge(time.time() - self._retention_s)
 
     def start(self) -> None:
-        self._tasks = [
-            asyncio.create_task(self._every(self._flush_interval, self.flush)),
-            asyncio.create_task(self._every(self._purge_interval, self.purge)),
-        ]
+        self._background.every(self._flush_interval, self.flush)
+        self._background.every(self._purge_interval, self.purge)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._background.close()
         await self.flush()
-
-    @staticmethod
-    async def _every(interval: float, work: Any) -> None:
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await work()
-            except StorageUnavailable as exc:
-                log.warning("execution records: %s (will retry)", exc.detail)
-            except Exception:
-                log.exception("execution records: background task failed")

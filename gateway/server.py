@@ -40,7 +40,7 @@ def _use_uvloop() -> None:
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-def _announce_key(settings: Settings) -> Any:
+def _announce_key(settings: Settings) -> Callable[[str], None]:
     def announce(key: str) -> None:
         print(
             "Created an admin key for tenant 'default'. It is shown only this once:\n"

@@ -9,9 +9,6 @@ who answered and when, counts it, and sends the execution's callback.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -25,9 +22,8 @@ from .auth import Principal
 from .errors import BadRequest, InvalidOutput, StorageUnavailable, TaskClaimed, TaskNotFound
 from .invoker import Invoker
 from .loader import Loader
+from .periodic import Periodic
 from .records import ExecutionRecords
-
-log = logging.getLogger("tiergate.tasks")
 
 DEFAULT_EXPIRY_S = 24 * 3600
 CLAIM_S = 15 * 60
@@ -49,7 +45,7 @@ class TaskService:
         self._loader = loader
         self._invoker = invoker
         self._sweep_s = sweep_s
-        self._sweeper: asyncio.Task[None] | None = None
+        self._sweeper = Periodic("review task sweep")
 
     async def create(
         self,
@@ -225,25 +221,14 @@ class TaskService:
         )
 
     def start(self) -> None:
-        self._sweeper = asyncio.create_task(self._sweep())
+        self._sweeper.every(self._sweep_s, self.expire_due)
 
     async def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
-
-    async def _sweep(self) -> None:
-        """Expire tasks nobody answered in time: their ``default_output`` when the function has
-        one, else the execution ends with status ``timeout``."""
-        while True:
-            await asyncio.sleep(self._sweep_s)
-            try:
-                await self.expire_due()
-            except Exception:
-                log.exception("task sweeper failed; trying again")
+        await self._sweeper.close()
 
     async def expire_due(self) -> None:
+        """Expire tasks nobody answered in time: their ``default_output`` when the function has
+        one, else the execution ends with status ``timeout``."""
         now = time.time()
         async for key, raw in self._kv.scan("task/"):
             task = orjson.loads(raw)

@@ -8,8 +8,6 @@ so its counters read as a counter reset, as Prometheus expects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,8 +20,7 @@ from prometheus_client.samples import Sample
 from storage.files import write_atomically
 
 from .metrics import Metrics
-
-log = logging.getLogger("tiergate.metrics")
+from .periodic import Periodic
 
 WRITE_EVERY_S = 1.0
 STALE_S = 10.0  # a file not rewritten for this long belongs to a worker that is gone
@@ -34,17 +31,13 @@ class WorkerMetrics:
         self._metrics = metrics
         self._directory = directory
         self._worker = str(worker)
-        self._task: asyncio.Task[None] | None = None
+        self._background = Periodic("worker metrics")
 
     def start(self) -> None:
-        self._directory.mkdir(parents=True, exist_ok=True)
-        self._task = asyncio.create_task(self._keep_writing())
+        self._background.every(WRITE_EVERY_S, self._write, now=True)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._background.close()
 
     async def render(self) -> bytes:
         """This worker's metrics as they are now, and the others' as last written."""
@@ -54,15 +47,10 @@ class WorkerMetrics:
         registry.register(_Labelled(texts))
         return generate_latest(registry)
 
-    async def _keep_writing(self) -> None:
+    async def _write(self) -> None:
+        data = self._metrics.render()
         path = self._directory / f"{self._worker}.prom"
-        while True:
-            try:
-                data = self._metrics.render()
-                await asyncio.to_thread(write_atomically, path, data, durable=False)
-            except OSError as exc:
-                log.warning("metrics: cannot write %s: %s", path, exc)
-            await asyncio.sleep(WRITE_EVERY_S)
+        await asyncio.to_thread(write_atomically, path, data, durable=False)
 
     def _read_others(self) -> dict[str, str]:
         found = {}

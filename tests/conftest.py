@@ -62,6 +62,22 @@ def eventually(predicate: Any, timeout: float = 10.0, interval: float = 0.05) ->
         time.sleep(interval)
 
 
+def start_slow_execution(api: Any, watcher: Any = None, seconds: int = 60) -> str:
+    """Deploy ``slow.py``, start it asynchronously through ``api`` and return its execution id
+    once ``watcher`` (another instance, or the same) sees it running."""
+    fn = unique("slow")
+    body = {"id": fn, "runtime": "python", "code": example("slow.py"),
+            "limits": {"timeout_ms": (seconds + 60) * 1000}}
+    assert api.post("/deploy", json=body).status_code == 201
+    started = api.post(f"/invoke/{fn}", json={"seconds": seconds},
+                       headers={"Prefer": "respond-async"})
+    assert started.status_code == 202, started.text
+    execution = started.json()["execution_id"]
+    watcher = watcher or api
+    eventually(lambda: watcher.get(f"/executions/{execution}").json()["status"] == "running")
+    return execution
+
+
 def metric(text: str, name: str, **labels: str) -> float | None:
     """The value of one sample in Prometheus text, whatever the label order; None if absent."""
     from prometheus_client.parser import text_string_to_metric_families

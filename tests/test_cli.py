@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import EXAMPLES, unique
 
 TIERGATE = str(Path(sys.executable).parent / "tiergate")
@@ -136,6 +137,22 @@ def test_serve_rejects_bad_settings(tmp_path):
     assert "TIERGATE_KV" in _one_line_error(r)
     r = run("serve", "--data-dir", str(tmp_path), env={"TIERGATE_CONCURRENCY": "many"})
     assert "TIERGATE_CONCURRENCY" in _one_line_error(r)
+
+
+@pytest.mark.parametrize(
+    "variable, value, says",
+    [
+        ("TIERGATE_OBJECT_STORE", "s3://", "name the bucket"),
+        ("TIERGATE_OBJECT_STORE", "gs://bucket", "unsupported scheme"),
+        ("TIERGATE_WORKERS", "0", "at least 1"),
+        ("TIERGATE_WORKERS", "two", "expected"),
+        ("TIERGATE_ORPHAN_AFTER_S", "0", "more than 0"),
+        ("TIERGATE_VERIFY_S", "-1", "negative"),
+    ],
+)
+def test_serve_rejects_bad_scale_out_settings(tmp_path, variable, value, says):
+    error = _one_line_error(run("serve", "--data-dir", str(tmp_path), env={variable: value}))
+    assert variable in error and says in error, error
 
 
 def test_tasks_command(tiergate_server):

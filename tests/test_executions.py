@@ -6,7 +6,7 @@ import time
 
 import httpx
 import pytest
-from conftest import assert_problem, deploy_wat, example, unique
+from conftest import assert_problem, deploy_wat, start_slow_execution, unique
 
 
 def wait_for(
@@ -147,14 +147,8 @@ def test_a_gateway_killed_mid_execution_ends_it_after_restart(tiergate_factory):
 
     server = tiergate_factory({"TIERGATE_ORPHAN_AFTER_S": "1"})
     with server.client() as api:
-        fn = unique("killed")
-        body = {"id": fn, "runtime": "python", "code": example("slow.py"),
-                "limits": {"timeout_ms": 120000}}
-        assert api.post("/deploy", json=body).status_code == 201
-        started = api.post(f"/invoke/{fn}", json={"seconds": 60},
-                           headers={"Prefer": "respond-async"})
-        execution = started.json()["execution_id"]
-        wait_for(api, execution, statuses=("running",))
+        execution = start_slow_execution(api)
+        fn = api.get(f"/executions/{execution}").json()["function_id"]
     server.stop(signal.SIGKILL)
     server.start()
     with server.client() as api:
@@ -166,14 +160,7 @@ def test_a_gateway_killed_mid_execution_ends_it_after_restart(tiergate_factory):
 def test_a_gateway_stopped_cleanly_records_its_async_executions_as_cancelled(tiergate_factory):
     server = tiergate_factory()
     with server.client() as api:
-        fn = unique("stopped")
-        body = {"id": fn, "runtime": "python", "code": example("slow.py"),
-                "limits": {"timeout_ms": 120000}}
-        assert api.post("/deploy", json=body).status_code == 201
-        started = api.post(f"/invoke/{fn}", json={"seconds": 60},
-                           headers={"Prefer": "respond-async"})
-        execution = started.json()["execution_id"]
-        wait_for(api, execution, statuses=("running",))
+        execution = start_slow_execution(api)
     assert server.stop() == 0
     server.start()
     with server.client() as api:

@@ -15,6 +15,7 @@ from conftest import (
     fixture,
     s3_client,
     shared_env,
+    start_slow_execution,
     unique,
 )
 
@@ -106,11 +107,7 @@ def test_an_execution_started_on_one_is_read_and_cancelled_on_the_other(pair):
     logs = b.get(f"/functions/{fn}/logs").json()["executions"]
     assert [e["execution_id"] for e in logs] == [r.json()["execution_id"]]
 
-    slow = unique("slow")
-    deploy(a, slow, example("slow.py"), runtime="python", limits={"timeout_ms": 30000})
-    started = a.post(f"/invoke/{slow}", json={"seconds": 20}, headers={"Prefer": "respond-async"})
-    execution = started.json()["execution_id"]
-    eventually(lambda: b.get(f"/executions/{execution}").json()["status"] == "running")
+    execution = start_slow_execution(a, watcher=b, seconds=20)
     cancelled = b.delete(f"/executions/{execution}")
     assert cancelled.status_code == 200, cancelled.text
     assert cancelled.json()["status"] == "cancelled"
@@ -256,11 +253,7 @@ def test_an_execution_whose_gateway_is_killed_is_ended_by_another(stores, tierga
     env = {**stores, "TIERGATE_ORPHAN_AFTER_S": "1.5"}
     doomed, survivor = tiergate_factory(env), tiergate_factory(env)
     with doomed.client() as d, survivor.client() as s:
-        fn = unique("orphan")
-        deploy(d, fn, example("slow.py"), runtime="python", limits={"timeout_ms": 120000})
-        started = d.post(f"/invoke/{fn}", json={"seconds": 60}, headers={"Prefer": "respond-async"})
-        execution = started.json()["execution_id"]
-        eventually(lambda: s.get(f"/executions/{execution}").json()["status"] == "running")
+        execution = start_slow_execution(d, watcher=s)
         time.sleep(3)  # twice the orphan threshold: a live owner's execution is left alone
         assert s.get(f"/executions/{execution}").json()["status"] == "running"
 
