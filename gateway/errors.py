@@ -215,13 +215,20 @@ class PluginError(TiergateError):
 
 
 class RuntimeUnavailable(PluginError):
-    """A runtime cannot work on this machine (e.g. its interpreter is missing)."""
+    """A runtime cannot work on this machine (its interpreter is missing, or it cannot isolate
+    code here): deploys and calls of that runtime are refused until an operator fixes it."""
+
+    code = "runtime_unavailable"
+    status = 503
+    title = "Runtime unavailable"
 
 
 class AttemptFailure(Exception):
-    """How one tier attempt ended without an answer; recorded in ``attempts[]``."""
+    """How one tier attempt ended without an answer; recorded in ``attempts[]`` (with ``code``
+    when the failure has a stable name, e.g. ``output_too_large``)."""
 
     status: ClassVar[str] = "failed"
+    code: ClassVar[str | None] = None
 
     def __init__(self, message: str, *, logs: list[Any] | None = None) -> None:
         super().__init__(message)
@@ -239,6 +246,12 @@ class FunctionCrashed(FunctionFailed):
 
 class BadOutput(FunctionFailed):
     """The output is not JSON, or it breaks the function's output schema."""
+
+
+class OutputTooLarge(FunctionFailed):
+    """The output is larger than ``limits.max_output_kb``; it escalates like any failure."""
+
+    code = "output_too_large"
 
 
 class FunctionTimeout(AttemptFailure):

@@ -139,7 +139,7 @@ class Invoker:
                 tier="human",
                 task_id=waiting.task["id"],
                 attempts=inv.attempts,
-                logs=render_logs(inv.logs),
+                logs=render_logs(inv.final_logs()),
             )
             self._records.save(record)
             # A reviewer on any instance may answer the task at once: the record must be there.
@@ -221,7 +221,7 @@ class Invoker:
         record["ended_at"] = time.time()
         record["duration_ms"] = round(duration * 1000, 3)
         record["attempts"] = inv.attempts
-        record["logs"] = render_logs(inv.logs)
+        record["logs"] = render_logs(inv.final_logs())
         record["error"] = error
         if inv.secrets:
             _redact(record, inv.secrets.values())

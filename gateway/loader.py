@@ -22,7 +22,7 @@ from typing import Any
 import pybreaker
 from cachetools import LRUCache
 
-from gateway.errors import CircuitOpen, NotFound, RetryLater, TiergateError
+from gateway.errors import CircuitOpen, NotFound, RetryLater, RuntimeUnavailable, TiergateError
 
 from .loaded import LoadedFunction
 from .metrics import BREAKER_STATES, FunctionMetrics, Metrics
@@ -177,7 +177,7 @@ class Loader:
             breaker = pybreaker.CircuitBreaker(
                 fail_max=self._fail_max,
                 reset_timeout=self._reset_s,
-                exclude=[asyncio.CancelledError, NotFound, _is_client_error],
+                exclude=[asyncio.CancelledError, NotFound, RuntimeUnavailable, _is_client_error],
                 listeners=[watch],
                 throw_new_error_on_trip=False,
                 name=f"{fkey[0]}/{fkey[1]}",

@@ -52,6 +52,8 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                 "memory_mb": {"type": "integer", "minimum": 1, "maximum": 16_384},
                 "max_concurrency": {"type": "integer", "minimum": 0},
                 "fuel": {"type": ["integer", "null"], "minimum": 1},
+                "max_output_kb": {"type": "integer", "minimum": 1, "maximum": 65_536},
+                "tmp_mb": {"type": "integer", "minimum": 1, "maximum": 8192},
             },
         },
         "env": {
@@ -137,7 +139,7 @@ def parse_manifest(
         code = _decode_code(data["code"], data.get("code_encoding", "utf-8"))
     if code is not None and not data.get("runtime"):
         raise InvalidManifest("runtime: required when code is given", field="runtime")
-    limits = data.get("limits", {})
+    limits = _limits(data.get("limits", {}))
     raw = {k: v for k, v in data.items() if k not in ("code", "code_encoding")}
     return Manifest(
         id=data["id"],
@@ -147,18 +149,34 @@ def parse_manifest(
         description=data.get("description", ""),
         input_schema=data.get("input_schema"),
         output_schema=data.get("output_schema"),
-        limits=Limits(
-            timeout_ms=limits.get("timeout_ms", 30_000),
-            memory_mb=limits.get("memory_mb", 128),
-            fuel=limits.get("fuel"),
-        ),
-        max_concurrency=limits.get("max_concurrency", 0),
+        limits=limits,
+        max_concurrency=data.get("limits", {}).get("max_concurrency", 0),
         env=data.get("env", {}),
         secrets=tuple(data.get("secrets", ())),
         tiers=data.get("tiers", {}),
         cascade=data.get("cascade", {}),
         options=options,
         raw=raw,
+    )
+
+
+def _limits(given: Mapping[str, Any]) -> Limits:
+    """The manifest's limits with defaults; scratch space is part of the memory, so it may take at
+    most half of it (by default a quarter, at most 16 MiB)."""
+    memory_mb = given.get("memory_mb", 128)
+    tmp_mb = given.get("tmp_mb", max(1, min(16, memory_mb // 4)))
+    if tmp_mb > max(1, memory_mb // 2):
+        raise InvalidManifest(
+            f"limits.tmp_mb: {tmp_mb} MiB is more than half of limits.memory_mb ({memory_mb} MiB);"
+            " scratch space counts against memory",
+            field="limits.tmp_mb",
+        )
+    return Limits(
+        timeout_ms=given.get("timeout_ms", 30_000),
+        memory_mb=memory_mb,
+        fuel=given.get("fuel"),
+        max_output_kb=given.get("max_output_kb", 6144),
+        tmp_mb=tmp_mb,
     )
 
 

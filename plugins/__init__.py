@@ -6,12 +6,14 @@ from gateway.errors import (
     FunctionCrashed,
     FunctionFailed,
     FunctionTimeout,
+    OutputTooLarge,
     QueueFull,
     RuntimeUnavailable,
 )
 from storage.files import write_once
 
 from .hookspecs import hookimpl, hookspec
+from .logs import LogBudget, cap_entries
 from .runtime import (
     Artifact,
     Call,
@@ -39,7 +41,9 @@ __all__ = [
     "FunctionPool",
     "FunctionTimeout",
     "Limits",
+    "LogBudget",
     "LogEntry",
+    "OutputTooLarge",
     "PluginContext",
     "PoolOptions",
     "QueueFull",
@@ -49,6 +53,7 @@ __all__ = [
     "Source",
     "WorkerDied",
     "WorkerProcess",
+    "cap_entries",
     "hookimpl",
     "hookspec",
     "write_once",

@@ -123,7 +123,8 @@ class RuntimeRegistry:
         return sorted(n for n, e in self.entries.items() if e.status == "active")
 
     def get(self, name: str) -> Runtime[Any]:
-        """The runtime called ``name``, created on first use; ``UnknownRuntime`` otherwise."""
+        """The runtime called ``name``, created on first use; ``UnknownRuntime`` when there is no
+        such runtime, ``RuntimeUnavailable`` when it cannot work here (e.g. cannot isolate code)."""
         runtime = self._instances.get(name)
         if runtime is not None:
             return runtime
@@ -139,10 +140,8 @@ class RuntimeRegistry:
         try:
             runtime.check()
         except RuntimeUnavailable as exc:
-            raise UnknownRuntime(
-                f"runtime {name!r} is not usable here: {exc.detail}",
-                runtime=name,
-                available=self.active(),
+            raise RuntimeUnavailable(
+                f"runtime {name!r} cannot run code here: {exc.detail}", runtime=name
             ) from exc
         self._instances[name] = runtime
         return runtime

@@ -30,11 +30,21 @@ class PluginContext:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Per-function limits from the manifest; ``fuel`` is ``None`` when not metered."""
+    """Per-function limits from the manifest; ``fuel`` is ``None`` when not metered.
+
+    ``tmp_mb`` is the function's writable scratch space (``/tmp``, its working directory): it
+    counts against ``memory_mb``, so a sandboxed process gets ``memory_mb - tmp_mb`` for its heap.
+    """
 
     timeout_ms: int = 30_000
     memory_mb: int = 128
     fuel: int | None = None
+    max_output_kb: int = 6144
+    tmp_mb: int = 16
+
+    @property
+    def max_output_bytes(self) -> int:
+        return self.max_output_kb * 1024
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,14 +63,14 @@ def test_the_plugins_own_suite_passes(installed):
     assert " passed" in result.stdout
 
 
-def test_missing_node_is_a_clear_unknown_runtime(installed, tiergate_factory, tmp_path):
+def test_missing_node_makes_the_runtime_unavailable(installed, tiergate_factory, tmp_path):
     server = tiergate_factory({"TIERGATE_JAVASCRIPT_NODE": str(tmp_path / "no-node-here")})
     with server.client() as api:
         r = api.post(
             "/deploy",
             json={"id": "js-none", "runtime": "javascript", "code": "export default () => 1;\n"},
         )
-        problem = assert_problem(r, 400, "unknown_runtime")
+        problem = assert_problem(r, 503, "runtime_unavailable")
         assert "node not found" in problem["detail"]
     listing = subprocess.run(
         [str(BIN / "tiergate"), "runtimes"],

@@ -7,12 +7,14 @@ cannot answer; the engine owns retries, timeouts, output checks, escalation and 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from gateway.loaded import LoadedFunction
+from plugins.logs import LogBudget
 from plugins.runtime import LogEntry
 
 TIER_ORDER = ("code", "generative", "agentic", "human")
@@ -33,6 +35,24 @@ class Invocation:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     logs: list[LogEntry] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
+    log_budget: LogBudget = field(default_factory=LogBudget)
+
+    def add_logs(self, entries: Iterable[LogEntry]) -> None:
+        """Keep what fits the execution's log caps, whatever the runtime sent."""
+        for entry in entries:
+            message = self.log_budget.fit(entry.message)
+            if message is None:
+                continue
+            if message is not entry.message:
+                entry = dataclasses.replace(entry, message=message)
+            self.logs.append(entry)
+
+    def final_logs(self) -> list[LogEntry]:
+        """The kept entries, and one last entry saying what the caps dropped."""
+        summary = self.log_budget.summary()
+        if summary is None:
+            return self.logs
+        return [*self.logs, LogEntry(time.time(), "log", summary, "WARNING")]
 
 
 class AwaitingHuman(Exception):

@@ -22,6 +22,7 @@ from gateway.errors import (
     CascadeExhausted,
     FunctionTimeout,
     InvocationTimeout,
+    OutputTooLarge,
     TierSkipped,
 )
 from gateway.metrics import Metrics
@@ -126,11 +127,13 @@ class CascadeEngine:
                     raise FunctionTimeout(
                         f"{tier.name} tier timed out after {timeout_s:g} s"
                     ) from None
-            inv.logs.extend(result.logs)
+            inv.add_logs(result.logs)
             value = self._checked_output(inv, result)
         except AttemptFailure as failure:
-            inv.logs.extend(failure.logs)
-            self._record(inv, tier.name, attempt, failure.status, failure.message, started)
+            inv.add_logs(failure.logs)
+            self._record(
+                inv, tier.name, attempt, failure.status, failure.message, started, failure.code
+            )
             raise
         except asyncio.CancelledError:
             self._record(inv, tier.name, attempt, "cancelled", "cancelled", started)
@@ -149,6 +152,12 @@ class CascadeEngine:
     def _checked_output(inv: Invocation, result: TierResult) -> Any:
         value = result.value
         if result.output is not None:
+            limit = inv.fn.limits.max_output_bytes
+            if len(result.output) > limit:
+                raise OutputTooLarge(
+                    f"the output is {len(result.output)} bytes, over limits.max_output_kb "
+                    f"({limit // 1024} KiB)"
+                )
             try:
                 value = orjson.loads(result.output)
             except orjson.JSONDecodeError as exc:
@@ -167,17 +176,19 @@ class CascadeEngine:
         status: str,
         error: str | None,
         started: float,
+        code: str | None = None,
     ) -> None:
         elapsed = time.perf_counter() - started
-        inv.attempts.append(
-            {
-                "tier": tier,
-                "attempt": attempt,
-                "status": status,
-                "error": error,
-                "duration_ms": round(elapsed * 1000, 3),
-            }
-        )
+        entry = {
+            "tier": tier,
+            "attempt": attempt,
+            "status": status,
+            "error": error,
+            "duration_ms": round(elapsed * 1000, 3),
+        }
+        if code is not None:
+            entry["code"] = code
+        inv.attempts.append(entry)
         self._metrics.attempt(tier, status, elapsed)
 
     async def _run_parallel(

@@ -1,0 +1,67 @@
+"""The log caps every runtime and the gateway apply: each entry at most ``ENTRY_BYTES`` of text,
+each execution at most ``EXECUTION_BYTES``; what does not fit is dropped and counted, and one last
+entry says how much. Workers apply them as they capture (so what crosses a pipe stays small); the
+gateway applies them again to whatever a runtime returns, so a runtime cannot get past them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+ENTRY_BYTES = 8 * 1024
+EXECUTION_BYTES = 1024 * 1024
+_MARK = " … [entry cut at 8 KiB]"
+
+
+class LogBudget:
+    """What is left of one execution's log allowance."""
+
+    __slots__ = ("dropped_bytes", "dropped_entries", "left")
+
+    def __init__(self, total_bytes: int = EXECUTION_BYTES) -> None:
+        self.left = total_bytes
+        self.dropped_bytes = 0
+        self.dropped_entries = 0
+
+    def fit(self, message: str) -> str | None:
+        """``message`` cut to the per-entry cap, or None when the execution's allowance is spent
+        (the message is then counted as dropped)."""
+        size = len(message)  # characters first: a cheap bound that is exact for ASCII
+        if size > ENTRY_BYTES // 4 or size * 4 > self.left:
+            data = message.encode("utf-8", "surrogatepass")
+            size = len(data)
+            if size > ENTRY_BYTES:
+                message = data[: ENTRY_BYTES - len(_MARK.encode())].decode("utf-8", "ignore")
+                message += _MARK
+                size = len(message.encode("utf-8", "surrogatepass"))
+        if size > self.left:
+            self.left = 0
+            self.dropped_bytes += size
+            self.dropped_entries += 1
+            return None
+        self.left -= size
+        return message
+
+    def summary(self) -> str | None:
+        """The text of the last entry when something was dropped."""
+        if not self.dropped_entries:
+            return None
+        return (
+            f"dropped {self.dropped_bytes} bytes of logs in {self.dropped_entries} entries "
+            f"(logs are capped at {EXECUTION_BYTES // 1024} KiB per execution)"
+        )
+
+
+def cap_entries(entries: Iterable[list[Any]], budget: LogBudget | None = None) -> list[list[Any]]:
+    """Worker-side: ``[ts, stream, message, …]`` entries within the caps, plus the summary entry."""
+    budget = budget or LogBudget()
+    kept = []
+    for entry in entries:
+        message = budget.fit(entry[2])
+        if message is not None:
+            kept.append([entry[0], entry[1], message, *entry[3:]])
+    summary = budget.summary()
+    if summary:
+        kept.append([time.time(), "log", summary, "WARNING"])
+    return kept
