@@ -5,6 +5,7 @@ Every resource with a lifetime is started in one ``cleanup_ctx`` and closed ther
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
@@ -13,8 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from plugins.manager import RuntimeRegistry, create_plugin_manager
-from plugins.runtime import PluginContext
+from plugins.manager import RuntimeRegistry
 from storage.hybrid import HybridCodeStore
 from storage.urls import (
     open_buckets,
@@ -51,6 +51,7 @@ from .ratelimit import Rate, RateLimiter
 from .records import ExecutionRecords
 from .registry import Registry
 from .routes import admin, executions, functions, invoke, ops, storage_admin, tasks, ui
+from .runtimes import runtime_registry, sandbox
 from .secrets import SecretStore, master_key
 from .services import Services
 from .settings import Settings
@@ -125,6 +126,8 @@ def _services_ctx(
 
 async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Services:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(OSError):  # keys and the database are for this user only
+        settings.data_dir.chmod(0o700)
     objects, kv, execution_store = _open_stores(settings, stack)
     code = HybridCodeStore(
         objects,
@@ -134,7 +137,7 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
         auto_migrate=settings.auto_migrate,
     )
     metrics = Metrics()
-    runtimes = _runtimes(settings)
+    runtimes = await _runtimes(settings)
     stack.push_async_callback(runtimes.close)
     secrets = SecretStore(kv, master_key(settings.secret_key, settings.secret_key_path))
     registry = Registry(kv, code)
@@ -235,19 +238,11 @@ def _open_stores(settings: Settings, stack: contextlib.AsyncExitStack) -> tuple[
     return objects, kv, execution_store
 
 
-def _runtimes(settings: Settings) -> RuntimeRegistry:
-    pm, failures = create_plugin_manager(
-        blocked=settings.disable_plugins, trace=settings.trace_plugins
-    )
-    context = PluginContext(
-        data_dir=settings.data_dir / "runtimes",
-        options={
-            **settings.plugin_options,
-            "wasm": {"workers": settings.wasm_workers},
-            "python": {"jail": settings.python_jail},
-        },
-    )
-    registry = RuntimeRegistry.discover(pm, context, failures)
+async def _runtimes(settings: Settings) -> RuntimeRegistry:
+    box = sandbox(settings)
+    await asyncio.get_running_loop().run_in_executor(None, box.probe)
+    box.report()
+    registry = runtime_registry(settings, box)
     if not registry.active():
         raise RuntimeError("no runtimes found — is tiergate installed (pip install -e .)?")
     return registry

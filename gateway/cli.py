@@ -9,12 +9,12 @@ from pathlib import Path
 
 import click
 
-from plugins.manager import RuntimeRegistry, create_plugin_manager
-from plugins.runtime import PluginContext
+from plugins.manager import create_plugin_manager
 from storage.urls import StorageURLError, check_urls, redis_url
 
 from .cli_client import register_client_commands, render_table
 from .client import ClientError, environ
+from .runtimes import runtime_registry, sandbox
 from .settings import Settings, SettingsError
 
 
@@ -84,9 +84,9 @@ def serve(
 def runtimes() -> None:
     """List installed runtimes and where each came from."""
     settings = Settings.from_env(environ())
-    pm, failures = create_plugin_manager(blocked=settings.disable_plugins)
-    context = PluginContext(data_dir=settings.data_dir, options=settings.plugin_options)
-    registry = RuntimeRegistry.discover(pm, context, failures)
+    box = sandbox(settings)
+    box.probe()
+    registry = runtime_registry(settings, box)
     rows = [("NAME", "STATUS", "SOURCE", "DESCRIPTION")]
     for name in sorted(registry.entries):
         entry = registry.entries[name]
@@ -101,6 +101,7 @@ def runtimes() -> None:
             status = f"{entry.status}: {entry.reason}"
         rows.append((name, status, entry.source, entry.description))
     click.echo(render_table(rows))
+    click.echo(f"\nsandbox for function code: {box.describe()}")
 
 
 def build_cli() -> click.Group:

@@ -13,7 +13,7 @@ from plugins.runtime import Artifact, FunctionInfo, Runtime, Source
 from storage.hybrid import HybridCodeStore
 from storage.objects.base import ObjectNotFound
 
-from .errors import InvalidManifest, StorageUnavailable, UnknownRuntime
+from .errors import InvalidManifest, RuntimeUnavailable, StorageUnavailable, UnknownRuntime
 from .loaded import LoadedFunction
 from .manifest import Manifest, parse_manifest
 from .metrics import Metrics
@@ -124,7 +124,7 @@ class FunctionService:
         for name in sorted(n for n in names if n):
             try:
                 await self._runtimes.acquire(name)
-            except UnknownRuntime as exc:
+            except (UnknownRuntime, RuntimeUnavailable) as exc:
                 log.warning("functions need runtime %r, which cannot start: %s", name, exc.detail)
 
     async def load(self, tenant: str, function_id: str, version: int) -> LoadedFunction:

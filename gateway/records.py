@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 
+from plugins.logs import ENTRY_OVERHEAD
 from storage.executions.base import ExecutionStore, Record
 
 from .errors import StorageUnavailable
@@ -20,6 +21,8 @@ log = logging.getLogger("tiergate.records")
 
 FINISHED = frozenset({"completed", "failed", "timeout", "cancelled"})
 MAX_PENDING = 10_000
+LOG_PAGE_BYTES = 4 * 1024 * 1024
+LOG_PAGE_BATCH = 4
 
 
 class ExecutionRecords:
@@ -73,6 +76,27 @@ class ExecutionRecords:
     ) -> list[Record]:
         await self.flush()
         return await self._store.list_for_function(tenant, function_id, limit=limit, before=before)
+
+    async def log_page(
+        self, tenant: str, function_id: str, *, limit: int, before: str | None
+    ) -> list[Record]:
+        """Newest first, at most ``limit`` records, ending early once their logs pass
+        ``LOG_PAGE_BYTES`` (a record may hold 1 MiB of logs, and ``limit`` may be 1000); read a
+        few records at a time, so a page never holds more than it answers."""
+        page: list[Record] = []
+        size = 0
+        while len(page) < limit:
+            wanted = min(LOG_PAGE_BATCH, limit - len(page))
+            batch = await self.list_for_function(tenant, function_id, limit=wanted, before=before)
+            for record in batch:
+                page.append(record)
+                size += sum(len(entry["message"]) + ENTRY_OVERHEAD for entry in record["logs"])
+                if size >= LOG_PAGE_BYTES:
+                    return page
+            if len(batch) < wanted:
+                break
+            before = batch[-1]["execution_id"]
+        return page
 
     async def delete_for_function(self, tenant: str, function_id: str) -> None:
         await self.flush()

@@ -88,7 +88,10 @@ class Settings:
     callback_allow_private: bool = False
     task_sweep_s: float = 5.0
     wasm_workers: int = 0
-    python_jail: str = "auto"
+    sandbox: str = "bubblewrap"
+    bwrap: str | None = None
+    sandbox_uid: int = 65534
+    sandbox_processes: int = 64
     preload: tuple[Path, ...] = ()
     plugin_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     disable_plugins: tuple[str, ...] = ()
@@ -185,7 +188,10 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_CALLBACK_ALLOW_PRIVATE": ("callback_allow_private", _bool),
     "TIERGATE_TASK_SWEEP_S": ("task_sweep_s", _float),
     "TIERGATE_WASM_WORKERS": ("wasm_workers", lambda n, r: _int(n, r, 0)),
-    "TIERGATE_PYTHON_JAIL": ("python_jail", _choice("auto", "off")),
+    "TIERGATE_SANDBOX": ("sandbox", _choice("bubblewrap", "none")),
+    "TIERGATE_BWRAP": ("bwrap", _str),
+    "TIERGATE_SANDBOX_UID": ("sandbox_uid", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_SANDBOX_PROCESSES": ("sandbox_processes", lambda n, r: _int(n, r, 4)),
     "TIERGATE_DISABLE_PLUGINS": ("disable_plugins", _names),
     "TIERGATE_TRACE_PLUGINS": ("trace_plugins", _bool),
     "TIERGATE_LOG_LEVEL": ("log_level", _level),

@@ -26,7 +26,15 @@ from .runtime import (
     RuntimeSpec,
     Source,
 )
-from .workers import POOL_SCHEMA, FunctionPool, PoolOptions, WorkerDied, WorkerProcess
+from .sandbox import Sandbox, SandboxedCommand
+from .workers import (
+    POOL_SCHEMA,
+    FunctionPool,
+    PoolOptions,
+    WorkerDied,
+    WorkerProcess,
+    read_capped,
+)
 
 __all__ = [
     "POOL_SCHEMA",
@@ -50,11 +58,14 @@ __all__ = [
     "Runtime",
     "RuntimeSpec",
     "RuntimeUnavailable",
+    "Sandbox",
+    "SandboxedCommand",
     "Source",
     "WorkerDied",
     "WorkerProcess",
     "cap_entries",
     "hookimpl",
     "hookspec",
+    "read_capped",
     "write_once",
 ]

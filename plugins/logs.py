@@ -1,7 +1,9 @@
 """The log caps every runtime and the gateway apply: each entry at most ``ENTRY_BYTES`` of text,
-each execution at most ``EXECUTION_BYTES``; what does not fit is dropped and counted, and one last
-entry says how much. Workers apply them as they capture (so what crosses a pipe stays small); the
-gateway applies them again to whatever a runtime returns, so a runtime cannot get past them."""
+each execution at most ``EXECUTION_BYTES``, counting ``ENTRY_OVERHEAD`` more per entry (its time
+and stream, so that a million one-character lines cannot make a huge record); what does not fit
+is dropped and counted, and one last entry says how much. Workers apply them as they capture
+(so what crosses a pipe stays small); the gateway applies them again to whatever a runtime
+returns, so a runtime cannot get past them."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 
 ENTRY_BYTES = 8 * 1024
 EXECUTION_BYTES = 1024 * 1024
+ENTRY_OVERHEAD = 128
 _MARK = " … [entry cut at 8 KiB]"
 
 
@@ -28,19 +31,19 @@ class LogBudget:
         """``message`` cut to the per-entry cap, or None when the execution's allowance is spent
         (the message is then counted as dropped)."""
         size = len(message)  # characters first: a cheap bound that is exact for ASCII
-        if size > ENTRY_BYTES // 4 or size * 4 > self.left:
+        if size > ENTRY_BYTES // 4 or size * 4 + ENTRY_OVERHEAD > self.left:
             data = message.encode("utf-8", "surrogatepass")
             size = len(data)
             if size > ENTRY_BYTES:
                 message = data[: ENTRY_BYTES - len(_MARK.encode())].decode("utf-8", "ignore")
                 message += _MARK
                 size = len(message.encode("utf-8", "surrogatepass"))
-        if size > self.left:
+        if size + ENTRY_OVERHEAD > self.left:
             self.left = 0
             self.dropped_bytes += size
             self.dropped_entries += 1
             return None
-        self.left -= size
+        self.left -= size + ENTRY_OVERHEAD
         return message
 
     def summary(self) -> str | None:

@@ -14,18 +14,23 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
+
+from .sandbox import Sandbox
 
 LogStream = Literal["stdout", "stderr", "log"]
 
 
 @dataclass(frozen=True, slots=True)
 class PluginContext:
-    """What a runtime factory is given: where it may keep files, its own options, a logger."""
+    """What a runtime factory is given: where it may keep files, its own options, a logger, and
+    the sandbox every process that runs function code must be started in (``Sandbox.command``;
+    ``Sandbox.require`` in ``Runtime.check`` refuses to run code where it cannot isolate it)."""
 
     data_dir: Path
     options: Mapping[str, Any] = field(default_factory=dict)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("tiergate.plugins"))
+    sandbox: Sandbox = field(default_factory=Sandbox)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +107,9 @@ class Call:
         return max(0.0, self.deadline - time.monotonic())
 
 
-@dataclass(frozen=True, slots=True)
-class LogEntry:
-    """One captured line of output. ``ts`` is a Unix timestamp in seconds."""
+class LogEntry(NamedTuple):
+    """One captured line of output. ``ts`` is a Unix timestamp in seconds. A tuple, because a
+    call may bring thousands of them and they are made on the event loop."""
 
     ts: float
     stream: LogStream

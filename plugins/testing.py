@@ -36,12 +36,22 @@ class TiergateServer:
     """One ``tiergate serve`` subprocess bound to 127.0.0.1 on a free port."""
 
     def __init__(
-        self, data_dir: Path, env: Mapping[str, str] | None = None, args: tuple[str, ...] = ()
+        self,
+        data_dir: Path,
+        env: Mapping[str, str] | None = None,
+        args: tuple[str, ...] = (),
+        *,
+        program: str | None = None,
+        launcher: tuple[str, ...] = (),
     ) -> None:
+        """``program``: the ``tiergate`` executable (default: this environment's);
+        ``launcher``: a command that runs it (e.g. ``setpriv`` to serve as another user)."""
         self.data_dir = data_dir
         self.port = free_port()
         self.env = {"TIERGATE_ADMIN_KEY": ADMIN_KEY, **(env or {})}
         self.args = args
+        self.program = program or _tiergate()
+        self.launcher = launcher
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-server.log"
 
@@ -60,7 +70,8 @@ class TiergateServer:
         env.update(self.env)
         env["TIERGATE_DATA_DIR"] = str(self.data_dir)
         command = [
-            _tiergate(),
+            *self.launcher,
+            self.program,
             "serve",
             "--host",
             "127.0.0.1",

@@ -59,7 +59,10 @@ Opener = Callable[[Path, str, dict[str, str]], object]
 OBJECT_SCHEMES: dict[str, Opener] = {"file": _file_objects, "s3": _s3_objects}
 KV_SCHEMES: dict[str, Opener] = {"sqlite": _sqlite_kv, "redis": _redis_kv, "rediss": _redis_kv}
 EXECUTION_SCHEMES: dict[str, Opener] = {
-    "sqlite": _sqlite_executions, "redis": _redis_executions, "rediss": _redis_executions}
+    "sqlite": _sqlite_executions,
+    "redis": _redis_executions,
+    "rediss": _redis_executions,
+}
 
 
 def _resolve(variable: str, url: str, schemes: dict[str, Opener], hint: str) -> tuple[Opener, Path]:
@@ -71,8 +74,8 @@ def _resolve(variable: str, url: str, schemes: dict[str, Opener], hint: str) -> 
         raise StorageURLError(f"{variable}: name the bucket, e.g. s3://my-bucket/tiergate")
     if parsed.scheme in ("file", "sqlite") and (parsed.netloc or not parsed.path.startswith("/")):
         raise StorageURLError(
-                f"{variable}: use an absolute path, e.g. {parsed.scheme}:///var/lib/x"
-            )
+            f"{variable}: use an absolute path, e.g. {parsed.scheme}:///var/lib/x"
+        )
     return opener, Path(parsed.path)
 
 
@@ -107,6 +110,17 @@ def open_execution_store(kv_url: str | None, data_dir: Path, **options: str) -> 
         return _sqlite_executions(data_dir / "tiergate.db", "", options)
     opener, path = _resolve("TIERGATE_KV", kv_url, EXECUTION_SCHEMES, _hint(KV_SCHEMES))
     return opener(path, kv_url, options)  # type: ignore[return-value]
+
+
+def local_paths(object_store: str | None, kv: str | None, data_dir: Path) -> list[Path]:
+    """Where the embedded stores keep their files: the data dir, and any ``file://`` object store
+    or the directory of a ``sqlite://`` KV outside it (function sandboxes must never show them)."""
+    paths = [data_dir]
+    if object_store and urlparse(object_store).scheme == "file":
+        paths.append(Path(urlparse(object_store).path))
+    if kv and urlparse(kv).scheme == "sqlite":
+        paths.append(Path(urlparse(kv).path).parent)
+    return paths
 
 
 def redis_url(kv_url: str | None) -> str | None:

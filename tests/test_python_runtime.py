@@ -249,30 +249,3 @@ def test_bad_pool_options(api):
         },
     )
     assert_problem(r, 400, "invalid_manifest")
-
-
-def test_without_bubblewrap_the_fallback_sandbox_holds(tiergate_factory):
-    """TIERGATE_PYTHON_JAIL=off: no filesystem or PID isolation, but a clean environment, a
-    private directory, memory limits and (as root) no network still hold."""
-    server = tiergate_factory({"TIERGATE_PYTHON_JAIL": "off", "TIERGATE_CANARY_FOR_TESTS": CANARY})
-    with server.client() as api:
-        fn = deploy_py(
-            api,
-            fixture("python_probe.py"),
-            env={"FROM_MANIFEST": "yes"},
-            limits={"timeout_ms": 2000, "memory_mb": 64},
-        )
-        out = api.post(f"/invoke/{fn}", json={}).json()["output"]
-        assert out["env"]["FROM_MANIFEST"] == "yes" and CANARY not in str(out["env"])
-        assert out["cwd_files"] == []
-        problem = assert_problem(
-            api.post(f"/invoke/{fn}", json={"action": "memory"}), 500, "cascade_exhausted"
-        )
-        assert "MemoryError" in problem["attempts"][0]["error"]
-        if os.getuid() == 0:
-            with socket.socket() as listener:
-                listener.bind(("127.0.0.1", 0))
-                listener.listen()
-                port = listener.getsockname()[1]
-                out = api.post(f"/invoke/{fn}", json={"action": "connect", "port": port}).json()
-            assert out["output"]["connected"] is False

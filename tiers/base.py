@@ -7,7 +7,6 @@ cannot answer; the engine owns retries, timeouts, output checks, escalation and 
 from __future__ import annotations
 
 import abc
-import dataclasses
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +43,7 @@ class Invocation:
             if message is None:
                 continue
             if message is not entry.message:
-                entry = dataclasses.replace(entry, message=message)
+                entry = entry._replace(message=message)
             self.logs.append(entry)
 
     def final_logs(self) -> list[LogEntry]:

@@ -41,7 +41,10 @@ def core_paths() -> dict[str, Any]:
         ID,
         TENANT,
         param(
-            "limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, "Page size (50)."
+            "limit",
+            "query",
+            {"type": "integer", "minimum": 1, "maximum": 1000},
+            "Page size (50); a page ends early once its logs pass 4 MiB (go on with `before`).",
         ),
         param("before", "query", {"type": "string"}, "Only executions older than this id."),
     ]
@@ -50,9 +53,22 @@ def core_paths() -> dict[str, Any]:
         "/healthz": {"get": op("Liveness", None, json({"type": "object"}))},
         "/readyz": {
             "get": op(
-                "Readiness: 200 only when the stores answer",
+                "Readiness: 200 only when the stores answer; `runtimes` says per runtime "
+                "whether it can run code here (`ok`, or `unavailable: <why>`)",
                 None,
-                json({"type": "object"}),
+                json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "status": {"const": "ready"},
+                            "checks": {"type": "object"},
+                            "runtimes": {
+                                "type": "object",
+                                "additionalProperties": {"type": "string"},
+                            },
+                        },
+                    }
+                ),
                 (503,),
             )
         },

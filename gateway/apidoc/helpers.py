@@ -30,7 +30,7 @@ ERROR_CODES = {
     422: ["compile_error"],
     429: ["rate_limited", "queue_full"],
     500: ["cascade_exhausted", "internal_error"],
-    503: ["circuit_open", "storage_unavailable"],
+    503: ["circuit_open", "storage_unavailable", "runtime_unavailable"],
     504: ["timeout"],
 }
 

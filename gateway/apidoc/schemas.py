@@ -17,6 +17,10 @@ def schemas() -> dict[str, Any]:
             "attempt": {"type": "integer"},
             "status": {"enum": ["succeeded", "failed", "timeout", "skipped", "cancelled"]},
             "error": {"type": ["string", "null"]},
+            "code": {
+                "type": "string",
+                "description": "a stable name for the failure, when it has one (output_too_large)",
+            },
             "duration_ms": {"type": "number"},
         },
     }

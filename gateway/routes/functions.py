@@ -189,7 +189,7 @@ async def function_logs(request: web.Request) -> web.Response:
     limit = _limit(request.query.get("limit", "50"))
     svc = services(request)
     await svc.registry.get_function(tenant, function_id)
-    records = await svc.records.list_for_function(
+    records = await svc.records.log_page(
         tenant, function_id, limit=limit, before=request.query.get("before")
     )
     return json_response({"executions": [log_entry_body(r) for r in records]})

@@ -7,7 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from ..apidoc import openapi_document
 from ..errors import StorageUnavailable
-from ..health import store_checks
+from ..health import runtime_checks, store_checks
 from .common import caller, json_response, services
 
 routes = web.RouteTableDef()
@@ -20,10 +20,14 @@ async def healthz(request: web.Request) -> web.Response:
 
 @routes.get("/readyz")
 async def readyz(request: web.Request) -> web.Response:
-    checks = await store_checks(services(request))
+    svc = services(request)
+    checks = await store_checks(svc)
+    runtimes = runtime_checks(svc)
     if all(v == "ok" for v in checks.values()):
-        return json_response({"status": "ready", "checks": checks})
-    raise StorageUnavailable("a store does not answer", checks=checks, retry_after=5)
+        return json_response({"status": "ready", "checks": checks, "runtimes": runtimes})
+    raise StorageUnavailable(
+        "a store does not answer", checks=checks, runtimes=runtimes, retry_after=5
+    )
 
 
 @routes.get("/metrics")

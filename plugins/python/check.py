@@ -1,5 +1,6 @@
-"""Deploy-time check of Python code, run in a sandboxed child (never in the gateway): it compiles
-the code, imports it, and looks for a callable ``handler``. Prints one JSON line:
+"""Deploy-time check of Python code, run in a sandbox (never in the gateway): it compiles the code,
+imports it — which runs the tenant's module code, so it gets the same sandbox and limits as a
+call — and looks for a callable ``handler``. Prints one JSON line:
 ``{"ok": true, "async": bool}`` or ``{"ok": false, "error": "...", "line": N}``."""
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def _line(exc: BaseException) -> int | None:
 
 def main() -> None:
     source = sys.stdin.buffer.read()
-    sandbox.enter(int(sys.argv[1]))
+    sandbox.enter(int(sys.argv[1]), int(sys.argv[2]))
     sys.stdout.buffer.write(orjson.dumps(check(source)) + b"\n")
 
 

@@ -2,9 +2,10 @@
 
 Code never runs in the gateway's interpreter: deploy checks it in a short-lived sandboxed child,
 and calls run in a pool of workers dedicated to one function version (so two tenants never share
-a process). Each worker starts with a clean environment — only the function's ``env`` — in an
-empty private directory, caps its memory, leaves the network and, when started as root, gives up
-root (see ``sandbox``). Input and output cross the pipe as raw JSON bytes.
+a process). Every one of those processes starts in a sandbox (``plugins.sandbox``) with a clean
+environment — only the function's ``env`` — and the function's code as its only file; the worker
+then caps its own memory (``sandbox``). Where no sandbox can be made, the runtime refuses to run
+code (``check``). Input and output cross the pipe as raw JSON bytes.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ import asyncio
 import hashlib
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,18 +31,20 @@ from plugins import (
     FunctionInfo,
     Limits,
     LogEntry,
+    OutputTooLarge,
     PluginContext,
     Runtime,
     Source,
     write_once,
 )
-from plugins.workers import POOL_SCHEMA, FunctionPool, PoolOptions, WorkerProcess
-
-from .jail import Jail
+from plugins.workers import POOL_SCHEMA, FunctionPool, PoolOptions, WorkerProcess, read_capped
 
 log = logging.getLogger("tiergate.python")
 
 CHECK_TIMEOUT_S = 30.0
+CHECK_OUTPUT_BYTES = 64 * 1024
+CODE_PATH = "/function/handler.py"
+LOG_FRAME_BYTES = 8 * 1024 * 1024  # 1 MiB of log text, JSON-escaped at worst, and the rest
 
 
 @dataclass
@@ -58,21 +59,14 @@ class PythonRuntime(Runtime[LoadedPython]):
 
     def __init__(self, context: PluginContext) -> None:
         self._dir = context.data_dir / "python"
-        self._use_jail = context.options.get("python", {}).get("jail", "auto") != "off"
-        self._jail: Jail | None = None
+        self._sandbox = context.sandbox
         self._pools: set[FunctionPool] = set()
-        self.network_isolated: bool | None = None
+
+    def check(self) -> None:
+        self._sandbox.require()
 
     async def start(self) -> None:
         (self._dir / "code").mkdir(parents=True, exist_ok=True)
-        (self._dir / "work").mkdir(parents=True, exist_ok=True)
-        self._jail = await asyncio.get_running_loop().run_in_executor(None, Jail, self._use_jail)
-        log.info("python workers: %s", self._jail.describe())
-
-    @property
-    def jail(self) -> Jail:
-        assert self._jail is not None, "start() first"
-        return self._jail
 
     async def close(self) -> None:
         pools, self._pools = self._pools, set()
@@ -82,7 +76,7 @@ class PythonRuntime(Runtime[LoadedPython]):
         return f"python-{sys.version_info.major}.{sys.version_info.minor}"
 
     async def compile(self, source: Source) -> Artifact:
-        result = await self._check(source.code, source.limits.memory_mb)
+        result = await self._check(source.code, source.limits)
         if not result.get("ok"):
             message = str(result.get("error", "the code does not load"))
             line = result.get("line")
@@ -92,37 +86,40 @@ class PythonRuntime(Runtime[LoadedPython]):
             self.artifact_key(source.limits), source.code, {"async": bool(result.get("async"))}
         )
 
-    async def _check(self, code: bytes, memory_mb: int) -> dict[str, Any]:
-        workdir = tempfile.mkdtemp(dir=self._dir / "work")
-        argv = self.jail.wrap(
-            [sys.executable, "-I", "-m", "plugins.python.check", str(memory_mb)], workdir
-        )
-        try:
+    async def _check(self, code: bytes, limits: Limits) -> dict[str, Any]:
+        argv = [sys.executable, "-I", "-m", "plugins.python.check"]
+        argv += [str(limits.memory_mb), str(limits.tmp_mb)]
+        with self._sandbox.command(argv, tmp_mb=limits.tmp_mb) as command:
             process = await asyncio.create_subprocess_exec(
-                *argv,
+                *command.argv,
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
-                env=_clean_env({}, workdir),
-                cwd=workdir,
+                env=command.env,
+                cwd=command.cwd,
+                pass_fds=command.pass_fds,
             )
-            try:
-                out, err = await asyncio.wait_for(process.communicate(code), CHECK_TIMEOUT_S)
-            except TimeoutError:
-                process.kill()
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                out, err, _ = await asyncio.gather(
+                    read_capped(process.stdout, CHECK_OUTPUT_BYTES),
+                    read_capped(process.stderr, CHECK_OUTPUT_BYTES),
+                    _feed(process, code),
+                )
                 await process.wait()
-                return {"ok": False, "error": f"importing the code took over {CHECK_TIMEOUT_S:g} s"}
-        finally:
-            shutil.rmtree(workdir, ignore_errors=True)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            return {"ok": False, "error": f"importing the code took over {CHECK_TIMEOUT_S:g} s"}
         try:
             return orjson.loads(out.splitlines()[-1])
         except (IndexError, orjson.JSONDecodeError):
             tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-            return {"ok": False, "error": f"checking the code crashed: {tail[0]}"}
+            return {"ok": False, "error": f"checking the code crashed: {tail[0]!r}"}
 
     async def load(self, artifact: Artifact, fn: FunctionInfo) -> LoadedPython:
         name = f"{hashlib.sha256(artifact.data).hexdigest()}.py"
-        path = write_once(self._dir / "code" / name, artifact.data)
+        path = write_once(self._dir / "code" / name, artifact.data, mode=0o644)
         options = PoolOptions(**{**_defaults(), **fn.options.get("pool", {})})
         pool = FunctionPool(lambda: self._spawn(fn, path), options)
         await pool.start()
@@ -130,25 +127,19 @@ class PythonRuntime(Runtime[LoadedPython]):
         return LoadedPython(fn.function_id, pool)
 
     async def _spawn(self, fn: FunctionInfo, code: Path) -> WorkerProcess:
-        workdir = tempfile.mkdtemp(dir=self._dir / "work")
-        argv = [
-            sys.executable,
-            "-I",
-            "-m",
-            "plugins.python.worker",
-            fn.function_id,
-            str(code),
-            str(fn.limits.memory_mb),
-        ]
-        argv = self.jail.wrap(argv, workdir, readable=[str(code)])
-        try:
-            worker = await WorkerProcess.start(argv, env=_clean_env(fn.env, workdir), cwd=workdir)
-        except BaseException:
-            shutil.rmtree(workdir, ignore_errors=True)
-            raise
-        worker.exited.add_done_callback(lambda _: shutil.rmtree(workdir, ignore_errors=True))
-        self.network_isolated = bool(worker.hello[1])
-        return worker
+        limits = fn.limits
+        argv = [sys.executable, "-I", "-m", "plugins.python.worker", fn.function_id, CODE_PATH]
+        argv += [str(limits.memory_mb), str(limits.tmp_mb), str(limits.max_output_bytes)]
+        files = {CODE_PATH: code}
+        with self._sandbox.command(argv, env=fn.env, tmp_mb=limits.tmp_mb, files=files) as command:
+            return await WorkerProcess.start(
+                command.argv,
+                env=command.env,
+                cwd=command.cwd,
+                pass_fds=command.pass_fds,
+                max_frame=limits.max_output_bytes + LOG_FRAME_BYTES,
+                name=f"python {fn.tenant}/{fn.function_id}@{fn.version}",
+            )
 
     async def unload(self, loaded: LoadedPython) -> None:
         self._pools.discard(loaded.pool)
@@ -163,22 +154,25 @@ class PythonRuntime(Runtime[LoadedPython]):
         ]
         frame = await loaded.pool.call(meta, call.input, call.deadline)
         logs = tuple(LogEntry(*entry) for entry in frame.meta[-1])
-        if frame.meta[0] == "ok":
+        status = frame.meta[0]
+        if status == "ok":
             return CallResult(frame.data, logs)
+        if status == "too_large":
+            limit = call.limits.max_output_kb
+            message = f"{frame.meta[1]}, over limits.max_output_kb ({limit} KiB)"
+            raise OutputTooLarge(message, logs=list(logs))
         raise FunctionFailed(frame.meta[1], logs=list(logs))
+
+
+async def _feed(process: asyncio.subprocess.Process, data: bytes) -> None:
+    assert process.stdin is not None
+    try:
+        process.stdin.write(data)
+        await process.stdin.drain()
+        process.stdin.close()
+    except (BrokenPipeError, ConnectionResetError):
+        pass
 
 
 def _defaults() -> dict[str, Any]:
     return {"max_size": os.cpu_count() or 2}
-
-
-def _clean_env(env: dict[str, str] | Any, workdir: str) -> dict[str, str]:
-    """Nothing of the gateway's environment: a fixed minimum, then the function's own ``env``."""
-    return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": workdir,
-        "TMPDIR": workdir,
-        "LANG": "C.UTF-8",
-        "PYTHONDONTWRITEBYTECODE": "1",
-        **dict(env),
-    }

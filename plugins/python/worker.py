@@ -1,10 +1,13 @@
-"""A Python function's worker:
-``python -I -m plugins.python.worker FUNCTION_ID CODE_PATH MEMORY_MB READ_FD WRITE_FD``.
+"""A Python function's worker, started in a sandbox: ``python -I -m plugins.python.worker
+FUNCTION_ID CODE_PATH MEMORY_MB TMP_MB MAX_OUTPUT_BYTES READ_FD WRITE_FD``.
 
 It imports the function's code once, then answers call frames one at a time: ``meta`` is
 ``[execution_id, trace_id, deadline (Unix time), secrets]``, ``data`` the input JSON. The answer
-is ``["ok", logs]`` with the output JSON, or ``["failed", message, logs]``. ``print`` output and
-``logging`` records become log entries; an exception's traceback is logged on stderr.
+is ``["ok", logs]`` with the output JSON, or ``[status, message, logs]`` with status ``failed`` or
+``too_large`` (the output passed ``MAX_OUTPUT_BYTES``). ``print`` output and ``logging`` records
+become log entries within the log caps (``plugins.logs``); an exception's traceback is logged on
+stderr. The user code shares this process, so the gateway trusts none of this: it bounds the frames
+it reads and checks sizes and caps again.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from plugins.logs import ENTRY_BYTES, LogBudget
 from plugins.python import sandbox
 from plugins.workers.child import serve
 
@@ -46,21 +50,40 @@ class Context:
         return max(0, int((self._deadline - time.time()) * 1000))
 
 
+class _CallLogs:
+    """One call's log entries, within the caps."""
+
+    def __init__(self) -> None:
+        self.entries: list[list[Any]] = []
+        self.budget = LogBudget()
+
+    def add(self, stream: str, message: str, level: str | None = None) -> None:
+        kept = self.budget.fit(message)
+        if kept is not None:
+            self.entries.append([time.time(), stream, kept, level])
+
+    def close(self) -> list[list[Any]]:
+        summary = self.budget.summary()
+        if summary:
+            self.entries.append([time.time(), "log", summary, "WARNING"])
+        return self.entries
+
+
 class _Capture(logging.Handler):
     def __init__(self) -> None:
         super().__init__()
-        self.entries: list[list[Any]] = []
+        self.logs = _CallLogs()
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.entries.append([record.created, "log", self.format(record), record.levelname])
+        self.logs.add("log", self.format(record), record.levelname)
 
 
 class _Stream(io.TextIOBase):
-    """``print`` into log entries, one per line."""
+    """``print`` into log entries, one per line (a line longer than an entry is cut)."""
 
-    def __init__(self, name: str, sink: list[list[Any]]) -> None:
+    def __init__(self, name: str, logs: _CallLogs) -> None:
         self.name = name
-        self._sink = sink
+        self._logs = logs
         self._partial = ""
 
     def writable(self) -> bool:
@@ -69,19 +92,23 @@ class _Stream(io.TextIOBase):
     def write(self, text: str) -> int:
         lines = (self._partial + text).split("\n")
         self._partial = lines.pop()
-        now = time.time()
-        self._sink.extend([now, self.name, line, None] for line in lines)
+        if len(self._partial) > ENTRY_BYTES:
+            lines.append(self._partial)
+            self._partial = ""
+        for line in lines:
+            self._logs.add(self.name, line)
         return len(text)
 
     def flush(self) -> None:
         if self._partial:
-            self._sink.append([time.time(), self.name, self._partial, None])
+            self._logs.add(self.name, self._partial)
             self._partial = ""
 
 
 class Function:
-    def __init__(self, function_id: str, source: str) -> None:
+    def __init__(self, function_id: str, source: str, max_output_bytes: int) -> None:
         self.function_id = function_id
+        self.max_output_bytes = max_output_bytes
         self.module = types.ModuleType("function")
         self.loop = asyncio.new_event_loop()
         self.capture = _Capture()
@@ -97,12 +124,12 @@ class Function:
             self.import_error = f"importing the function failed: {type(exc).__name__}: {exc}"
 
     def call(self, meta: list[Any], data: bytes) -> tuple[list[Any], bytes]:
-        logs: list[list[Any]] = []
+        logs = _CallLogs()
         if self.import_error:
-            return ["failed", self.import_error, logs], b""
+            return ["failed", self.import_error, logs.close()], b""
         execution_id, trace_id, deadline, secrets = meta
         context = Context(self.function_id, execution_id, trace_id, secrets, deadline)
-        self.capture.entries = logs
+        self.capture.logs = logs
         stdout, stderr = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = _Stream("stdout", logs), _Stream("stderr", logs)
         try:
@@ -111,24 +138,28 @@ class Function:
                 result = self.loop.run_until_complete(result)
             output = orjson.dumps(result)
         except orjson.JSONEncodeError as exc:
-            return ["failed", f"output is not JSON-serialisable: {exc}", logs], b""
+            return ["failed", f"output is not JSON-serialisable: {exc}", logs.close()], b""
         except BaseException as exc:
             sys.stderr.write(traceback.format_exc())
-            return ["failed", f"{type(exc).__name__}: {exc}".rstrip(": "), logs], b""
+            message = f"{type(exc).__name__}: {exc}".rstrip(": ")[:ENTRY_BYTES]
+            return ["failed", message, logs.close()], b""
         finally:
             sys.stdout.flush()
             sys.stderr.flush()
             sys.stdout, sys.stderr = stdout, stderr
-        return ["ok", logs], output
+        if len(output) > self.max_output_bytes:
+            return ["too_large", f"the output is {len(output)} bytes", logs.close()], b""
+        return ["ok", logs.close()], output
 
 
 def main() -> None:
-    function_id, path, memory_mb = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    function_id, path = sys.argv[1], sys.argv[2]
+    memory_mb, tmp_mb, max_output_bytes = (int(arg) for arg in sys.argv[3:6])
     with open(path) as fh:
         source = fh.read()
-    isolated = sandbox.enter(memory_mb)
-    function = Function(function_id, source)
-    serve(function.call, hello=["ready", isolated])
+    sandbox.enter(memory_mb, tmp_mb)
+    function = Function(function_id, source, max_output_bytes)
+    serve(function.call)
 
 
 if __name__ == "__main__":

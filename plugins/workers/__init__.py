@@ -7,7 +7,7 @@ costs a few microseconds of loop time, while the call itself runs in parallel on
 
 from .framing import Frame, FrameReader, encode
 from .pool import POOL_SCHEMA, FunctionPool, PoolOptions
-from .process import WorkerDied, WorkerProcess, describe_exit
+from .process import WorkerDied, WorkerProcess, describe_exit, read_capped
 
 __all__ = [
     "POOL_SCHEMA",
@@ -19,4 +19,5 @@ __all__ = [
     "WorkerProcess",
     "describe_exit",
     "encode",
+    "read_capped",
 ]

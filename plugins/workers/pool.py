@@ -94,10 +94,16 @@ class FunctionPool:
     async def _add_idle(self) -> None:
         self._starting += 1
         try:
-            worker = await self._spawn()
+            worker = await self._start_worker()
         finally:
             self._starting -= 1
         self._release(worker)
+
+    async def _start_worker(self) -> WorkerProcess:
+        try:
+            return await self._spawn()
+        except WorkerDied as exc:
+            raise FunctionCrashed(f"its worker process did not start: {exc}") from None
 
     async def call(self, meta: list[Any], data: bytes, deadline: float) -> Frame:
         """Run one call on a worker of this pool; ``deadline`` is a ``time.monotonic()`` instant."""
@@ -129,6 +135,8 @@ class FunctionPool:
             if expired:
                 raise FunctionTimeout("did not finish in time; its worker was stopped") from None
             cause = describe_exit(exc.returncode)
+            if exc.reason:
+                cause = f"{cause}: {exc.reason}"
             raise FunctionCrashed(f"its worker process died ({cause}); it is replaced") from None
         finally:
             timer.cancel()
@@ -142,7 +150,7 @@ class FunctionPool:
         if self.size < self.ceiling:
             self._starting += 1
             try:
-                worker = await self._spawn()
+                worker = await self._start_worker()
             finally:
                 self._starting -= 1
             self._busy.add(worker)

@@ -3,6 +3,10 @@
 Calls are pipelined: several may be in flight on one worker, answered in order. The pipes are
 read and written by the event loop through asyncio transports, never by blocking calls. When the
 process exits, every call still waiting fails with ``WorkerDied``.
+
+A worker may run hostile code, so nothing it sends is trusted: a frame longer than ``max_frame``
+ends the worker before it is buffered, and its stderr never reaches the gateway's own: only the
+last ``STDERR_TAIL_BYTES`` are kept, and reported escaped (``repr``) when the worker dies.
 """
 
 from __future__ import annotations
@@ -10,40 +14,86 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
 import os
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
-from .framing import READY_ID, Frame, FrameReader, encode
+from .framing import MAX_FRAME, READY_ID, Frame, FrameReader, encode
+
+log = logging.getLogger("tiergate.workers")
 
 EXIT_WAIT_S = 1.0
 EXIT_WAIT_STEPS = 50
+STDERR_TAIL_BYTES = 4096
+STDERR_BYTES_PER_S = 256 * 1024
 
 
 class WorkerDied(Exception):
-    """The worker process exited while calls were in flight."""
+    """The worker process exited while calls were in flight; ``reason`` says why when the parent
+    ended it."""
 
-    def __init__(self, message: str, returncode: int | None) -> None:
+    def __init__(self, message: str, returncode: int | None, reason: str = "") -> None:
         super().__init__(message)
         self.returncode = returncode
+        self.reason = reason
 
 
 class _Reader(asyncio.Protocol):
-    def __init__(self, worker: WorkerProcess) -> None:
+    def __init__(self, worker: WorkerProcess, max_frame: int) -> None:
         self._worker = worker
-        self._frames = FrameReader()
+        self._frames: FrameReader | None = FrameReader(max_frame)
 
     def data_received(self, data: bytes) -> None:
+        if self._frames is None:
+            return  # the worker broke the protocol: nothing more it sends is kept
         try:
             for frame in self._frames.feed(data):
                 self._worker._answer(frame)
         except ValueError as exc:
-            self._worker._lost(f"protocol error: {exc}")
+            self._frames = None
+            self._worker.kill(f"it broke the frame protocol: {exc}")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._worker._lost("the worker closed its pipe")
+
+
+class _StderrTail(asyncio.Protocol):
+    """Keeps the end of what a worker writes to stderr, and how much there was. Reading stops
+    for a second once ``STDERR_BYTES_PER_S`` came in, so a worker that floods its stderr blocks
+    on a full pipe instead of keeping the event loop busy."""
+
+    def __init__(self) -> None:
+        self.tail = bytearray()
+        self.total = 0
+        self._window = 0
+        self._transport: asyncio.ReadTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.ReadTransport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.total += len(data)
+        self.tail += data[-STDERR_TAIL_BYTES:]
+        del self.tail[:-STDERR_TAIL_BYTES]
+        self._window += len(data)
+        if self._window > STDERR_BYTES_PER_S and self._transport is not None:
+            self._transport.pause_reading()
+            asyncio.get_running_loop().call_later(1.0, self._resume)
+
+    def _resume(self) -> None:
+        self._window = 0
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.resume_reading()
+
+    def text(self) -> str:
+        """The kept tail, escaped: it is the worker's text, not the gateway's."""
+        if not self.total:
+            return ""
+        before = self.total - len(self.tail)
+        return (f"… ({before} bytes before) " if before else "") + repr(bytes(self.tail))
 
 
 class WorkerProcess:
@@ -51,9 +101,11 @@ class WorkerProcess:
     it is ready. The child gets two more arguments, the numbers of the fds it reads requests from
     and writes answers to (``child.serve`` reads them)."""
 
-    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+    def __init__(self, process: subprocess.Popen[bytes], name: str) -> None:
         self.process = process
         self.pid = process.pid
+        self.name = name
+        self.stderr = _StderrTail()
         self.pending: dict[int, asyncio.Future[Frame]] = {}
         self._ids = itertools.count(1)
         self._writer: asyncio.WriteTransport | None = None
@@ -61,6 +113,7 @@ class WorkerProcess:
         self._dead: WorkerDied | None = None
         self._ending: asyncio.Task[None] | None = None
         self.hello: Any = None
+        self._killed_because = ""
         self.exited = asyncio.get_running_loop().create_future()
 
     @classmethod
@@ -70,10 +123,13 @@ class WorkerProcess:
         *,
         env: Mapping[str, str],
         cwd: str | None = None,
-        stderr: int | None = None,
-        preexec_fn: Any = None,
+        pass_fds: Sequence[int] = (),
+        max_frame: int = MAX_FRAME,
+        name: str = "worker",
         ready_timeout: float = 30.0,
     ) -> WorkerProcess:
+        """``pass_fds``: more fds the child inherits (a sandbox's); ``max_frame``: the longest
+        answer this worker may send; ``name``: how messages and logs call it."""
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         try:
@@ -83,26 +139,29 @@ class WorkerProcess:
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
-                stderr=stderr,
-                pass_fds=(to_child_r, from_child_w),
-                preexec_fn=preexec_fn,
+                stderr=subprocess.PIPE,
+                pass_fds=(to_child_r, from_child_w, *pass_fds),
                 close_fds=True,
             )
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
-        worker = cls(process)
+        worker = cls(process, name)
         loop = asyncio.get_running_loop()
         ready = worker.pending[READY_ID] = loop.create_future()
         read_pipe = os.fdopen(from_child_r, "rb", buffering=0)
         write_pipe = os.fdopen(to_child_w, "wb", buffering=0)
-        await loop.connect_read_pipe(lambda: _Reader(worker), read_pipe)
+        assert process.stderr is not None
+        await loop.connect_read_pipe(lambda: worker.stderr, process.stderr)
+        await loop.connect_read_pipe(lambda: _Reader(worker, max_frame), read_pipe)
         worker._writer, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, write_pipe)
         try:
             worker.hello = (await asyncio.wait_for(ready, ready_timeout)).meta
         except TimeoutError:
             worker.kill(f"not ready after {ready_timeout:g} s")
-            raise WorkerDied(f"worker {worker.pid} did not start", None) from None
+            raise WorkerDied(f"{name} did not start: {worker.stderr.text()}", None) from None
+        except WorkerDied as exc:
+            raise WorkerDied(f"{exc}; its stderr: {worker.stderr.text()}", exc.returncode) from None
         return worker
 
     @property
@@ -118,7 +177,7 @@ class WorkerProcess:
         if self._dead is not None:
             raise self._dead
         if self._ending is not None:
-            raise WorkerDied(f"worker {self.pid} is exiting", None)
+            raise WorkerDied(f"{self.name} (pid {self.pid}) is exiting", None)
         frame_id = next(self._ids) & 0xFFFFFFFF
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Frame] = loop.create_future()
@@ -170,8 +229,12 @@ class WorkerProcess:
                 self.process.kill()
             returncode = self.process.wait()
         self._dead = WorkerDied(
-            f"worker {self.pid} exited ({describe_exit(returncode)}): {reason}", returncode
+            f"{self.name} (pid {self.pid}) exited ({describe_exit(returncode)}): {reason}",
+            returncode,
+            self._killed_because,
         )
+        if self.stderr.total:
+            log.info("%s (pid %d) wrote to stderr: %s", self.name, self.pid, self.stderr.text())
         for future in self.pending.values():
             if not future.done():
                 future.set_exception(self._dead)
@@ -182,7 +245,9 @@ class WorkerProcess:
             self.exited.set_result(returncode)
 
     def kill(self, reason: str = "killed") -> None:
-        """Stop the worker at once; waiting calls fail with ``WorkerDied``."""
+        """Stop the worker at once; waiting calls fail with ``WorkerDied`` carrying ``reason``."""
+        if self._dead is None:
+            self._killed_because = reason
         with contextlib.suppress(ProcessLookupError):
             self.process.kill()
         self._finish(reason)
@@ -207,3 +272,16 @@ def describe_exit(returncode: int | None) -> str:
         except ValueError:
             return f"killed by signal {-returncode}"
     return f"exit status {returncode}"
+
+
+async def read_capped(stream: asyncio.StreamReader | None, limit: int) -> bytes:
+    """Everything ``stream`` says until EOF, of which only the first ``limit`` bytes are kept:
+    a child's output is read to its end (so it never blocks on a full pipe) but never buffered
+    whole."""
+    kept = bytearray()
+    if stream is None:
+        return b""
+    while chunk := await stream.read(65536):
+        if len(kept) < limit:
+            kept += chunk[: limit - len(kept)]
+    return bytes(kept)

@@ -1,8 +1,9 @@
 """Node.js workers for ``export default function handler(event, context)`` modules.
 
 Only the public plugin API (``import tiergate``) is used: ``WorkerProcess`` speaks tiergate's
-frame protocol (``worker.mjs`` implements the other end) and ``FunctionPool`` gives the pool
-kinds, timeouts and crash handling.
+frame protocol (``worker.mjs`` implements the other end), ``FunctionPool`` gives the pool
+kinds, timeouts and crash handling, and ``Sandbox.command`` starts every node process (the deploy
+check too: importing a module runs its code) in tiergate's sandbox.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import re
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,10 @@ import tiergate
 WORKER = Path(__file__).with_name("worker.mjs")
 MIN_NODE = 18
 CHECK_TIMEOUT_S = 20.0
+CHECK_OUTPUT_BYTES = 64 * 1024
+CODE = "/function/handler.mjs"
+WORKER_INSIDE = "/function/worker.mjs"
+LOG_FRAME_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -38,6 +42,7 @@ class JavaScriptRuntime(tiergate.Runtime[LoadedModule]):
     def __init__(self, context: tiergate.PluginContext) -> None:
         self._node_option = context.options.get("javascript", {}).get("node")
         self._dir = context.data_dir / "javascript"
+        self._sandbox = context.sandbox
         self._pools: set[tiergate.FunctionPool] = set()
 
     @property
@@ -45,6 +50,7 @@ class JavaScriptRuntime(tiergate.Runtime[LoadedModule]):
         return self._node_option or shutil.which("node")
 
     def check(self) -> None:
+        self._sandbox.require()
         node = self.node
         if not node or not Path(node).exists():
             raise tiergate.RuntimeUnavailable(
@@ -62,8 +68,16 @@ class JavaScriptRuntime(tiergate.Runtime[LoadedModule]):
                                               f"{MIN_NODE} or newer")
 
     async def start(self) -> None:
-        for part in ("code", "work"):
-            (self._dir / part).mkdir(parents=True, exist_ok=True)
+        (self._dir / "code").mkdir(parents=True, exist_ok=True)
+
+    def _files(self, code: Path) -> dict[str, Path]:
+        """What a sandboxed node sees besides the system: its code, the worker, and node itself
+        when it is not the system's."""
+        node = Path(str(self.node))
+        files = {CODE: code, WORKER_INSIDE: WORKER}
+        if not node.is_relative_to("/usr"):
+            files[str(node)] = node
+        return files
 
     async def close(self) -> None:
         pools, self._pools = self._pools, set()
@@ -74,15 +88,24 @@ class JavaScriptRuntime(tiergate.Runtime[LoadedModule]):
 
     async def compile(self, source: tiergate.Source) -> tiergate.Artifact:
         path = self._code_file(source.code)
-        process = await asyncio.create_subprocess_exec(
-            str(self.node), str(WORKER), "check", str(path), stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env={"PATH": "/usr/bin:/bin"}, cwd=self._dir / "work")
+        argv = [str(self.node), WORKER_INSIDE, "check", CODE]
+        with self._sandbox.command(argv, tmp_mb=source.limits.tmp_mb,
+                                   files=self._files(path)) as command:
+            process = await asyncio.create_subprocess_exec(
+                *command.argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL,
+                env=command.env, cwd=command.cwd, pass_fds=command.pass_fds)
         try:
-            out, _ = await asyncio.wait_for(process.communicate(), CHECK_TIMEOUT_S)
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                out = await tiergate.read_capped(process.stdout, CHECK_OUTPUT_BYTES)
+                await process.wait()
         except TimeoutError:
             process.kill()
+            await process.wait()
             raise tiergate.CompileError("loading the module took too long") from None
-        result = json.loads(out.decode().strip().splitlines()[-1] or "{}")
+        try:
+            result = json.loads(out.decode(errors="replace").strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            result = {"ok": False, "error": "checking the module crashed"}
         if not result.get("ok"):
             line = result.get("line")
             suffix = f" (line {line})" if line else ""
@@ -91,7 +114,7 @@ class JavaScriptRuntime(tiergate.Runtime[LoadedModule]):
 
     def _code_file(self, code: bytes) -> Path:
         name = f"{hashlib.sha256(code).hexdigest()}.mjs"
-        return tiergate.write_once(self._dir / "code" / name, code)
+        return tiergate.write_once(self._dir / "code" / name, code, mode=0o644)
 
     async def load(self, artifact: tiergate.Artifact, fn: tiergate.FunctionInfo) -> LoadedModule:
         path = self._code_file(artifact.data)
@@ -102,13 +125,14 @@ class JavaScriptRuntime(tiergate.Runtime[LoadedModule]):
         return LoadedModule(pool)
 
     async def _spawn(self, fn: tiergate.FunctionInfo, code: Path) -> tiergate.WorkerProcess:
-        workdir = tempfile.mkdtemp(dir=self._dir / "work")
-        memory = f"--max-old-space-size={fn.limits.memory_mb}"
-        argv = [str(self.node), memory, str(WORKER), "run", fn.function_id, str(code)]
-        env = {"PATH": "/usr/bin:/bin", "HOME": workdir, **fn.env}
-        worker = await tiergate.WorkerProcess.start(argv, env=env, cwd=workdir)
-        worker.exited.add_done_callback(lambda _: shutil.rmtree(workdir, ignore_errors=True))
-        return worker
+        memory = f"--max-old-space-size={fn.limits.memory_mb - fn.limits.tmp_mb}"
+        argv = [str(self.node), memory, WORKER_INSIDE, "run", fn.function_id, CODE]
+        with self._sandbox.command(argv, env=fn.env, tmp_mb=fn.limits.tmp_mb,
+                                   files=self._files(code)) as command:
+            return await tiergate.WorkerProcess.start(
+                command.argv, env=command.env, cwd=command.cwd, pass_fds=command.pass_fds,
+                max_frame=fn.limits.max_output_bytes + LOG_FRAME_BYTES,
+                name=f"javascript {fn.tenant}/{fn.function_id}@{fn.version}")
 
     async def unload(self, loaded: LoadedModule) -> None:
         self._pools.discard(loaded.pool)
