@@ -145,3 +145,28 @@ def test_kustomize_builds_the_manifests():
                            text=True, timeout=60)
     assert built.returncode == 0, built.stderr
     assert len(list(yaml.safe_load_all(built.stdout))) == len(K8S) - 1
+
+
+SANDBOX_OPTIONS = {"seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined"}
+
+
+def test_every_shipped_layout_can_make_the_function_sandbox():
+    """The image has bubblewrap and libseccomp, and the compose and Kubernetes layouts give the
+    container what bubblewrap needs (docs/isolation.md says why, and is tested to say so)."""
+    assert re.search(r"apt-get install[^\n]*\bbubblewrap\b[^\n]*\blibseccomp2\b", DOCKERFILE)
+    for option in SANDBOX_OPTIONS:
+        assert option in DOCKERFILE, option
+    for name in ("gateway-a", "gateway-b"):
+        assert set(COMPOSE["services"][name]["security_opt"]) == SANDBOX_OPTIONS
+    pod = _k8s("Deployment")["spec"]["template"]["spec"]
+    assert pod["hostUsers"] is False
+    assert pod["securityContext"]["seccompProfile"]["type"] == "Unconfined"
+    assert pod["securityContext"]["appArmorProfile"]["type"] == "Unconfined"
+    (container,) = pod["containers"]
+    assert container["securityContext"]["procMount"] == "Unmasked"
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    isolation = (ROOT / "docs" / "isolation.md").read_text()
+    for option in SANDBOX_OPTIONS:
+        assert f"--security-opt {option}" in isolation, option
+    for setting in ("hostUsers: false", "procMount: Unmasked", "seccompProfile: Unconfined"):
+        assert setting in isolation, setting
