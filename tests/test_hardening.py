@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 
-from conftest import assert_problem, eventually, unique
+import orjson
+import pytest
+from conftest import assert_problem, deploy_wat, eventually, unique
 
 LEAKY = """
 import time
@@ -62,3 +64,57 @@ def test_a_secret_never_leaves_in_any_answer_record_or_log(api, tiergate_server)
         assert secret not in answer.text, answer.text
     assert "[redacted]" in answers[-1].text
     assert secret not in tiergate_server.log()
+
+
+HUGE = "9" * 5000  # int() refuses strings this long
+
+
+@pytest.fixture(scope="module")
+def echo(tiergate_server):
+    fn = unique("numbers")
+    with tiergate_server.client() as api:
+        deploy_wat(api, fn)
+    return fn
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status", "code"),
+    [
+        ("POST", "/invoke/{fn}@99999999999999999999", 1, 404, "version_not_found"),
+        ("POST", "/invoke/{fn}@" + HUGE, 1, 404, "version_not_found"),
+        ("POST", "/invoke/{fn}@9999999999", 1, 404, "version_not_found"),
+        ("POST", "/invoke/{fn}@1%C2%B2", 1, 404, "version_not_found"),  # '1²' passes isdigit()
+        ("POST", "/invoke/{fn}?timeout_ms=" + HUGE, 1, 400, "invalid_request"),
+        ("POST", "/invoke/{fn}?timeout_ms=%C2%B2", 1, 400, "invalid_request"),
+        ("GET", "/functions/{fn}/logs?limit=" + HUGE, None, 400, "invalid_request"),
+        ("GET", "/functions/{fn}/logs?limit=%C2%B2", None, 400, "invalid_request"),
+        ("GET", "/functions/{fn}/logs?before=%ED%A0%80", None, 200, None),
+        ("GET", "/admin/audit?limit=%C2%B2", None, 400, "invalid_request"),
+        ("POST", "/functions/{fn}/rollback", {"version": 10**20}, 400, "invalid_request"),
+        ("POST", "/functions/{fn}/rollback", {"version": 2**64 - 1}, 404, "version_not_found"),
+        (
+            "POST",
+            "/admin/storage/migrate",
+            {"id": "{fn}", "version": 2**64 - 1},
+            404,
+            "version_not_found",
+        ),
+    ],
+)
+def test_numeric_parameters_answer_problems(api, echo, method, path, body, status, code):
+    if isinstance(body, dict) and body.get("id") == "{fn}":
+        body = {**body, "id": echo}
+    r = api.request(method, path.format(fn=echo), json=body)
+    if code is None:
+        assert r.status_code == status, r.text
+    else:
+        assert_problem(r, status, code)
+
+
+def test_a_problem_whose_extension_json_cannot_hold_still_renders():
+    from gateway.errors import VersionNotFound
+    from gateway.problems import problem_response
+
+    response = problem_response(VersionNotFound("no such version", version=10**30))
+    assert response.status == 404 and response.content_type == "application/problem+json"
+    assert orjson.loads(response.body)["version"] == str(10**30)
