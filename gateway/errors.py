@@ -145,6 +145,17 @@ class ExecutionCancelled(TiergateError):
     title = "Execution cancelled"
 
 
+class RequestTimeout(TiergateError):
+    """The client did not send its request body in time; the connection is closed after this."""
+
+    code = "request_timeout"
+    status = 408
+    title = "Request timeout"
+
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail, headers={"Connection": "close"}, **extensions)
+
+
 class TaskClaimed(TiergateError):
     code = "task_claimed"
     status = 409

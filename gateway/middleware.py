@@ -1,14 +1,15 @@
-"""The two middlewares: problem rendering (outermost) and authentication."""
+"""The middlewares: problem rendering (outermost), the request body's deadline, authentication."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
-from .errors import TiergateError, Unauthenticated
-from .keys import PRINCIPAL, SERVICES
+from .errors import RequestTimeout, TiergateError, Unauthenticated
+from .keys import PRINCIPAL, SERVICES, SETTINGS
 from .problems import from_http_exception, problem_response
 
 log = logging.getLogger("tiergate.gateway")
@@ -35,6 +36,35 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem_response(
             TiergateError("unexpected error; see the gateway log"), request.path
         )
+
+
+class _BodyLate(TimeoutError):
+    """Set on a request body that missed its deadline. A ``TimeoutError`` because aiohttp, which
+    reads what is left of a body after the answer, takes that as the end and closes quietly."""
+
+
+@web.middleware
+async def body_deadline_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A body must arrive within ``read_timeout_s`` of its headers (the headers themselves are
+    bounded by the server's keep-alive timer, see ``server.py``): a client that sends it slower
+    gets 408 ``request_timeout`` and a closed connection instead of holding both for as long as
+    it likes. A body that arrived with its headers, the usual case, costs no timer."""
+    body = request.content
+    if body.is_eof():
+        return await handler(request)
+    seconds = request.app[SETTINGS].read_timeout_s
+    timer = asyncio.get_running_loop().call_later(seconds, _body_late, body)
+    try:
+        return await handler(request)
+    except _BodyLate:
+        raise RequestTimeout(f"the request body did not arrive within {seconds:g} s") from None
+    finally:
+        timer.cancel()
+
+
+def _body_late(body: StreamReader) -> None:
+    if not body.is_eof():
+        body.set_exception(_BodyLate())
 
 
 @web.middleware

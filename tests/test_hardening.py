@@ -4,11 +4,15 @@ key, rate limits and admins, tenant choice, and the reviewer page's headers."""
 
 from __future__ import annotations
 
+import itertools
 import os
+import select
+import socket
+import time
 
 import orjson
 import pytest
-from conftest import assert_problem, deploy_wat, eventually, unique
+from conftest import assert_problem, deploy_wat, eventually, example, unique
 
 LEAKY = """
 import time
@@ -118,3 +122,69 @@ def test_a_problem_whose_extension_json_cannot_hold_still_renders():
     response = problem_response(VersionNotFound("no such version", version=10**30))
     assert response.status == 404 and response.content_type == "application/problem+json"
     assert orjson.loads(response.body)["version"] == str(10**30)
+
+
+def _trickle(server, at_once: bytes, slowly: bytes, limit: float = 10) -> tuple[bytes, float]:
+    """Send ``at_once``, then ``slowly`` a byte every 50 ms over a raw socket; return what the
+    server answered by the time it closed the connection, and after how many seconds."""
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(at_once)
+        started, answer = time.monotonic(), b""
+        for byte in itertools.cycle(slowly):
+            if time.monotonic() - started > limit:
+                raise AssertionError(f"still open after {limit} s; answered {answer!r}")
+            try:
+                sock.send(bytes([byte]))
+                if select.select([sock], [], [], 0.05)[0]:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    answer += chunk
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        return answer, time.monotonic() - started
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory):
+    from plugins.testing import TiergateServer
+
+    server = TiergateServer(tmp_path_factory.mktemp("impatient"), {"TIERGATE_READ_TIMEOUT_S": "1"})
+    yield server.start()
+    server.stop()
+
+
+def test_a_client_trickling_headers_is_cut_off(impatient):
+    answer, seconds = _trickle(impatient, b"", b"GET /healthz HTTP/1.1\r\nX-Pad: " + b"a" * 4000)
+    assert answer == b"" and 0.9 < seconds < 5
+
+
+def test_a_client_trickling_a_body_gets_408_and_a_closed_connection(impatient):
+    head = (
+        "POST /deploy HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {impatient.admin_key}\r\nContent-Length: 10000\r\n\r\n"
+    )
+    answer, seconds = _trickle(impatient, head.encode(), b" ")
+    assert 0.9 < seconds < 5
+    status, _, rest = answer.partition(b"\r\n")
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert status == b"HTTP/1.1 408 Request Timeout"
+    assert b"content-type: application/problem+json" in headers.lower()
+    assert b"connection: close" in headers.lower()
+    assert orjson.loads(body)["code"] == "request_timeout"
+
+
+def test_slow_handlers_and_paused_bodies_within_the_limit_are_not_cut(impatient):
+    fn = unique("sleepy")
+    with impatient.client() as api:
+        body = {"id": fn, "runtime": "python", "code": example("slow.py")}
+        assert api.post("/deploy", json=body).status_code == 201
+        assert api.post(f"/invoke/{fn}", json={"seconds": 1.5}).json()["status"] == "completed"
+
+        def paused():
+            yield b'{"seconds":'
+            time.sleep(0.5)
+            yield b" 0.1}"
+
+        r = api.post(f"/invoke/{fn}", content=paused())
+        assert r.status_code == 200 and r.json()["output"] == {"slept": 0.1}
