@@ -4,15 +4,21 @@ key, rate limits and admins, tenant choice, and the reviewer page's headers."""
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import itertools
 import os
 import select
 import socket
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import orjson
 import pytest
-from conftest import assert_problem, deploy_wat, eventually, example, unique
+from aiohttp import web
+from aiohttp.abc import AbstractResolver
+from conftest import assert_problem, deploy_wat, eventually, example, run, unique
 
 LEAKY = """
 import time
@@ -188,3 +194,131 @@ def test_slow_handlers_and_paused_bodies_within_the_limit_are_not_cut(impatient)
 
         r = api.post(f"/invoke/{fn}", content=paused())
         assert r.status_code == 200 and r.json()["output"] == {"slept": 0.1}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::127.0.0.1]/hook",  # IPv4-compatible
+        "http://[::ffff:7f00:1]/hook",  # IPv4-mapped
+        "http://[::ffff:0:a00:1]/hook",  # IPv4-translated (10.0.0.1)
+        "http://[64:ff9b::7f00:1]/hook",  # NAT64
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # NAT64 to the cloud metadata service
+        "http://[64:ff9b:1:808:8:800::]/hook",  # local-use NAT64, even to 8.8.8.8
+        "http://[2002:7f00:1::1]/hook",  # 6to4
+        "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook",  # Teredo, client 127.0.0.1
+        "http://[::1]:8080/hook",
+        "http://localhost/hook",
+        "http://2130706433/hook",  # 127.0.0.1 as one number
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1/hook",  # a broken IPv6 literal
+        "http://example.com:99999/hook",  # a port out of range
+    ],
+)
+def test_callback_urls_that_reach_inside_are_refused(api, echo, url):
+    r = api.post(f"/invoke/{echo}", json=1, headers={"X-Callback-Url": url})
+    assert_problem(r, 400, "invalid_request")
+
+
+class _Hook(BaseHTTPRequestHandler):
+    """Counts POSTs per path; ``/bounce`` answers 307 to ``/target``."""
+
+    hits: collections.Counter[str] = collections.Counter()
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers["Content-Length"]))
+        _Hook.hits[self.path] += 1
+        self.send_response(307 if self.path == "/bounce" else 200)
+        self.send_header("Location", "/target")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_callbacks_never_follow_redirects(tiergate_factory):
+    hook = HTTPServer(("127.0.0.1", 0), _Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    server = tiergate_factory({"TIERGATE_CALLBACK_ALLOW_PRIVATE": "true"})
+    try:
+        with server.client() as api:
+            deploy_wat(api, fn := unique("bounced"))
+            url = f"http://127.0.0.1:{hook.server_address[1]}/bounce"
+            assert api.post(f"/invoke/{fn}", json=1, headers={"X-Callback-Url": url}).is_success
+            eventually(lambda: _Hook.hits["/bounce"] >= 2)  # the 307 was a failed attempt
+        assert _Hook.hits["/target"] == 0
+    finally:
+        hook.shutdown()
+
+
+class _Script(AbstractResolver):
+    """A name service that answers each question with the next address of a script (the last
+    one from then on)."""
+
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = list(addresses)
+
+    async def resolve(self, host, port=0, family=socket.AF_INET):
+        address = self.addresses.pop(0) if len(self.addresses) > 1 else self.addresses[0]
+        flags = socket.AI_NUMERICHOST | socket.AI_NUMERICSERV
+        return [
+            {
+                "hostname": host,
+                "host": address,
+                "port": port,
+                "family": socket.AF_INET,
+                "proto": 0,
+                "flags": flags,
+            }
+        ]
+
+    async def close(self):
+        pass
+
+
+def test_a_delivery_connects_only_to_an_address_it_checked(monkeypatch):
+    """No real DNS and no public address can be reached here, so this one drives the gateway's
+    ``Callbacks`` in-process with two stand-ins: a scripted name service, and a policy under which
+    127.0.0.1 plays the public address and 127.0.0.2 a private one. The rest is real: the aiohttp
+    session and resolver a delivery uses, the sockets, and the receivers on both addresses."""
+    from gateway import callbacks
+
+    monkeypatch.setattr(callbacks, "allowed", lambda address: str(address) == "127.0.0.1")
+    monkeypatch.setattr(callbacks, "FIRST_DELAY_S", 0.01)
+    hosts: dict[str, list[str]] = {"127.0.0.1": [], "127.0.0.2": []}
+
+    async def hook(request):
+        hosts[request.transport.get_extra_info("sockname")[0]].append(request.headers["Host"])
+        return web.Response()
+
+    async def deliver(*answers: str) -> callbacks.Callbacks:
+        sender = callbacks.Callbacks(dns=_Script(*answers))
+        url = f"http://hooks.test:{port}/hook"
+        assert await sender.check(url) == url  # the first answer, 127.0.0.1, passes
+        sender.send(url, {"status": "completed"})
+        async with asyncio.timeout(10):
+            while not sender.delivered + sender.failed:
+                await asyncio.sleep(0.01)
+        await sender.close()
+        return sender
+
+    async def scenario() -> None:
+        nonlocal port
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        port = runner.addresses[0][1]
+        await web.TCPSite(runner, "127.0.0.2", port).start()
+        try:
+            assert (await deliver("127.0.0.1", "127.0.0.1")).delivered == 1
+            assert hosts == {"127.0.0.1": [f"hooks.test:{port}"], "127.0.0.2": []}
+            assert (await deliver("127.0.0.1", "127.0.0.2")).failed == 1  # rebound
+            assert hosts["127.0.0.2"] == []
+        finally:
+            await runner.cleanup()
+
+    port = 0
+    run(scenario())
