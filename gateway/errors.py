@@ -156,6 +156,14 @@ class RequestTimeout(TiergateError):
         super().__init__(detail, headers={"Connection": "close"}, **extensions)
 
 
+class LastAdminKey(TiergateError):
+    """Revoking this key would leave no key that can manage keys."""
+
+    code = "last_admin_key"
+    status = 409
+    title = "Last admin key"
+
+
 class TaskClaimed(TiergateError):
     code = "task_claimed"
     status = 409

@@ -6,19 +6,31 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
+import functools
 import itertools
 import os
 import select
 import socket
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import Any
 
 import orjson
 import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver
-from conftest import assert_problem, deploy_wat, eventually, example, run, unique
+from conftest import (
+    assert_problem,
+    deploy_wat,
+    eventually,
+    example,
+    run,
+    shared_env,
+    unique,
+)
 
 LEAKY = """
 import time
@@ -322,3 +334,72 @@ def test_a_delivery_connects_only_to_an_address_it_checked(monkeypatch):
 
     port = 0
     run(scenario())
+
+
+def _new_admin(api) -> tuple[str, str]:
+    r = api.post("/admin/keys", json={"tenant": "default", "roles": ["admin"], "name": "spare"})
+    assert r.status_code == 201, r.text
+    return r.json()["id"], r.json()["key"]
+
+
+def _admin_ids(api) -> set[str]:
+    return {k["id"] for k in api.get("/admin/keys").json()["keys"] if "admin" in k["roles"]}
+
+
+def _at_once(*calls: Callable[[], Any]) -> list[Any]:
+    """Run ``calls`` in threads released at the same moment; their results in order."""
+    start = threading.Barrier(len(calls))
+
+    def call(fn: Callable[[], Any]) -> Any:
+        start.wait()
+        return fn()
+
+    with concurrent.futures.ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(call, calls))
+
+
+def test_the_last_admin_key_cannot_be_revoked(tiergate_factory):
+    server = tiergate_factory()
+    with server.client() as root:
+        (first,) = _admin_ids(root)
+        assert_problem(root.delete(f"/admin/keys/{first}"), 409, "last_admin_key")
+        assert _admin_ids(root) == {first}  # and the key still works
+        other = root.post("/admin/keys", json={"tenant": "default", "roles": ["deploy"]}).json()
+        assert root.delete(f"/admin/keys/{other['id']}").status_code == 204
+        second, token = _new_admin(root)
+        assert root.delete(f"/admin/keys/{first}").status_code == 204
+    with server.client(token) as admin:
+        assert_problem(admin.delete(f"/admin/keys/{second}"), 409, "last_admin_key")
+        assert _admin_ids(admin) == {second}
+
+
+def test_two_instances_revoking_the_last_two_admin_keys_at_once_leave_one(
+    tiergate_factory, redis_server, s3_server
+):
+    env = shared_env(redis_server, s3_server)
+    one, two = tiergate_factory(env), tiergate_factory(env)
+    with one.client() as root:
+        keys = dict([_new_admin(root), _new_admin(root)])
+        (bootstrap,) = _admin_ids(root) - set(keys)
+        assert root.delete(f"/admin/keys/{bootstrap}").status_code == 204
+    for _ in range(5):
+        (a, token_a), (b, token_b) = keys.items()
+        with one.client(token_a) as on_one, two.client(token_b) as on_two:
+            assert on_one.get("/admin/keys").is_success and on_two.get("/admin/keys").is_success
+            answers = _at_once(
+                functools.partial(on_one.delete, f"/admin/keys/{b}"),
+                functools.partial(on_two.delete, f"/admin/keys/{a}"),
+            )
+        statuses = [r.status_code for r in answers]
+        assert statuses != [204, 204] and set(statuses) <= {204, 401, 409}, statuses
+        survivors = {}
+        for key_id, token in keys.items():
+            with one.client(token) as client:
+                if (r := client.get("/admin/keys")).is_success:
+                    survivors[key_id] = token
+                    left = {k["id"] for k in r.json()["keys"] if "admin" in k["roles"]}
+        assert survivors and set(survivors) == left
+        if len(survivors) == 1:
+            with one.client(next(iter(survivors.values()))) as client:
+                survivors.update([_new_admin(client)])
+        keys = survivors

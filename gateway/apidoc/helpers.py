@@ -26,7 +26,7 @@ ERROR_CODES = {
     ],
     405: ["method_not_allowed"],
     408: ["request_timeout"],
-    409: ["task_claimed", "execution_cancelled"],
+    409: ["task_claimed", "execution_cancelled", "last_admin_key"],
     413: ["payload_too_large"],
     422: ["compile_error"],
     429: ["rate_limited", "queue_full"],
