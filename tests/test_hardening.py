@@ -403,3 +403,17 @@ def test_two_instances_revoking_the_last_two_admin_keys_at_once_leave_one(
             with one.client(next(iter(survivors.values()))) as client:
                 survivors.update([_new_admin(client)])
         keys = survivors
+
+
+def test_admin_keys_are_never_rate_limited(tiergate_factory):
+    server = tiergate_factory()
+    with server.client() as admin:
+        key = admin.post("/admin/keys", json={"tenant": "default", "roles": ["deploy"]}).json()
+        limit = {"rate": 0.01, "burst": 1}
+        assert admin.put("/admin/tenants/default/rate-limit", json=limit).status_code == 200
+        with server.client(key["key"]) as deployer:
+            assert deployer.get("/functions").status_code == 200
+            assert_problem(deployer.get("/functions"), 429, "rate_limited")
+            assert all(admin.get("/functions").status_code == 200 for _ in range(20))
+            assert admin.delete("/admin/tenants/default/rate-limit").status_code == 204
+            eventually(lambda: deployer.get("/functions").status_code == 200)
