@@ -47,6 +47,11 @@ class Principal:
         if role not in self.roles and not self.is_admin:
             raise Forbidden(f"this key lacks the {role!r} role", role=role)
 
+    def act_for(self, tenant: str) -> None:
+        """Only admin keys may act for a tenant other than their own (403 ``forbidden``)."""
+        if tenant != self.tenant and not self.is_admin:
+            raise Forbidden("only admin keys may choose another tenant with ?tenant=")
+
 
 def public_key(record: dict[str, Any]) -> dict[str, Any]:
     """A key record as admins see it: never the token, never its hash."""

@@ -69,8 +69,8 @@ def _body_late(body: StreamReader) -> None:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every request but the public ones carries ``Authorization: Bearer <key>``; every key but
-    an admin's spends from its rate limit."""
+    """Every request but the public ones carries ``Authorization: Bearer <key>``; only an admin
+    key may name another tenant; every key but an admin's spends from its rate limit."""
     path = request.path
     if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return await handler(request)
@@ -80,6 +80,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
     svc = request.app[SERVICES]
     principal = await svc.keys.authenticate(token.strip())
+    if request.query_string:  # on every route, also those that ignore ?tenant=
+        for tenant in request.query.getall("tenant", ()):
+            principal.act_for(tenant)
     if not principal.is_admin:  # an admin can always lift a limit, its own tenant's included
         await svc.ratelimit.take(principal.key_id, principal.tenant)
     request[PRINCIPAL] = principal

@@ -417,3 +417,34 @@ def test_admin_keys_are_never_rate_limited(tiergate_factory):
             assert all(admin.get("/functions").status_code == 200 for _ in range(20))
             assert admin.delete("/admin/tenants/default/rate-limit").status_code == 204
             eventually(lambda: deployer.get("/functions").status_code == 200)
+
+
+def test_only_admin_keys_name_another_tenant_on_any_route(api, tiergate_server, echo):
+    mine, theirs = unique("mine"), unique("theirs")
+    waiting = {}
+    for tenant in (mine, theirs):
+        fn = unique("asks")
+        human = {"id": fn, "tiers": {"human": {"instructions": "answer"}}}
+        assert api.post(f"/deploy?tenant={tenant}", json=human).status_code == 201
+        waiting[tenant] = api.post(f"/invoke/{fn}?tenant={tenant}", json=1).json()
+    roles = ["review", "invoke", "deploy"]
+    key = api.post("/admin/keys", json={"tenant": mine, "roles": roles}).json()["key"]
+    with tiergate_server.client(key) as member:
+        (task,) = member.get("/tasks").json()["tasks"]
+        assert task["execution_id"] == waiting[mine]["execution_id"]
+        assert member.get(f"/tasks?tenant={mine}").json()["tasks"] == [task]
+        for method, path in [
+            ("GET", f"/tasks?tenant={theirs}"),
+            ("GET", f"/tasks?tenant={mine}&tenant={theirs}"),
+            ("GET", f"/tasks/{task['id']}?tenant={theirs}"),
+            ("POST", f"/tasks/{task['id']}/claim?tenant={theirs}"),
+            ("GET", f"/executions/{waiting[mine]['execution_id']}?tenant={theirs}"),
+            ("GET", f"/functions?tenant={theirs}"),
+            ("POST", f"/invoke/{echo}?tenant={theirs}"),
+            ("GET", f"/openapi.json?tenant={theirs}"),
+        ]:
+            assert_problem(member.request(method, path), 403, "forbidden")
+    (theirs_only,) = api.get(f"/tasks?tenant={theirs}").json()["tasks"]
+    assert theirs_only["execution_id"] == waiting[theirs]["execution_id"]
+    everyone = {t["execution_id"] for t in api.get("/tasks").json()["tasks"]}
+    assert {w["execution_id"] for w in waiting.values()} <= everyone

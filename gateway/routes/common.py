@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 
 from ..auth import Principal
-from ..errors import BadRequest, Forbidden
+from ..errors import BadRequest
 from ..keys import PRINCIPAL, SERVICES
 from ..services import Services
 
@@ -31,8 +31,7 @@ def tenant_of(request: web.Request, principal: Principal) -> str:
     wanted = request.query.get("tenant") if request.query_string else None
     if wanted is None or wanted == principal.tenant:
         return principal.tenant
-    if not principal.is_admin:
-        raise Forbidden("only admin keys may choose a tenant with ?tenant=")
+    principal.act_for(wanted)
     if not TENANT.match(wanted):
         raise BadRequest(f"invalid tenant {wanted!r}")
     return wanted
