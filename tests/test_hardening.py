@@ -448,3 +448,23 @@ def test_only_admin_keys_name_another_tenant_on_any_route(api, tiergate_server, 
     assert theirs_only["execution_id"] == waiting[theirs]["execution_id"]
     everyone = {t["execution_id"] for t in api.get("/tasks").json()["tasks"]}
     assert {w["execution_id"] for w in waiting.values()} <= everyone
+
+
+def test_the_reviewer_page_is_sent_with_a_strict_policy(tiergate_server):
+    with tiergate_server.client(key="") as anonymous:
+        for path in (
+            "/ui",
+            "/ui/",
+            "/ui/static/review.js",
+            "/ui/static/review.css",
+            "/ui/static/x",
+        ):
+            headers = anonymous.get(path).headers
+            policy = dict(
+                d.strip().split(" ", 1) for d in headers["content-security-policy"].split(";")
+            )
+            assert policy["default-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+            assert policy["script-src"] == "'self'" and "unsafe" not in str(policy)
+            assert headers["x-frame-options"] == "DENY"
+            assert headers["x-content-type-options"] == "nosniff"
+            assert headers["referrer-policy"] == "no-referrer"
