@@ -112,6 +112,14 @@ def echo(tiergate_server):
         ("GET", "/functions/{fn}/logs?limit=%C2%B2", None, 400, "invalid_request"),
         ("GET", "/functions/{fn}/logs?before=%ED%A0%80", None, 200, None),
         ("GET", "/admin/audit?limit=%C2%B2", None, 400, "invalid_request"),
+        ("PUT", "/admin/tenants/{fn}/rate-limit", {"rate": 1e300}, 400, "invalid_request"),
+        (
+            "PUT",
+            "/admin/tenants/{fn}/rate-limit",
+            {"rate": 1, "burst": 2**64 - 1},
+            400,
+            "invalid_request",
+        ),
         ("POST", "/functions/{fn}/rollback", {"version": 10**20}, 400, "invalid_request"),
         ("POST", "/functions/{fn}/rollback", {"version": 2**64 - 1}, 404, "version_not_found"),
         (
