@@ -110,7 +110,6 @@ def echo(tiergate_server):
         ("POST", "/invoke/{fn}?timeout_ms=%C2%B2", 1, 400, "invalid_request"),
         ("GET", "/functions/{fn}/logs?limit=" + HUGE, None, 400, "invalid_request"),
         ("GET", "/functions/{fn}/logs?limit=%C2%B2", None, 400, "invalid_request"),
-        ("GET", "/functions/{fn}/logs?before=%ED%A0%80", None, 200, None),
         ("GET", "/admin/audit?limit=%C2%B2", None, 400, "invalid_request"),
         ("PUT", "/admin/tenants/{fn}/rate-limit", {"rate": 1e300}, 400, "invalid_request"),
         (
@@ -134,11 +133,7 @@ def echo(tiergate_server):
 def test_numeric_parameters_answer_problems(api, echo, method, path, body, status, code):
     if isinstance(body, dict) and body.get("id") == "{fn}":
         body = {**body, "id": echo}
-    r = api.request(method, path.format(fn=echo), json=body)
-    if code is None:
-        assert r.status_code == status, r.text
-    else:
-        assert_problem(r, status, code)
+    assert_problem(api.request(method, path.format(fn=echo), json=body), status, code)
 
 
 def test_a_problem_whose_extension_json_cannot_hold_still_renders():
