@@ -44,7 +44,7 @@ from .invoker import Invoker
 from .keys import SERVICES, SETTINGS
 from .loader import Loader
 from .metrics import Metrics
-from .middleware import auth_middleware, problem_middleware
+from .middleware import auth_middleware, body_deadline_middleware, problem_middleware
 from .orphans import OrphanSweeper
 from .preload import preload
 from .ratelimit import Rate, RateLimiter
@@ -83,7 +83,7 @@ def create_app(
     """``worker`` is this process's index among ``serve --workers N`` (None when alone)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[problem_middleware, auth_middleware],
+        middlewares=[problem_middleware, body_deadline_middleware, auth_middleware],
     )
     app[SETTINGS] = settings
     for table in ROUTE_TABLES:

@@ -19,7 +19,7 @@ import orjson
 
 from storage.kv.base import KV
 
-from .errors import Forbidden, KeyNotFound, StorageUnavailable, Unauthenticated
+from .errors import Forbidden, KeyNotFound, LastAdminKey, StorageUnavailable, Unauthenticated
 from .views import iso
 
 ROLES = ("admin", "deploy", "invoke", "review")
@@ -28,6 +28,8 @@ CACHE_SECONDS = 5.0
 CACHE_ENTRIES = 10_000
 BOOTSTRAP = "bootstrap-admin"
 BOOTSTRAP_CLAIM_S = 60.0
+REVOKING_S = 60.0  # a revocation mark older than this was left by a process that died
+REVOKE_TRIES = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,11 @@ class Principal:
     def require(self, role: str) -> None:
         if role not in self.roles and not self.is_admin:
             raise Forbidden(f"this key lacks the {role!r} role", role=role)
+
+    def act_for(self, tenant: str) -> None:
+        """Only admin keys may act for a tenant other than their own (403 ``forbidden``)."""
+        if tenant != self.tenant and not self.is_admin:
+            raise Forbidden("only admin keys may choose another tenant with ?tenant=")
 
 
 def public_key(record: dict[str, Any]) -> dict[str, Any]:
@@ -131,14 +138,51 @@ class KeyStore:
         return [public_key(r) for r in records if tenant is None or r["tenant"] == tenant]
 
     async def revoke(self, key_id: str) -> dict[str, Any]:
-        """Delete a key; each process drops it from its cache when told (``Coherence``)."""
-        raw = await self._kv.get(f"apikey/{key_id}")
-        if raw is None:
-            raise KeyNotFound(f"no API key with id {key_id!r}", key_id=key_id)
-        record = orjson.loads(raw)
-        await self._kv.delete(f"apikeyhash/{record['sha256']}")
-        await self._kv.delete(f"apikey/{key_id}")
-        return public_key(record)
+        """Delete a key; each process drops it from its cache when told (``Coherence``). The last
+        key holding ``admin`` stays (409 ``last_admin_key``). Instances sharing the KV may revoke
+        two admin keys at once, so an admin key is first marked (compare-and-set) and only then
+        are the others counted, unmarked ones only: of two such revocations, the later to mark
+        sees the other's mark, so they never both go ahead and leave no admin key."""
+        for _ in range(REVOKE_TRIES):  # a lost compare-and-set: another revocation of this key
+            raw = await self._kv.get(f"apikey/{key_id}")
+            if raw is None:
+                raise KeyNotFound(f"no API key with id {key_id!r}", key_id=key_id)
+            record = orjson.loads(raw)
+            if "admin" in record["roles"] and not await self._mark_revoking(raw, record):
+                continue
+            await self._kv.delete(f"apikeyhash/{record['sha256']}")
+            await self._kv.delete(f"apikey/{key_id}")
+            return public_key(record)
+        raise StorageUnavailable(f"API key {key_id!r} kept changing while being revoked")
+
+    async def _mark_revoking(self, raw: bytes, record: dict[str, Any]) -> bool:
+        """Mark an admin key as being revoked if another admin key remains (the mark comes off
+        again and 409 ``last_admin_key`` if none does); False if the record changed meanwhile."""
+        key = f"apikey/{record['id']}"
+        unmarked = {k: v for k, v in record.items() if k != "revoking"}
+        marked = orjson.dumps({**unmarked, "revoking": time.time()})
+        if not await self._kv.compare_and_set(key, raw, marked):
+            return False
+        if not await self._another_admin(record["id"]):
+            await self._kv.compare_and_set(key, marked, orjson.dumps(unmarked))
+            raise LastAdminKey(
+                "this is the last key with the admin role; create another admin key first",
+                key_id=record["id"],
+            )
+        return True
+
+    async def _another_admin(self, key_id: str) -> bool:
+        """Whether a key other than ``key_id`` holds ``admin`` and is not being revoked."""
+        stale = time.time() - REVOKING_S
+        async for _, raw in self._kv.scan("apikey/"):
+            other = orjson.loads(raw)
+            if (
+                other["id"] != key_id
+                and "admin" in other["roles"]
+                and other.get("revoking", 0) < stale
+            ):
+                return True
+        return False
 
     def forget(self, key_id: str | None = None) -> None:
         """Drop cached principals of one key, or of every key."""

@@ -145,6 +145,25 @@ class ExecutionCancelled(TiergateError):
     title = "Execution cancelled"
 
 
+class RequestTimeout(TiergateError):
+    """The client did not send its request body in time; the connection is closed after this."""
+
+    code = "request_timeout"
+    status = 408
+    title = "Request timeout"
+
+    def __init__(self, detail: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail, headers={"Connection": "close"}, **extensions)
+
+
+class LastAdminKey(TiergateError):
+    """Revoking this key would leave no key that can manage keys."""
+
+    code = "last_admin_key"
+    status = 409
+    title = "Last admin key"
+
+
 class TaskClaimed(TiergateError):
     code = "task_claimed"
     status = 409

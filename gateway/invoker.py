@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,6 @@ from .loader import Loader
 from .metrics import Metrics
 from .records import ExecutionRecords
 from .registry import FunctionRef
-from .secrets import redact
 from .views import execution_body, render_logs
 
 SecretResolver = Callable[[str, tuple[str, ...]], Awaitable[Mapping[str, str]]]
@@ -166,7 +165,7 @@ class Invoker:
                 ) from None
             raise
         except BaseException as exc:
-            self._finish(record, inv, "failed", error=str(exc))
+            self._finish(record, inv, "failed", error=inv.redact(str(exc)))
             raise
         finally:
             if admitted:
@@ -223,8 +222,6 @@ class Invoker:
         record["attempts"] = inv.attempts
         record["logs"] = render_logs(inv.final_logs())
         record["error"] = error
-        if inv.secrets:
-            _redact(record, inv.secrets.values())
         if outcome is not None:
             record["tier"] = outcome.tier
             record["output"] = outcome.output
@@ -306,18 +303,6 @@ class Invoker:
         for task in list(self._background):
             task.cancel()
         await asyncio.gather(*self._background, return_exceptions=True)
-
-
-def _redact(record: dict[str, Any], values: Iterable[str]) -> None:
-    """Secret values never reach logs or error messages, whatever the code printed."""
-    values = [v for v in values if v]
-    for entry in record["logs"]:
-        entry["message"] = redact(entry["message"], values)
-    for attempt in record["attempts"]:
-        if attempt["error"]:
-            attempt["error"] = redact(attempt["error"], values)
-    if record["error"]:
-        record["error"] = redact(record["error"], values)
 
 
 def _parse_input(body: bytes, fn: LoadedFunction) -> tuple[Any, bytes]:

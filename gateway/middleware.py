@@ -1,14 +1,15 @@
-"""The two middlewares: problem rendering (outermost) and authentication."""
+"""The middlewares: problem rendering (outermost), the request body's deadline, authentication."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
-from .errors import TiergateError, Unauthenticated
-from .keys import PRINCIPAL, SERVICES
+from .errors import RequestTimeout, TiergateError, Unauthenticated
+from .keys import PRINCIPAL, SERVICES, SETTINGS
 from .problems import from_http_exception, problem_response
 
 log = logging.getLogger("tiergate.gateway")
@@ -37,9 +38,39 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         )
 
 
+class _BodyLate(TimeoutError):
+    """Set on a request body that missed its deadline. A ``TimeoutError`` because aiohttp, which
+    reads what is left of a body after the answer, takes that as the end and closes quietly."""
+
+
+@web.middleware
+async def body_deadline_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A body must arrive within ``read_timeout_s`` of its headers (the headers themselves are
+    bounded by the server's keep-alive timer, see ``server.py``): a client that sends it slower
+    gets 408 ``request_timeout`` and a closed connection instead of holding both for as long as
+    it likes. A body that arrived with its headers, the usual case, costs no timer."""
+    body = request.content
+    if body.is_eof():
+        return await handler(request)
+    seconds = request.app[SETTINGS].read_timeout_s
+    timer = asyncio.get_running_loop().call_later(seconds, _body_late, body)
+    try:
+        return await handler(request)
+    except _BodyLate:
+        raise RequestTimeout(f"the request body did not arrive within {seconds:g} s") from None
+    finally:
+        timer.cancel()
+
+
+def _body_late(body: StreamReader) -> None:
+    if not body.is_eof():
+        body.set_exception(_BodyLate())
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every request but the public ones carries ``Authorization: Bearer <key>``."""
+    """Every request but the public ones carries ``Authorization: Bearer <key>``; only an admin
+    key may name another tenant; every key but an admin's spends from its rate limit."""
     path = request.path
     if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
         return await handler(request)
@@ -49,6 +80,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         raise Unauthenticated("missing API key: send 'Authorization: Bearer <key>'")
     svc = request.app[SERVICES]
     principal = await svc.keys.authenticate(token.strip())
-    await svc.ratelimit.take(principal.key_id, principal.tenant)
+    if request.query_string:  # on every route, also those that ignore ?tenant=
+        for tenant in request.query.getall("tenant", ()):
+            principal.act_for(tenant)
+    if not principal.is_admin:  # an admin can always lift a limit, its own tenant's included
+        await svc.ratelimit.take(principal.key_id, principal.tenant)
     request[PRINCIPAL] = principal
     return await handler(request)

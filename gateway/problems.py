@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import orjson
 from aiohttp import web
 
 from .errors import MethodNotAllowed, NotFound, PayloadTooLarge, TiergateError
+
+log = logging.getLogger("tiergate.gateway")
 
 PROBLEM_TYPE = "application/problem+json"
 
@@ -28,12 +31,24 @@ def problem_body(exc: TiergateError, instance: str | None = None) -> dict[str, A
 
 
 def problem_response(exc: TiergateError, instance: str | None = None) -> web.Response:
+    """Never fails: this is what the middleware answers with when everything else has."""
+    body = problem_body(exc, instance)
+    try:
+        data = orjson.dumps(body)
+    except TypeError:  # an extension JSON cannot carry (an integer past 64 bits, an object)
+        log.warning("problem %s: an extension is not JSON; sent as text", exc.code)
+        data = orjson.dumps({key: _json_or_text(value) for key, value in body.items()})
     return web.Response(
-        status=exc.status,
-        body=orjson.dumps(problem_body(exc, instance)),
-        content_type=PROBLEM_TYPE,
-        headers=exc.headers,
+        status=exc.status, body=data, content_type=PROBLEM_TYPE, headers=exc.headers
     )
+
+
+def _json_or_text(value: Any) -> Any:
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return str(value)
+    return value
 
 
 def from_http_exception(exc: web.HTTPException, path: str) -> TiergateError:

@@ -20,6 +20,8 @@ from storage.kv.base import KV
 from .errors import BadRequest, RateLimited
 
 OVERRIDE_CACHE_S = 5.0
+MAX_RATE = 1_000_000.0  # past these a limit limits nothing; bounded so they stay JSON integers
+MAX_BURST = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,12 +38,15 @@ class Rate:
         if not isinstance(body, dict):
             raise BadRequest('send {"rate": <requests per second>, "burst": <requests>}')
         rate, burst = body.get("rate"), body.get("burst", None)
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or rate < 0:
-            raise BadRequest("rate must be a number of requests per second, 0 for unlimited")
+        number = isinstance(rate, (int, float)) and not isinstance(rate, bool)
+        if not number or not 0 <= rate <= MAX_RATE:
+            raise BadRequest(
+                f"rate must be a number of requests per second up to {MAX_RATE:g}, 0 for unlimited"
+            )
         if burst is None:
             burst = max(1, int(rate))
-        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
-            raise BadRequest("burst must be a whole number of requests, at least 1")
+        if isinstance(burst, bool) or not isinstance(burst, int) or not 1 <= burst <= MAX_BURST:
+            raise BadRequest(f"burst must be a whole number of requests from 1 to {MAX_BURST}")
         return cls(float(rate), burst)
 
 

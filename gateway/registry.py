@@ -45,16 +45,23 @@ class FunctionRef:
         return _parse_ref(text)
 
 
+MAX_VERSION = 9_999_999_999
+"""Versions are kept as ten digits (``fnv/…/<version:010d>``): no function has a larger one."""
+
+
 @functools.lru_cache(maxsize=4096)
 def _parse_ref(text: str) -> FunctionRef:
     """Refs repeat on every call; parsing once each keeps the regex off the hot path. Errors are
-    raised, never cached."""
+    raised, never cached. ASCII digits only (``str.isdigit`` also takes '²', which ``int``
+    refuses), and the length is checked before ``int`` (which refuses 4300 digits and more)."""
     name, sep, version = text.partition("@")
     check_function_id(name)
     if not sep or version == "latest":
         return FunctionRef(name)
-    if not version.isdigit() or int(version) < 1:
+    if not (version.isascii() and version.isdigit()) or not version.strip("0"):
         raise VersionNotFound(f"invalid version {version!r}: use a number from 1", function_id=name)
+    if len(version) > len(str(MAX_VERSION)):
+        raise VersionNotFound(f"no version is above {MAX_VERSION}", function_id=name)
     return FunctionRef(name, int(version))
 
 

@@ -95,10 +95,3 @@ class SecretStore:
 
 def _key(tenant: str, name: str) -> str:
     return f"secret/{tenant}/{name}"
-
-
-def redact(text: str, values: Iterable[str]) -> str:
-    for value in values:
-        if value:
-            text = text.replace(value, "[redacted]")
-    return text

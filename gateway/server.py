@@ -66,8 +66,13 @@ def run(settings: Settings, *, access_log: bool = False) -> None:
         return
     _use_uvloop()
     app = create_app(settings, on_new_admin_key=_announce_key(settings))
-    _serve(app, settings, access_log, reuse_port=False,
-           serving=lambda: print(_banner(settings), flush=True))
+    _serve(
+        app,
+        settings,
+        access_log,
+        reuse_port=False,
+        serving=lambda: print(_banner(settings), flush=True),
+    )
 
 
 def _serve(
@@ -84,6 +89,10 @@ def _serve(
             host=settings.host,
             port=settings.port,
             handler_cancellation=True,
+            # aiohttp closes a connection that has not sent a whole request head this long after
+            # it opened or got its last answer: that is the header read timeout (a slowloris
+            # client trickling headers is cut off); the body's is ``body_deadline_middleware``.
+            keepalive_timeout=settings.read_timeout_s,
             access_log=log if access_log else None,
             print=lambda _: serving(),  # called once every site listens
             shutdown_timeout=10,
@@ -105,8 +114,13 @@ def _worker_main(settings: Settings, access_log: bool, ready: Any, index: int) -
     _use_uvloop()
     pid = multiprocessing.current_process().pid
     try:
-        _serve(create_app(settings, worker=index), settings, access_log, reuse_port=True,
-               serving=lambda: ready.put(pid))
+        _serve(
+            create_app(settings, worker=index),
+            settings,
+            access_log,
+            reuse_port=True,
+            serving=lambda: ready.put(pid),
+        )
     except ServeFailed as exc:
         log.error("worker %s: %s", pid, exc)
         sys.exit(1)
@@ -160,8 +174,9 @@ def _run_workers(settings: Settings, access_log: bool) -> None:
                         f"a worker exited with code {process.exitcode} before serving"
                         " (its log is above)"
                     )
-                log.error("worker %d exited with code %s; starting another", process.pid,
-                          process.exitcode)
+                log.error(
+                    "worker %d exited with code %s; starting another", process.pid, process.exitcode
+                )
                 time.sleep(RESTART_BACKOFF_S)
                 workers[index] = start(index)
     finally:

@@ -74,6 +74,7 @@ class Settings:
     auto_migrate: bool = False
     max_body_bytes: int = 6 * MIB
     max_code_bytes: int = 50 * MIB
+    read_timeout_s: float = 30.0
     cache_size: int = 256
     concurrency: int = field(default_factory=lambda: max(4, 4 * (os.cpu_count() or 1)))
     queue_size: int = 1024
@@ -174,6 +175,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_AUTO_MIGRATE": ("auto_migrate", _bool),
     "TIERGATE_MAX_BODY_BYTES": ("max_body_bytes", lambda n, r: _int(n, r, 1024)),
     "TIERGATE_MAX_CODE_BYTES": ("max_code_bytes", lambda n, r: _int(n, r, 1024)),
+    "TIERGATE_READ_TIMEOUT_S": ("read_timeout_s", _positive),
     "TIERGATE_CACHE_SIZE": ("cache_size", lambda n, r: _int(n, r, 1)),
     "TIERGATE_CONCURRENCY": ("concurrency", lambda n, r: _int(n, r, 1)),
     "TIERGATE_QUEUE_SIZE": ("queue_size", lambda n, r: _int(n, r, 0)),

@@ -1,6 +1,7 @@
 """The reviewer page in a real headless Chromium (Debian's, driven by Playwright): sign in, open a
 pending task, see its input, instructions and the earlier attempt's error, get a validation
-error inline, answer, and see the execution complete."""
+error inline, answer, and see the execution complete, all under the page's Content-Security-Policy
+(its headers are checked in test_hardening.py)."""
 
 from __future__ import annotations
 
@@ -63,6 +64,8 @@ def test_a_reviewer_answers_a_task_in_the_page(browser, tiergate_server):
             "/admin/keys", json={"tenant": "default", "roles": ["review"], "name": "ada"}
         ).json()["key"]
     page = browser.new_page()
+    refused = []  # what the page's Content-Security-Policy blocked: nothing, or it is too strict
+    page.on("console", lambda m: "Content Security Policy" in m.text and refused.append(m.text))
     page.goto(f"{tiergate_server.url}/ui/")
     page.fill("#key", key)
     page.click("#signin button")
@@ -83,6 +86,7 @@ def test_a_reviewer_answers_a_task_in_the_page(browser, tiergate_server):
     page.fill("#field-note", "small amount, approved")
     page.click("#submit")
     page.wait_for_selector("#message:has-text('is completed')")
+    assert refused == []
     page.close()
     with tiergate_server.client() as api:
         final = api.get(waiting["status_url"]).json()

@@ -36,10 +36,21 @@ class Invocation:
     started: float = field(default_factory=time.monotonic)
     log_budget: LogBudget = field(default_factory=LogBudget)
 
+    def redact(self, text: str) -> str:
+        """``text`` with this call's secret values replaced (longest first, so a secret that
+        holds another is replaced whole). Whatever a tier says enters the execution through
+        ``add_logs`` and the engine's attempt record, both redacted, so answers, problem details,
+        records, review tasks and model prompts never carry a secret."""
+        for value in sorted(self.secrets.values(), key=len, reverse=True):
+            if value:
+                text = text.replace(value, "[redacted]")
+        return text
+
     def add_logs(self, entries: Iterable[LogEntry]) -> None:
-        """Keep what fits the execution's log caps, whatever the runtime sent."""
+        """Keep what fits the execution's log caps, whatever the runtime sent, redacted before
+        it is cut (a cut must not leave half a secret)."""
         for entry in entries:
-            message = self.log_budget.fit(entry.message)
+            message = self.log_budget.fit(self.redact(entry.message))
             if message is None:
                 continue
             if message is not entry.message:

@@ -130,6 +130,9 @@ class CascadeEngine:
             inv.add_logs(result.logs)
             value = self._checked_output(inv, result)
         except AttemptFailure as failure:
+            # Redacted here, where it is recorded: the verdict's detail is built from it too.
+            failure.message = inv.redact(failure.message)
+            failure.args = (failure.message,)
             inv.add_logs(failure.logs)
             self._record(
                 inv, tier.name, attempt, failure.status, failure.message, started, failure.code

@@ -42,10 +42,10 @@ def admin_paths() -> dict[str, Any]:
         },
         "/admin/keys/{key_id}": {
             "delete": op(
-                "Revoke a key",
+                "Revoke a key (never the last one holding the admin role)",
                 "admin",
                 {"description": "Revoked"},
-                (404,),
+                (404, 409),
                 params=[key_id],
                 ok_status="204",
             )

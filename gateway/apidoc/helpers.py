@@ -25,7 +25,8 @@ ERROR_CODES = {
         "key_not_found",
     ],
     405: ["method_not_allowed"],
-    409: ["task_claimed", "execution_cancelled"],
+    408: ["request_timeout"],
+    409: ["task_claimed", "execution_cancelled", "last_admin_key"],
     413: ["payload_too_large"],
     422: ["compile_error"],
     429: ["rate_limited", "queue_full"],
@@ -68,10 +69,11 @@ def op(
     else:
         op["description"] = f"Role: `{role}`."
         errors = (401, 403, *errors)
-    for status in sorted(set(errors)):
-        op["responses"][str(status)] = problem(status)
     if body is not None:
         op["requestBody"] = {"required": True, "content": body}
+        errors = (*errors, 408)  # a body that comes too slowly
+    for status in sorted(set(errors)):
+        op["responses"][str(status)] = problem(status)
     if params:
         op["parameters"] = params
     return op

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .helpers import json, op, param, ref
+from .helpers import TENANT, json, op, param, ref
 
 TASK_ID = param("task_id", "path", {"type": "string"}, "Task id.")
 
@@ -33,7 +33,7 @@ def review_paths() -> dict[str, Any]:
     return {
         "/tasks": {
             "get": op(
-                "Review tasks of your tenant, oldest first",
+                "Review tasks of your tenant (an admin's: every tenant's), oldest first",
                 "review",
                 json(
                     {
@@ -42,7 +42,7 @@ def review_paths() -> dict[str, Any]:
                     }
                 ),
                 (400,),
-                params=[status],
+                params=[status, TENANT],
             )
         },
         "/tasks/{task_id}": {

@@ -10,7 +10,7 @@ from aiohttp import web
 from ..auth import ROLES, Principal
 from ..errors import BadRequest
 from ..ratelimit import Rate
-from .common import TENANT, caller, json_response, read_json, services
+from .common import TENANT, caller, json_response, read_json, services, whole_number
 
 routes = web.RouteTableDef()
 
@@ -147,8 +147,6 @@ async def delete_rate_limit(request: web.Request) -> web.Response:
 @routes.get("/admin/audit")
 async def audit(request: web.Request) -> web.Response:
     caller(request, "admin")
-    raw = request.query.get("limit", "100")
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        raise BadRequest(f"limit must be a number from 1 to 1000, got {raw!r}")
-    entries = await services(request).audit.list(limit=int(raw), before=request.query.get("before"))
+    limit = whole_number(request.query.get("limit", "100"), "limit", 1, 1000)
+    entries = await services(request).audit.list(limit=limit, before=request.query.get("before"))
     return json_response({"entries": entries})

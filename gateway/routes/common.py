@@ -9,7 +9,7 @@ import orjson
 from aiohttp import web
 
 from ..auth import Principal
-from ..errors import BadRequest, Forbidden
+from ..errors import BadRequest
 from ..keys import PRINCIPAL, SERVICES
 from ..services import Services
 
@@ -31,11 +31,19 @@ def tenant_of(request: web.Request, principal: Principal) -> str:
     wanted = request.query.get("tenant") if request.query_string else None
     if wanted is None or wanted == principal.tenant:
         return principal.tenant
-    if not principal.is_admin:
-        raise Forbidden("only admin keys may choose a tenant with ?tenant=")
+    principal.act_for(wanted)
     if not TENANT.match(wanted):
         raise BadRequest(f"invalid tenant {wanted!r}")
     return wanted
+
+
+def whole_number(raw: str, name: str, low: int, high: int) -> int:
+    """A query parameter as a whole number from ``low`` to ``high`` (400 ``invalid_request``
+    otherwise). ASCII digits only, and no longer than ``high``: ``str.isdigit`` also takes '²',
+    which ``int`` refuses, and ``int`` refuses strings of 4300 digits and more."""
+    if raw.isascii() and raw.isdigit() and len(raw) <= len(str(high)) and low <= int(raw) <= high:
+        return int(raw)
+    raise BadRequest(f"{name} must be a whole number from {low} to {high}, got {raw[:20]!r}")
 
 
 async def read_json(request: web.Request, what: str = "request body") -> Any:

@@ -10,7 +10,7 @@ from aiohttp import BodyPartReader, web
 from ..errors import BadRequest, InvalidManifest, PayloadTooLarge
 from ..manifest import check_function_id
 from ..views import iso, log_entry_body
-from .common import caller, json_response, read_json, services, tenant_of
+from .common import caller, json_response, read_json, services, tenant_of, whole_number
 
 routes = web.RouteTableDef()
 
@@ -186,16 +186,10 @@ async def function_logs(request: web.Request) -> web.Response:
     principal = caller(request, "deploy")
     tenant = tenant_of(request, principal)
     function_id = check_function_id(request.match_info["id"])
-    limit = _limit(request.query.get("limit", "50"))
+    limit = whole_number(request.query.get("limit", "50"), "limit", 1, 1000)
     svc = services(request)
     await svc.registry.get_function(tenant, function_id)
     records = await svc.records.log_page(
         tenant, function_id, limit=limit, before=request.query.get("before")
     )
     return json_response({"executions": [log_entry_body(r) for r in records]})
-
-
-def _limit(raw: str) -> int:
-    if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-        raise BadRequest(f"limit must be a number from 1 to 1000, got {raw!r}")
-    return int(raw)

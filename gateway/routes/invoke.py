@@ -12,7 +12,7 @@ from ..ids import new_span_id
 from ..invoker import InvokeOptions
 from ..registry import FunctionRef
 from ..views import accepted_body, execution_body
-from .common import caller, json_response, services, tenant_of
+from .common import caller, json_response, services, tenant_of, whole_number
 
 routes = web.RouteTableDef()
 
@@ -67,12 +67,7 @@ def _overrides(query: Any) -> dict[str, Any]:
         if name in query:
             overrides[name] = _flag(query[name], name)
     if "timeout_ms" in query:
-        raw = query["timeout_ms"]
-        if not raw.isdigit() or not 1 <= int(raw) <= 900_000:
-            raise BadRequest(
-                f"timeout_ms must be a number of milliseconds from 1 to 900000, got {raw!r}"
-            )
-        overrides["timeout_ms"] = int(raw)
+        overrides["timeout_ms"] = whole_number(query["timeout_ms"], "timeout_ms", 1, 900_000)
     return overrides
 
 

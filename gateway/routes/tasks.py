@@ -9,7 +9,7 @@ from aiohttp import web
 from ..errors import BadRequest
 from ..tasks import public_task
 from ..views import execution_body
-from .common import caller, json_response, read_json, services
+from .common import caller, json_response, read_json, services, tenant_of
 
 routes = web.RouteTableDef()
 
@@ -24,7 +24,9 @@ async def list_tasks(request: web.Request) -> web.Response:
         status = None
     elif status not in STATUSES:
         raise BadRequest(f"status must be one of {', '.join(STATUSES)} or all, got {status!r}")
-    tasks = await services(request).tasks.list(principal, status)
+    everyone = principal.is_admin and "tenant" not in request.query
+    tenant = None if everyone else tenant_of(request, principal)
+    tasks = await services(request).tasks.list(tenant, status)
     return json_response({"tasks": [public_task(t) for t in tasks]})
 
 

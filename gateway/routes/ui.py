@@ -1,5 +1,10 @@
 """The reviewer page: static files, no build step. Public: the page holds no data; its calls to
-the API carry the reviewer's key."""
+the API carry the reviewer's key.
+
+Every answer under ``/ui`` carries a strict Content-Security-Policy (scripts, styles and API calls
+from this origin only, no inline code, never framed) and the headers that go with it: the page
+handles API keys, so it must not run injected code, be framed for clickjacking or leak its URL.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,15 @@ from pathlib import Path
 from aiohttp import web
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
 
 routes = web.RouteTableDef()
 
@@ -18,5 +32,12 @@ async def page(request: web.Request) -> web.FileResponse:
 
 
 def add_static(app: web.Application) -> None:
+    """The page's files, the ``/ui`` redirect, and the headers on every answer under ``/ui``."""
     app.router.add_static("/ui/static/", STATIC)
     app.router.add_get("/ui", lambda r: web.HTTPFound("/ui/"))
+    app.on_response_prepare.append(_protect)
+
+
+async def _protect(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path == "/ui" or request.path.startswith("/ui/"):
+        response.headers.update(SECURITY_HEADERS)
