@@ -41,6 +41,8 @@ class Invocation:
         holds another is replaced whole). Whatever a tier says enters the execution through
         ``add_logs`` and the engine's attempt record, both redacted, so answers, problem details,
         records, review tasks and model prompts never carry a secret."""
+        if not self.secrets:
+            return text
         for value in sorted(self.secrets.values(), key=len, reverse=True):
             if value:
                 text = text.replace(value, "[redacted]")
