@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 APT_GET := $(shell command -v sudo >/dev/null 2>&1 && [ "$$(id -u)" != 0 ] && echo sudo) apt-get
 
-.PHONY: run test bench lint clean system-packages wrk
+.PHONY: run test bench lint clean system-packages sandbox-packages wrk
 
 $(BIN)/tiergate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,16 +17,24 @@ $(VENV)/.test-deps: $(BIN)/tiergate
 	touch $@
 
 # Serve on embedded storage (./.tiergate) with the example functions deployed.
-run: $(BIN)/tiergate
+run: $(BIN)/tiergate sandbox-packages
 	$(BIN)/tiergate serve --deploy examples/functions
 
-# System packages the tests use: redis-server (the Redis backend), bubblewrap (the python runtime's
-# sandbox), node (the JavaScript example plugin) and chromium (the reviewer page's browser test).
-# Installed with apt when missing.
-system-packages:
-	@missing=""; \
-	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+# What the function sandbox needs (docs/isolation.md): bubblewrap and libseccomp2.
+SANDBOX_CHECKS = \
 	command -v bwrap >/dev/null 2>&1 || missing="$$missing bubblewrap"; \
+	ldconfig -p 2>/dev/null | grep -q libseccomp.so.2 || missing="$$missing libseccomp2";
+
+sandbox-packages:
+	@missing=""; $(SANDBOX_CHECKS) \
+	if [ -n "$$missing" ]; then $(APT_GET) update -qq && $(APT_GET) install -y -qq $$missing; fi
+
+# System packages the tests use, besides the sandbox's: redis-server (the Redis backend), node (the
+# JavaScript example plugin) and chromium (the reviewer page's browser test). Installed with apt
+# when missing.
+system-packages:
+	@missing=""; $(SANDBOX_CHECKS) \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then $(APT_GET) update -qq && $(APT_GET) install -y -qq $$missing; fi
