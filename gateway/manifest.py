@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 from plugins.runtime import Limits
 
 from .errors import InvalidFunctionId, InvalidManifest
+from .schemas import PatternError, check_patterns
 
 FUNCTION_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 TIER_NAMES = ("code", "generative", "agentic", "human")
@@ -198,11 +199,18 @@ def _check_schema(name: str, schema: Any) -> None:
         return
     try:
         Draft202012Validator.check_schema(schema)
+        check_patterns(schema)
     except jsonschema.SchemaError as exc:
         where = ".".join(str(p) for p in exc.absolute_path)
         raise InvalidManifest(
             f"{name}: not a valid JSON Schema ({where or 'root'}: {exc.message})", field=name
         ) from None
+    except PatternError as exc:
+        raise InvalidManifest(
+            f"{name}: {exc} (patterns are RE2: no backreferences or lookaround)", field=name
+        ) from None
+    except RecursionError:
+        raise InvalidManifest(f"{name}: nested too deeply", field=name) from None
 
 
 def _decode_code(code: str, encoding: str) -> bytes:

@@ -471,3 +471,58 @@ def test_the_reviewer_page_is_sent_with_a_strict_policy(tiergate_server):
             assert headers["x-frame-options"] == "DENY"
             assert headers["x-content-type-options"] == "nosniff"
             assert headers["referrer-policy"] == "no-referrer"
+
+
+# A manifest's schemas run on the event loop: they must not be able to stall it.
+
+EVIL = "(a+)+$"  # exponential in Python's re: 40 characters would take days
+
+
+def test_schema_patterns_match_in_linear_time(api):
+    fn = unique("redos")
+    schema = {"type": "object", "properties": {"s": {"type": "string", "pattern": EVIL}},
+              "patternProperties": {EVIL: {"type": "integer"}}}
+    deploy_wat(api, fn, input_schema=schema)
+    with api.__class__(base_url=api.base_url, headers=api.headers, timeout=10) as quick:
+        problem = assert_problem(
+            quick.post(f"/invoke/{fn}", json={"s": "a" * 40 + "!", "a" * 40 + "!": "x"}),
+            400, "invalid_input",
+        )
+    assert problem["errors"][0]["path"] == "/s"
+    assert quick_echo(api, fn, {"s": "aaa"}) == {"s": "aaa"}
+
+
+def quick_echo(api, fn, value):
+    answer = api.post(f"/invoke/{fn}", json=value)
+    assert answer.status_code == 200, answer.text
+    return answer.json()["output"]
+
+
+@pytest.mark.parametrize("pattern", [r"(a)\1", r"(?=a)b", r"(?<!x)y"])
+def test_patterns_that_need_backtracking_are_refused_at_deploy(api, pattern):
+    problem = assert_problem(
+        api.post("/deploy", json={"id": unique("backref"), "runtime": "wasm",
+                                  "code": example("echo.wat"),
+                                  "output_schema": {"type": "string", "pattern": pattern}}),
+        400, "invalid_manifest",
+    )
+    assert problem["field"] == "output_schema" and "RE2" in problem["detail"]
+
+
+def test_a_schema_that_refers_elsewhere_is_an_input_error_not_a_fetch(api):
+    fn = unique("remote-ref")
+    deploy_wat(api, fn, input_schema={"$ref": "http://169.254.169.254/latest/meta-data"})
+    problem = assert_problem(api.post(f"/invoke/{fn}", json=1), 400, "invalid_input")
+    assert "cannot be used" in problem["errors"][0]["message"]
+
+
+def test_a_schema_nested_too_deeply_is_refused(api):
+    schema: dict = {}
+    for _ in range(900):
+        schema = {"items": schema}
+    problem = assert_problem(
+        api.post("/deploy", json={"id": unique("deep"), "runtime": "wasm",
+                                  "code": example("echo.wat"), "input_schema": schema}),
+        400, "invalid_manifest",
+    )
+    assert problem["field"] == "input_schema"
