@@ -15,6 +15,7 @@ from aiohttp import web
 
 from plugins.manager import RuntimeRegistry, create_plugin_manager
 from plugins.runtime import PluginContext
+from plugins.workers import WorkerBudget
 from storage.hybrid import HybridCodeStore
 from storage.urls import (
     open_buckets,
@@ -134,7 +135,14 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
         auto_migrate=settings.auto_migrate,
     )
     metrics = Metrics()
-    runtimes = _runtimes(settings)
+    budget = WorkerBudget(settings.max_workers_per_tenant, settings.max_workers_per_function)
+    metrics.gauge_by(
+        "tiergate_tenant_workers",
+        "Worker processes running or starting per tenant, across its functions' pools",
+        "tenant",
+        budget.in_use,
+    )
+    runtimes = _runtimes(settings, budget)
     stack.push_async_callback(runtimes.close)
     secrets = SecretStore(kv, master_key(settings.secret_key, settings.secret_key_path))
     registry = Registry(kv, code)
@@ -235,7 +243,7 @@ def _open_stores(settings: Settings, stack: contextlib.AsyncExitStack) -> tuple[
     return objects, kv, execution_store
 
 
-def _runtimes(settings: Settings) -> RuntimeRegistry:
+def _runtimes(settings: Settings, budget: WorkerBudget) -> RuntimeRegistry:
     pm, failures = create_plugin_manager(
         blocked=settings.disable_plugins, trace=settings.trace_plugins
     )
@@ -246,6 +254,7 @@ def _runtimes(settings: Settings) -> RuntimeRegistry:
             "wasm": {"workers": settings.wasm_workers},
             "python": {"jail": settings.python_jail},
         },
+        worker_budget=budget,
     )
     registry = RuntimeRegistry.discover(pm, context, failures)
     if not registry.active():

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from plugins.workers.budget import PER_FUNCTION, PER_TENANT
+
 MIB = 1024 * 1024
 
 
@@ -89,6 +91,8 @@ class Settings:
     task_sweep_s: float = 5.0
     wasm_workers: int = 0
     python_jail: str = "auto"
+    max_workers_per_tenant: int = PER_TENANT
+    max_workers_per_function: int = PER_FUNCTION
     preload: tuple[Path, ...] = ()
     plugin_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     disable_plugins: tuple[str, ...] = ()
@@ -186,6 +190,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_TASK_SWEEP_S": ("task_sweep_s", _float),
     "TIERGATE_WASM_WORKERS": ("wasm_workers", lambda n, r: _int(n, r, 0)),
     "TIERGATE_PYTHON_JAIL": ("python_jail", _choice("auto", "off")),
+    "TIERGATE_MAX_WORKERS_PER_TENANT": ("max_workers_per_tenant", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_MAX_WORKERS_PER_FUNCTION": ("max_workers_per_function", lambda n, r: _int(n, r, 1)),
     "TIERGATE_DISABLE_PLUGINS": ("disable_plugins", _names),
     "TIERGATE_TRACE_PLUGINS": ("trace_plugins", _bool),
     "TIERGATE_LOG_LEVEL": ("log_level", _level),

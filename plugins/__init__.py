@@ -26,7 +26,14 @@ from .runtime import (
     RuntimeSpec,
     Source,
 )
-from .workers import POOL_SCHEMA, FunctionPool, PoolOptions, WorkerDied, WorkerProcess
+from .workers import (
+    POOL_SCHEMA,
+    FunctionPool,
+    PoolOptions,
+    WorkerBudget,
+    WorkerDied,
+    WorkerProcess,
+)
 
 __all__ = [
     "POOL_SCHEMA",
@@ -51,6 +58,7 @@ __all__ = [
     "RuntimeSpec",
     "RuntimeUnavailable",
     "Source",
+    "WorkerBudget",
     "WorkerDied",
     "WorkerProcess",
     "cap_entries",

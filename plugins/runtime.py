@@ -16,16 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
+from .workers.budget import WorkerBudget
+
 LogStream = Literal["stdout", "stderr", "log"]
 
 
 @dataclass(frozen=True, slots=True)
 class PluginContext:
-    """What a runtime factory is given: where it may keep files, its own options, a logger."""
+    """What a runtime factory is given: where it may keep files, its own options, a logger, and
+    the budget of worker processes per tenant that every ``FunctionPool`` it makes must draw from
+    (the gateway sets it from its settings; the default is for tests and tools)."""
 
     data_dir: Path
     options: Mapping[str, Any] = field(default_factory=dict)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("tiergate.plugins"))
+    worker_budget: WorkerBudget = field(default_factory=WorkerBudget)
 
 
 @dataclass(frozen=True, slots=True)

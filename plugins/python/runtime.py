@@ -61,6 +61,7 @@ class PythonRuntime(Runtime[LoadedPython]):
         self._use_jail = context.options.get("python", {}).get("jail", "auto") != "off"
         self._jail: Jail | None = None
         self._pools: set[FunctionPool] = set()
+        self._budget = context.worker_budget
         self.network_isolated: bool | None = None
 
     async def start(self) -> None:
@@ -124,7 +125,9 @@ class PythonRuntime(Runtime[LoadedPython]):
         name = f"{hashlib.sha256(artifact.data).hexdigest()}.py"
         path = write_once(self._dir / "code" / name, artifact.data)
         options = PoolOptions(**{**_defaults(), **fn.options.get("pool", {})})
-        pool = FunctionPool(lambda: self._spawn(fn, path), options)
+        pool = FunctionPool(
+            lambda: self._spawn(fn, path), options, budget=self._budget, tenant=fn.tenant
+        )
         await pool.start()
         self._pools.add(pool)
         return LoadedPython(fn.function_id, pool)

@@ -1,0 +1,108 @@
+"""Per-tenant quotas over HTTP, each set low on a real server: worker processes per tenant
+across its functions' pools."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+
+from conftest import assert_problem, eventually, metric, unique
+
+WORKER = (
+    "import os, time\n"
+    "WORKER = os.urandom(8).hex()\n"
+    "def handler(event, context):\n"
+    "    if event.get('exit'):\n"
+    "        os._exit(3)\n"
+    "    time.sleep(event.get('seconds', 0))\n"
+    "    return {'worker': WORKER, 'pad': event.get('pad', '')}\n"
+)
+
+
+def tenant_client(server, admin, tenant):
+    key = admin.post("/admin/keys", json={"tenant": tenant, "roles": ["deploy", "invoke"]})
+    assert key.status_code == 201, key.text
+    return server.client(key.json()["key"])
+
+
+def deploy_py(api, fn=None, code=WORKER, **manifest):
+    fn = fn or unique("q")
+    r = api.post("/deploy", json={"id": fn, "runtime": "python", "code": code, **manifest})
+    assert r.status_code == 201, r.text
+    return fn
+
+
+def worker_of(api, fn, query=""):
+    answer = api.post(f"/invoke/{fn}{query}", json={})
+    assert answer.status_code == 200, answer.text
+    return answer.json()["output"]["worker"]
+
+
+def tenant_workers(admin, tenant):
+    return metric(admin.get("/metrics").text, "tiergate_tenant_workers", tenant=tenant)
+
+
+def processes(server, module: bytes) -> int:
+    """Processes of a python module the gateway runs now (children: bubblewrap, or python)."""
+    count = 0
+    for task in os.listdir(f"/proc/{server.process.pid}/task"):
+        with open(f"/proc/{server.process.pid}/task/{task}/children") as f:
+            for pid in f.read().split():
+                try:
+                    with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                        count += module in cmdline.read()
+                except FileNotFoundError:
+                    continue
+    return count
+
+
+def test_workers_per_tenant_across_its_functions(tiergate_factory):
+    server = tiergate_factory({"TIERGATE_MAX_WORKERS_PER_TENANT": "2"})
+    with (
+        server.client() as admin,
+        tenant_client(server, admin, "capped") as api,
+        tenant_client(server, admin, "neighbour") as other,
+        concurrent.futures.ThreadPoolExecutor(3) as threads,
+    ):
+        a, b, c = (deploy_py(api, pool={"kind": "lazy", "max_size": 2}) for _ in range(3))
+        theirs = deploy_py(other)
+        busy = [threads.submit(api.post, f"/invoke/{a}", json={"seconds": 3}) for _ in range(2)]
+        eventually(lambda: tenant_workers(admin, "capped") == 2)
+        # Both workers are busy: a call of another function waits for one until its deadline.
+        waited = assert_problem(api.post(f"/invoke/{b}?timeout_ms=1000", json={}), 504, "timeout")
+        assert waited["attempts"][0]["error"] == "waited for a free worker until its deadline"
+        assert processes(server, b"plugins.python.worker") == 2
+        assert worker_of(other, theirs)  # another tenant is not held up
+        # This call waits until one of a's calls ends; that worker then makes way for b's.
+        waiting = threads.submit(worker_of, api, b, "?timeout_ms=6000")
+        assert all(f.result().status_code == 200 for f in busy)
+        first_b = waiting.result()
+        first_c = worker_of(api, c)  # stops a's idle worker
+        assert worker_of(api, b) == first_b  # b's worker is now more recently used than c's
+        worker_of(api, a)  # a needs one again: c's, the least recently used, is stopped
+        assert worker_of(api, b) == first_b
+        assert worker_of(api, c) != first_c
+        assert tenant_workers(admin, "capped") == 2
+
+
+def test_worker_places_come_back_however_workers_end(tiergate_factory):
+    server = tiergate_factory({"TIERGATE_MAX_WORKERS_PER_TENANT": "1"})
+    quick = "?timeout_ms=3000"  # a place that never came back would end these calls in 504
+    with server.client() as admin, tenant_client(server, admin, "single") as api:
+        a = deploy_py(api, pool={"kind": "lazy", "idle_timeout_s": 1})
+        b = deploy_py(api)
+        assert worker_of(api, a, quick)
+        crashed = api.post(f"/invoke/{a}{quick}", json={"exit": True})
+        assert (
+            "exit status 3"
+            in assert_problem(crashed, 500, "cascade_exhausted")["attempts"][0]["error"]
+        )
+        assert worker_of(api, b, quick)
+        killed = api.post(f"/invoke/{a}?timeout_ms=2500", json={"seconds": 10})  # takes b's place
+        error = assert_problem(killed, 504, "timeout")["attempts"][0]["error"]
+        assert error == "did not finish in time; its worker was stopped"
+        assert worker_of(api, b, quick)
+        assert api.delete(f"/functions/{b}").status_code == 204  # unloaded with its worker
+        assert worker_of(api, a, quick)
+        eventually(lambda: tenant_workers(admin, "single") is None)  # a's idle worker was reaped
+        assert worker_of(api, deploy_py(api), quick)
