@@ -48,6 +48,7 @@ from .metrics import Metrics
 from .middleware import auth_middleware, problem_middleware
 from .orphans import OrphanSweeper
 from .preload import preload
+from .quotas import DeployQuotas
 from .ratelimit import Rate, RateLimiter
 from .records import ExecutionRecords
 from .registry import Registry
@@ -151,7 +152,8 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
     tools, desk = Tools(), TaskDesk()
     tiers = [CodeTier(), GenerativeTier(llm), AgenticTier(llm, tools), HumanTier(desk)]
     checker = tier_checker(t.name for t in tiers)
-    functions = FunctionService(registry, code, runtimes, metrics, checker, secrets)
+    quotas = DeployQuotas(settings)
+    functions = FunctionService(registry, code, runtimes, metrics, checker, secrets, quotas)
     loader = Loader(
         registry,
         functions.load,

@@ -17,6 +17,7 @@ from .errors import InvalidManifest, StorageUnavailable, UnknownRuntime
 from .loaded import LoadedFunction
 from .manifest import Manifest, parse_manifest
 from .metrics import Metrics
+from .quotas import DeployQuotas
 from .registry import Registry, artifact_key, source_key
 from .schemas import SchemaCheck
 from .secrets import SecretStore
@@ -35,6 +36,7 @@ class FunctionService:
         metrics: Metrics,
         check_tiers: TierCheck,
         secrets: SecretStore,
+        quotas: DeployQuotas,
     ) -> None:
         self.registry = registry
         self._code = code
@@ -42,6 +44,7 @@ class FunctionService:
         self._metrics = metrics
         self._check_tiers = check_tiers
         self._secrets = secrets
+        self._quotas = quotas
 
     async def deploy(
         self, tenant: str, data: Any, code: bytes | None, deployed_by: str
@@ -52,7 +55,9 @@ class FunctionService:
         if isinstance(runtime_name, str) and runtime_name:
             runtime = await self._runtimes.acquire(runtime_name)
         options = runtime.manifest_options if runtime else {}
-        manifest = parse_manifest(data, code=code, runtime_options=options)
+        manifest = parse_manifest(
+            data, code=code, runtime_options=options, ceilings=self._quotas.ceilings
+        )
         self._check_tiers(manifest.tiers)
         missing = await self._secrets.missing(tenant, manifest.secrets)
         if missing:
@@ -135,12 +140,14 @@ class FunctionService:
         if record.get("code_sha256") and record.get("runtime"):
             runtime = await self._runtimes.acquire(record["runtime"])
         options = runtime.manifest_options if runtime else {}
-        manifest = parse_manifest(raw, runtime_options=options)
+        manifest = parse_manifest(
+            raw, runtime_options=options, ceilings=self._quotas.ceilings, stored=True
+        )
         fn = LoadedFunction(
             tenant=tenant,
             function_id=function_id,
             version=version,
-            manifest=raw,
+            manifest=manifest.raw,
             limits=manifest.limits,
             env=manifest.env,
             secrets=manifest.secrets,

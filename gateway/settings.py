@@ -93,6 +93,9 @@ class Settings:
     python_jail: str = "auto"
     max_workers_per_tenant: int = PER_TENANT
     max_workers_per_function: int = PER_FUNCTION
+    max_memory_mb: int = 1024
+    max_timeout_ms: int = 900_000
+    max_output_kb: int = 6144
     preload: tuple[Path, ...] = ()
     plugin_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     disable_plugins: tuple[str, ...] = ()
@@ -192,6 +195,9 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_PYTHON_JAIL": ("python_jail", _choice("auto", "off")),
     "TIERGATE_MAX_WORKERS_PER_TENANT": ("max_workers_per_tenant", lambda n, r: _int(n, r, 1)),
     "TIERGATE_MAX_WORKERS_PER_FUNCTION": ("max_workers_per_function", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_MAX_MEMORY_MB": ("max_memory_mb", lambda n, r: _int(n, r, 2)),
+    "TIERGATE_MAX_TIMEOUT_MS": ("max_timeout_ms", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_MAX_OUTPUT_KB": ("max_output_kb", lambda n, r: _int(n, r, 1)),
     "TIERGATE_DISABLE_PLUGINS": ("disable_plugins", _names),
     "TIERGATE_TRACE_PLUGINS": ("trace_plugins", _bool),
     "TIERGATE_LOG_LEVEL": ("log_level", _level),

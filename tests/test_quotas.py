@@ -1,4 +1,5 @@
-"""Per-tenant quotas over HTTP, each set low on a real server: worker processes per tenant
+"""Per-tenant quotas over HTTP, each set low on a real server: ceilings on what a manifest asks
+for (refused at deploy, cut down for versions stored before), and worker processes per tenant
 across its functions' pools."""
 
 from __future__ import annotations
@@ -6,7 +7,8 @@ from __future__ import annotations
 import concurrent.futures
 import os
 
-from conftest import assert_problem, eventually, metric, unique
+import pytest
+from conftest import assert_problem, deploy_wat, eventually, example, metric, unique
 
 WORKER = (
     "import os, time\n"
@@ -32,6 +34,18 @@ def deploy_py(api, fn=None, code=WORKER, **manifest):
     return fn
 
 
+def workers_seen(api, fn, calls, seconds=0.5):
+    """The distinct workers that answered ``calls`` calls made at once."""
+    with concurrent.futures.ThreadPoolExecutor(calls) as threads:
+        answers = list(
+            threads.map(
+                lambda _: api.post(f"/invoke/{fn}", json={"seconds": seconds}), range(calls)
+            )
+        )
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
+    return {a.json()["output"]["worker"] for a in answers}
+
+
 def worker_of(api, fn, query=""):
     answer = api.post(f"/invoke/{fn}{query}", json={})
     assert answer.status_code == 200, answer.text
@@ -54,6 +68,96 @@ def processes(server, module: bytes) -> int:
                 except FileNotFoundError:
                     continue
     return count
+
+
+LOW_CEILINGS = {
+    "TIERGATE_MAX_MEMORY_MB": "256",
+    "TIERGATE_MAX_TIMEOUT_MS": "5000",
+    "TIERGATE_MAX_OUTPUT_KB": "4",
+    "TIERGATE_MAX_WORKERS_PER_FUNCTION": "1",
+}
+WORKERS_SETTING = "TIERGATE_MAX_WORKERS_PER_FUNCTION"
+
+
+@pytest.fixture(scope="module")
+def low(tmp_path_factory):
+    from plugins.testing import TiergateServer
+
+    server = TiergateServer(tmp_path_factory.mktemp("ceilings"), LOW_CEILINGS).start()
+    with server.client() as api:
+        yield api
+    server.stop()
+
+
+@pytest.mark.parametrize(
+    ("asked", "field", "ceiling", "setting"),
+    [
+        ({"limits": {"memory_mb": 257}}, "limits.memory_mb", 256, "TIERGATE_MAX_MEMORY_MB"),
+        (
+            {"limits": {"memory_mb": 256, "tmp_mb": 129}},
+            "limits.tmp_mb",
+            128,
+            "TIERGATE_MAX_MEMORY_MB / 2",
+        ),
+        ({"limits": {"timeout_ms": 5001}}, "limits.timeout_ms", 5000, "TIERGATE_MAX_TIMEOUT_MS"),
+        (
+            {"cascade": {"tier_timeouts_ms": {"code": 60_000}}},
+            "cascade.tier_timeouts_ms.code",
+            5000,
+            "TIERGATE_MAX_TIMEOUT_MS",
+        ),
+        ({"limits": {"max_output_kb": 5}}, "limits.max_output_kb", 4, "TIERGATE_MAX_OUTPUT_KB"),
+        ({"pool": {"kind": "static", "size": 2}}, "pool.size", 1, WORKERS_SETTING),
+        ({"pool": {"kind": "adaptive", "min_size": 2}}, "pool.min_size", 1, WORKERS_SETTING),
+        ({"pool": {"max_size": 256}}, "pool.max_size", 1, WORKERS_SETTING),
+    ],
+)
+def test_a_manifest_above_a_ceiling_is_refused(low, asked, field, ceiling, setting):
+    body = {"id": unique("big"), "runtime": "python", "code": example("py-echo.py"), **asked}
+    problem = assert_problem(low.post("/deploy", json=body), 400, "invalid_manifest")
+    assert (problem["field"], problem["ceiling"], problem["setting"]) == (field, ceiling, setting)
+    assert field in problem["detail"] and setting in problem["detail"]
+
+
+def test_a_manifest_at_every_ceiling_deploys_and_defaults_are_cut_down(low):
+    deploy_py(
+        low,
+        limits={"memory_mb": 256, "tmp_mb": 128, "timeout_ms": 5000, "max_output_kb": 4},
+        cascade={"tier_timeouts_ms": {"code": 5000}},
+        pool={"kind": "adaptive", "min_size": 1, "max_size": 1},
+    )
+    echo = unique("echo")
+    deploy_wat(low, echo)  # no limits.max_output_kb: its default (6144) is cut down to 4
+    problem = assert_problem(low.post(f"/invoke/{echo}", json="x" * 5000), 500, "cascade_exhausted")
+    assert problem["attempts"][0]["code"] == "output_too_large"
+    fn = deploy_py(low)  # the python runtime's default pool.max_size (the cores) is cut down to 1
+    assert len(workers_seen(low, fn, 4)) == 1
+    too_long = low.post(f"/invoke/{echo}?timeout_ms=5001", json=1)
+    assert "TIERGATE_MAX_TIMEOUT_MS" in assert_problem(too_long, 400, "invalid_request")["detail"]
+
+
+def test_versions_stored_above_lowered_ceilings_still_load_cut_down(tiergate_factory):
+    server = tiergate_factory({"TIERGATE_MAX_MEMORY_MB": "4096"})
+    with server.client() as api:
+        fn = deploy_py(
+            api,
+            limits={"memory_mb": 2048, "tmp_mb": 600, "max_output_kb": 64},
+            pool={"kind": "lazy", "max_size": 4},
+        )
+        assert len(workers_seen(api, fn, 4)) > 1
+        assert api.post(f"/invoke/{fn}", json={"pad": "x" * 5000}).status_code == 200
+    server.stop()
+    lowered = {
+        "TIERGATE_MAX_MEMORY_MB": "256",  # and so limits.tmp_mb at most 128
+        "TIERGATE_MAX_WORKERS_PER_FUNCTION": "1",
+        "TIERGATE_MAX_OUTPUT_KB": "4",
+    }
+    with tiergate_factory(lowered, data_dir=server.data_dir).client() as api:
+        assert len(workers_seen(api, fn, 4)) == 1
+        big = api.post(f"/invoke/{fn}", json={"pad": "x" * 5000})
+        assert assert_problem(big, 500, "cascade_exhausted")["attempts"][0]["code"] == (
+            "output_too_large"
+        )
 
 
 def test_workers_per_tenant_across_its_functions(tiergate_factory):
