@@ -45,11 +45,38 @@ class FunctionService:
         self._check_tiers = check_tiers
         self._secrets = secrets
         self._quotas = quotas
+        self._deploys: set[asyncio.Task[dict[str, Any]]] = set()
 
     async def deploy(
         self, tenant: str, data: Any, code: bytes | None, deployed_by: str
     ) -> dict[str, Any]:
-        """Validate and compile first; only then reserve a version and store anything."""
+        """Validate, check quotas and compile first; only then reserve a version and store
+        anything. The deploy holds one of the tenant's places among its deploys in progress
+        until it has ended, even when its client goes away: cancelled, it could leave a
+        compiler's processes running, uncounted. Holding the place to the end also bounds how far
+        racing deploys can overshoot the tenant's function quota (see docs/api.md)."""
+        task = asyncio.create_task(self._deploy_in_place(tenant, data, code, deployed_by))
+        self._deploys.add(task)
+        task.add_done_callback(self._deployed)
+        return await asyncio.shield(task)
+
+    async def _deploy_in_place(
+        self, tenant: str, data: Any, code: bytes | None, deployed_by: str
+    ) -> dict[str, Any]:
+        with self._quotas.deploying(tenant):
+            return await self._deploy(tenant, data, code, deployed_by)
+
+    def _deployed(self, task: asyncio.Task[dict[str, Any]]) -> None:
+        """Forget a finished deploy. Its failure is its client's answer; if the client went
+        away, it is logged here rather than as a task exception nobody retrieved."""
+        self._deploys.discard(task)
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            log.debug("deploy failed: %s", failure)
+
+    async def _deploy(
+        self, tenant: str, data: Any, code: bytes | None, deployed_by: str
+    ) -> dict[str, Any]:
         runtime_name = data.get("runtime") if isinstance(data, dict) else None
         runtime = None
         if isinstance(runtime_name, str) and runtime_name:
@@ -74,6 +101,8 @@ class FunctionService:
             )
         if manifest.code is not None and runtime is None:
             raise InvalidManifest("runtime: required when code is given", field="runtime")
+        functions = await self.registry.list_functions(tenant)
+        self._quotas.check_function_count(manifest.id, {f["id"] for f in functions})
         artifact = None
         if runtime is not None and manifest.code is not None:
             artifact = await runtime.compile(_source(manifest, 0))

@@ -1,4 +1,4 @@
-"""What one tenant may ask for at deploy: ceilings on the manifest.
+"""What one tenant may take at deploy: manifest ceilings, functions, deploys in progress.
 
 An operator sets these (``TIERGATE_MAX_*``). The manifest's JSON Schema keeps its wide maxima,
 what any tiergate accepts; the ceilings are this gateway's narrower ones. A deploy that asks for
@@ -10,11 +10,12 @@ Worker processes per tenant are counted where they start, by ``plugins.workers.W
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import contextlib
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .errors import InvalidManifest
+from .errors import InvalidManifest, QuotaExceeded, TooManyDeploys
 
 if TYPE_CHECKING:
     from .settings import Settings
@@ -88,7 +89,45 @@ class Ceilings:
 
 
 class DeployQuotas:
-    """What a deploy is checked against: the ceilings."""
+    """What a deploy is checked against: the ceilings, the tenant's functions and its deploys in
+    progress in this gateway process."""
 
     def __init__(self, settings: Settings) -> None:
         self.ceilings = Ceilings.from_settings(settings)
+        self.max_functions = settings.max_functions_per_tenant
+        self.max_deploys = settings.max_concurrent_deploys_per_tenant
+        self._deploying: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def deploying(self, tenant: str) -> Iterator[None]:
+        """Hold one of the tenant's places for a deploy in progress in this process.
+
+        A deploy starts processes (the runtime's checks and compilers) and holds its code in
+        memory. Past the limit it is refused at once (429 with ``Retry-After``) rather than
+        queued: a queue would keep each waiting request and its body (up to
+        ``TIERGATE_MAX_CODE_BYTES``) for as long as the tenant's other deploys compile.
+        """
+        running = self._deploying.get(tenant, 0)
+        if running >= self.max_deploys:
+            raise TooManyDeploys(
+                f"this tenant has {running} deploys in progress, as many as it may have at once "
+                "(TIERGATE_MAX_CONCURRENT_DEPLOYS_PER_TENANT); retry when one has ended",
+                retry_after=1,
+                limit=self.max_deploys,
+            )
+        self._deploying[tenant] = running + 1
+        try:
+            yield
+        finally:
+            self._deploying[tenant] -= 1
+            if not self._deploying[tenant]:
+                del self._deploying[tenant]
+
+    def check_function_count(self, function_id: str, existing: Collection[str]) -> None:
+        """A new function id is refused once the tenant has its quota; a redeploy never is."""
+        if function_id not in existing and len(existing) >= self.max_functions:
+            raise QuotaExceeded(
+                f"this tenant has {len(existing)} functions, as many as it may have "
+                "(TIERGATE_MAX_FUNCTIONS_PER_TENANT); delete one to deploy another",
+                limit=self.max_functions,
+            )

@@ -91,6 +91,8 @@ class Settings:
     task_sweep_s: float = 5.0
     wasm_workers: int = 0
     python_jail: str = "auto"
+    max_functions_per_tenant: int = 1000
+    max_concurrent_deploys_per_tenant: int = 2
     max_workers_per_tenant: int = PER_TENANT
     max_workers_per_function: int = PER_FUNCTION
     max_memory_mb: int = 1024
@@ -193,6 +195,11 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_TASK_SWEEP_S": ("task_sweep_s", _float),
     "TIERGATE_WASM_WORKERS": ("wasm_workers", lambda n, r: _int(n, r, 0)),
     "TIERGATE_PYTHON_JAIL": ("python_jail", _choice("auto", "off")),
+    "TIERGATE_MAX_FUNCTIONS_PER_TENANT": ("max_functions_per_tenant", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_MAX_CONCURRENT_DEPLOYS_PER_TENANT": (
+        "max_concurrent_deploys_per_tenant",
+        lambda n, r: _int(n, r, 1),
+    ),
     "TIERGATE_MAX_WORKERS_PER_TENANT": ("max_workers_per_tenant", lambda n, r: _int(n, r, 1)),
     "TIERGATE_MAX_WORKERS_PER_FUNCTION": ("max_workers_per_function", lambda n, r: _int(n, r, 1)),
     "TIERGATE_MAX_MEMORY_MB": ("max_memory_mb", lambda n, r: _int(n, r, 2)),

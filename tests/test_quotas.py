@@ -1,12 +1,14 @@
-"""Per-tenant quotas over HTTP, each set low on a real server: ceilings on what a manifest asks
-for (refused at deploy, cut down for versions stored before), and worker processes per tenant
-across its functions' pools."""
+"""Per-tenant quotas over HTTP, each set low on a real server: functions per tenant, deploys in
+progress, ceilings on what a manifest asks for (refused at deploy, cut down for versions stored
+before), and worker processes per tenant across its functions' pools."""
 
 from __future__ import annotations
 
 import concurrent.futures
 import os
+import time
 
+import httpx
 import pytest
 from conftest import assert_problem, deploy_wat, eventually, example, metric, unique
 
@@ -19,6 +21,8 @@ WORKER = (
     "    time.sleep(event.get('seconds', 0))\n"
     "    return {'worker': WORKER, 'pad': event.get('pad', '')}\n"
 )
+WAT = example("echo.wat")
+SLOW_IMPORT = "import time\ntime.sleep(3)\n\ndef handler(event, context):\n    return event\n"
 
 
 def tenant_client(server, admin, tenant):
@@ -68,6 +72,63 @@ def processes(server, module: bytes) -> int:
                 except FileNotFoundError:
                     continue
     return count
+
+
+def test_functions_per_tenant(tiergate_factory):
+    server = tiergate_factory({"TIERGATE_MAX_FUNCTIONS_PER_TENANT": "2"})
+    with (
+        server.client() as admin,
+        tenant_client(server, admin, "small") as api,
+        tenant_client(server, admin, "other") as other,
+    ):
+        deploy_wat(api, "one")
+        deploy_wat(api, "two")
+        # Refused before compiling: this code would not compile.
+        refused = api.post("/deploy", json={"id": "three", "runtime": "wasm", "code": "x"})
+        problem = assert_problem(refused, 403, "quota_exceeded")
+        assert problem["limit"] == 2 and "TIERGATE_MAX_FUNCTIONS_PER_TENANT" in problem["detail"]
+        deploy_wat(api, "one")  # a redeploy always works
+        assert sorted(f["id"] for f in api.get("/functions").json()["functions"]) == ["one", "two"]
+        deploy_wat(other, "three")  # another tenant counts its own
+        assert api.delete("/functions/two").status_code == 204
+        deploy_wat(api, "three")
+
+
+def test_deploys_in_progress_per_tenant(tiergate_factory):
+    server = tiergate_factory({"TIERGATE_MAX_CONCURRENT_DEPLOYS_PER_TENANT": "1"})
+    with (
+        server.client() as admin,
+        tenant_client(server, admin, "busy") as api,
+        tenant_client(server, admin, "calm") as other,
+        concurrent.futures.ThreadPoolExecutor(1) as threads,
+    ):
+        body = {"id": "slow-import", "runtime": "python", "code": SLOW_IMPORT}
+        slow = threads.submit(api.post, "/deploy", json=body)  # its check imports for 3 s
+        eventually(lambda: processes(server, b"plugins.python.check"))
+        answer = api.post("/deploy", json={"id": "quick", "runtime": "wasm", "code": WAT})
+        problem = assert_problem(answer, 429, "too_many_deploys")
+        assert problem["limit"] == 1 and answer.headers["Retry-After"] == "1"
+        deploy_wat(other, "quick")  # other tenants deploy meanwhile
+        assert not slow.done()
+        assert slow.result().status_code == 201
+        deploy_wat(api, "quick")
+
+
+def test_a_deploy_whose_client_went_away_keeps_its_place_until_it_ends(tiergate_factory):
+    server = tiergate_factory({"TIERGATE_MAX_CONCURRENT_DEPLOYS_PER_TENANT": "1"})
+    body = {"id": "abandoned", "runtime": "python", "code": SLOW_IMPORT}
+    with server.client() as api:
+        with (
+            httpx.Client(base_url=server.url, headers=api.headers, timeout=0.5) as impatient,
+            pytest.raises(httpx.TimeoutException),
+        ):
+            impatient.post("/deploy", json=body)
+        # Nothing says when the gateway noticed the client leave; its check runs 2.5 s more.
+        time.sleep(1)
+        quick = {"id": "quick", "runtime": "wasm", "code": WAT}
+        assert_problem(api.post("/deploy", json=quick), 429, "too_many_deploys")
+        eventually(lambda: api.get("/functions/abandoned").status_code == 200)  # it ended well
+        assert api.post("/deploy", json=quick).status_code == 201
 
 
 LOW_CEILINGS = {
