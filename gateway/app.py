@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from plugins.manager import RuntimeRegistry
+from plugins.workers import WorkerBudget
 from storage.hybrid import HybridCodeStore
 from storage.urls import (
     open_buckets,
@@ -47,11 +48,12 @@ from .metrics import Metrics
 from .middleware import auth_middleware, body_deadline_middleware, problem_middleware
 from .orphans import OrphanSweeper
 from .preload import preload
+from .quotas import DeployQuotas
 from .ratelimit import Rate, RateLimiter
 from .records import ExecutionRecords
 from .registry import Registry
 from .routes import admin, executions, functions, invoke, ops, storage_admin, tasks, ui
-from .runtimes import runtime_registry, sandbox
+from .runtimes import runtime_registry, sandbox, worker_budget
 from .secrets import SecretStore, master_key
 from .services import Services
 from .settings import Settings
@@ -137,7 +139,14 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
         auto_migrate=settings.auto_migrate,
     )
     metrics = Metrics()
-    runtimes = await _runtimes(settings)
+    budget = worker_budget(settings)
+    metrics.gauge_by(
+        "tiergate_tenant_workers",
+        "Worker processes running or starting per tenant, across its functions' pools",
+        "tenant",
+        budget.in_use,
+    )
+    runtimes = await _runtimes(settings, budget)
     stack.push_async_callback(runtimes.close)
     secrets = SecretStore(kv, master_key(settings.secret_key, settings.secret_key_path))
     registry = Registry(kv, code)
@@ -146,7 +155,8 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
     tools, desk = Tools(), TaskDesk()
     tiers = [CodeTier(), GenerativeTier(llm), AgenticTier(llm, tools), HumanTier(desk)]
     checker = tier_checker(t.name for t in tiers)
-    functions = FunctionService(registry, code, runtimes, metrics, checker, secrets)
+    quotas = DeployQuotas(settings)
+    functions = FunctionService(registry, code, runtimes, metrics, checker, secrets, quotas)
     loader = Loader(
         registry,
         functions.load,
@@ -238,11 +248,11 @@ def _open_stores(settings: Settings, stack: contextlib.AsyncExitStack) -> tuple[
     return objects, kv, execution_store
 
 
-async def _runtimes(settings: Settings) -> RuntimeRegistry:
+async def _runtimes(settings: Settings, budget: WorkerBudget) -> RuntimeRegistry:
     box = sandbox(settings)
     await asyncio.get_running_loop().run_in_executor(None, box.probe)
     box.report()
-    registry = runtime_registry(settings, box)
+    registry = runtime_registry(settings, box, budget)
     if not registry.active():
         raise RuntimeError("no runtimes found — is tiergate installed (pip install -e .)?")
     return registry

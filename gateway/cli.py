@@ -14,7 +14,7 @@ from storage.urls import StorageURLError, check_urls, redis_url
 
 from .cli_client import register_client_commands, render_table
 from .client import ClientError, environ
-from .runtimes import runtime_registry, sandbox
+from .runtimes import runtime_registry, sandbox, worker_budget
 from .settings import Settings, SettingsError
 
 
@@ -86,7 +86,7 @@ def runtimes() -> None:
     settings = Settings.from_env(environ())
     box = sandbox(settings)
     box.probe()
-    registry = runtime_registry(settings, box)
+    registry = runtime_registry(settings, box, worker_budget(settings))
     rows = [("NAME", "STATUS", "SOURCE", "DESCRIPTION")]
     for name in sorted(registry.entries):
         entry = registry.entries[name]

@@ -95,6 +95,15 @@ class Forbidden(TiergateError):
     title = "Forbidden"
 
 
+class QuotaExceeded(TiergateError):
+    """The tenant would have more than an operator's hard quota allows (one function more than
+    ``TIERGATE_MAX_FUNCTIONS_PER_TENANT``): retrying does not help until it has freed some."""
+
+    code = "quota_exceeded"
+    status = 403
+    title = "Quota exceeded"
+
+
 class NotFound(TiergateError):
     code = "not_found"
     status = 404
@@ -194,6 +203,15 @@ class QueueFull(RetryLater):
     code = "queue_full"
     status = 429
     title = "Queue full"
+
+
+class TooManyDeploys(RetryLater):
+    """The tenant has as many deploys in progress in this gateway process as it may have at once
+    (``TIERGATE_MAX_CONCURRENT_DEPLOYS_PER_TENANT``); one may start when one ends."""
+
+    code = "too_many_deploys"
+    status = 429
+    title = "Too many deploys"
 
 
 class CircuitOpen(RetryLater):

@@ -17,6 +17,7 @@ from .errors import InvalidManifest, RuntimeUnavailable, StorageUnavailable, Unk
 from .loaded import LoadedFunction
 from .manifest import Manifest, parse_manifest
 from .metrics import Metrics
+from .quotas import DeployQuotas
 from .registry import Registry, artifact_key, source_key
 from .schemas import SchemaCheck
 from .secrets import SecretStore
@@ -35,6 +36,7 @@ class FunctionService:
         metrics: Metrics,
         check_tiers: TierCheck,
         secrets: SecretStore,
+        quotas: DeployQuotas,
     ) -> None:
         self.registry = registry
         self._code = code
@@ -42,17 +44,47 @@ class FunctionService:
         self._metrics = metrics
         self._check_tiers = check_tiers
         self._secrets = secrets
+        self._quotas = quotas
+        self._deploys: set[asyncio.Task[dict[str, Any]]] = set()
 
     async def deploy(
         self, tenant: str, data: Any, code: bytes | None, deployed_by: str
     ) -> dict[str, Any]:
-        """Validate and compile first; only then reserve a version and store anything."""
+        """Validate, check quotas and compile first; only then reserve a version and store
+        anything. The deploy holds one of the tenant's places among its deploys in progress
+        until it has ended, even when its client goes away: cancelled, it could leave a
+        compiler's processes running, uncounted. Holding the place to the end also bounds how far
+        racing deploys can overshoot the tenant's function quota (see docs/api.md)."""
+        task = asyncio.create_task(self._deploy_in_place(tenant, data, code, deployed_by))
+        self._deploys.add(task)
+        task.add_done_callback(self._deployed)
+        return await asyncio.shield(task)
+
+    async def _deploy_in_place(
+        self, tenant: str, data: Any, code: bytes | None, deployed_by: str
+    ) -> dict[str, Any]:
+        with self._quotas.deploying(tenant):
+            return await self._deploy(tenant, data, code, deployed_by)
+
+    def _deployed(self, task: asyncio.Task[dict[str, Any]]) -> None:
+        """Forget a finished deploy. Its failure is its client's answer; if the client went
+        away, it is logged here rather than as a task exception nobody retrieved."""
+        self._deploys.discard(task)
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            log.debug("deploy failed: %s", failure)
+
+    async def _deploy(
+        self, tenant: str, data: Any, code: bytes | None, deployed_by: str
+    ) -> dict[str, Any]:
         runtime_name = data.get("runtime") if isinstance(data, dict) else None
         runtime = None
         if isinstance(runtime_name, str) and runtime_name:
             runtime = await self._runtimes.acquire(runtime_name)
         options = runtime.manifest_options if runtime else {}
-        manifest = parse_manifest(data, code=code, runtime_options=options)
+        manifest = parse_manifest(
+            data, code=code, runtime_options=options, ceilings=self._quotas.ceilings
+        )
         self._check_tiers(manifest.tiers)
         missing = await self._secrets.missing(tenant, manifest.secrets)
         if missing:
@@ -69,6 +101,8 @@ class FunctionService:
             )
         if manifest.code is not None and runtime is None:
             raise InvalidManifest("runtime: required when code is given", field="runtime")
+        functions = await self.registry.list_functions(tenant)
+        self._quotas.check_function_count(manifest.id, {f["id"] for f in functions})
         artifact = None
         if runtime is not None and manifest.code is not None:
             artifact = await runtime.compile(_source(manifest, 0))
@@ -135,12 +169,14 @@ class FunctionService:
         if record.get("code_sha256") and record.get("runtime"):
             runtime = await self._runtimes.acquire(record["runtime"])
         options = runtime.manifest_options if runtime else {}
-        manifest = parse_manifest(raw, runtime_options=options)
+        manifest = parse_manifest(
+            raw, runtime_options=options, ceilings=self._quotas.ceilings, stored=True
+        )
         fn = LoadedFunction(
             tenant=tenant,
             function_id=function_id,
             version=version,
-            manifest=raw,
+            manifest=manifest.raw,
             limits=manifest.limits,
             env=manifest.env,
             secrets=manifest.secrets,

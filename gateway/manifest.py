@@ -19,6 +19,7 @@ from jsonschema import Draft202012Validator
 from plugins.runtime import Limits
 
 from .errors import InvalidFunctionId, InvalidManifest
+from .quotas import Ceilings
 from .schemas import PatternError, check_patterns
 
 FUNCTION_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -80,6 +81,14 @@ MANIFEST_SCHEMA: dict[str, Any] = {
 }
 
 _VALIDATOR = Draft202012Validator(MANIFEST_SCHEMA)
+_DEFAULT = Limits()
+_DEFAULT_LIMITS = {
+    "limits": {
+        "timeout_ms": _DEFAULT.timeout_ms,
+        "memory_mb": _DEFAULT.memory_mb,
+        "max_output_kb": _DEFAULT.max_output_kb,
+    }
+}
 
 
 @dataclass(frozen=True)
@@ -119,13 +128,21 @@ def _field_path(error: jsonschema.ValidationError) -> str:
 
 
 def parse_manifest(
-    data: Any, *, code: bytes | None = None, runtime_options: Mapping[str, Any] | None = None
+    data: Any,
+    *,
+    code: bytes | None = None,
+    runtime_options: Mapping[str, Any] | None = None,
+    ceilings: Ceilings | None = None,
+    stored: bool = False,
 ) -> Manifest:
     """Validate ``data``; ``code`` (a multipart file) overrides the manifest's ``code`` field.
 
     ``runtime_options`` is the chosen runtime's ``manifest_options``: a JSON Schema ``properties``
-    mapping for the extra top-level fields that runtime accepts.
+    mapping for the extra top-level fields that runtime accepts. A field above one of
+    ``ceilings`` is refused, unless the manifest is ``stored`` (deployed before an operator
+    lowered the ceiling): then it is cut down to it, and the version still loads.
     """
+    ceilings = ceilings or Ceilings()
     if not isinstance(data, dict):
         raise InvalidManifest("the manifest must be a JSON object", field="(manifest)")
     check_function_id(data.get("id"))
@@ -133,6 +150,7 @@ def parse_manifest(
     if errors:
         first = errors[0]
         raise InvalidManifest(f"{_field_path(first)}: {first.message}", field=_field_path(first))
+    data = dict(ceilings.fit(data, refuse=not stored))
     options = _runtime_options(data, runtime_options or {})
     for name in ("input_schema", "output_schema"):
         _check_schema(name, data.get(name))
@@ -140,7 +158,7 @@ def parse_manifest(
         code = _decode_code(data["code"], data.get("code_encoding", "utf-8"))
     if code is not None and not data.get("runtime"):
         raise InvalidManifest("runtime: required when code is given", field="runtime")
-    limits = _limits(data.get("limits", {}))
+    limits = _limits(data.get("limits", {}), ceilings)
     raw = {k: v for k, v in data.items() if k not in ("code", "code_encoding")}
     return Manifest(
         id=data["id"],
@@ -161,10 +179,11 @@ def parse_manifest(
     )
 
 
-def _limits(given: Mapping[str, Any]) -> Limits:
-    """The manifest's limits with defaults; scratch space is part of the memory, so it may take at
-    most half of it (by default a quarter, at most 16 MiB)."""
-    memory_mb = given.get("memory_mb", 128)
+def _limits(given: Mapping[str, Any], ceilings: Ceilings) -> Limits:
+    """The manifest's limits with defaults, each default cut down to its ceiling; scratch space is
+    part of the memory, so it may take at most half of it (by default a quarter, at most 16 MiB)."""
+    given = {**ceilings.fit(_DEFAULT_LIMITS, refuse=False)["limits"], **given}
+    memory_mb = given["memory_mb"]
     tmp_mb = given.get("tmp_mb", max(1, min(16, memory_mb // 4)))
     if tmp_mb > max(1, memory_mb // 2):
         raise InvalidManifest(
@@ -173,10 +192,10 @@ def _limits(given: Mapping[str, Any]) -> Limits:
             field="limits.tmp_mb",
         )
     return Limits(
-        timeout_ms=given.get("timeout_ms", 30_000),
+        timeout_ms=given["timeout_ms"],
         memory_mb=memory_mb,
         fuel=given.get("fuel"),
-        max_output_kb=given.get("max_output_kb", 6144),
+        max_output_kb=given["max_output_kb"],
         tmp_mb=tmp_mb,
     )
 

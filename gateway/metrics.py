@@ -9,7 +9,7 @@ a large share of a warm call's budget. Everything runs on the event-loop thread.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -82,6 +82,7 @@ class Metrics(Collector):
         self.queue_wait = Histogram()
         self.cold_start_duration: dict[str, Histogram] = {}
         self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
+        self.labelled_gauges: dict[str, tuple[str, str, Callable[[], Mapping[str, float]]]] = {}
         self.registry.register(self)
 
     def for_function(self, tenant: str, function_id: str) -> FunctionMetrics:
@@ -103,6 +104,12 @@ class Metrics(Collector):
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         """A value read at scrape time (queue depth, in-flight calls, worker counts)."""
         self.gauges[name] = (help_text, read)
+
+    def gauge_by(
+        self, name: str, help_text: str, label: str, read: Callable[[], Mapping[str, float]]
+    ) -> None:
+        """Values read at scrape time, one per value of ``label`` (worker processes per tenant)."""
+        self.labelled_gauges[name] = (help_text, label, read)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -136,6 +143,11 @@ class Metrics(Collector):
         for name, (help_text, read) in sorted(self.gauges.items()):
             gauge = GaugeMetricFamily(name, help_text)
             gauge.add_metric([], read())
+            yield gauge
+        for name, (help_text, label, read_all) in sorted(self.labelled_gauges.items()):
+            gauge = GaugeMetricFamily(name, help_text, labels=[label])
+            for value, reading in sorted(read_all().items()):
+                gauge.add_metric([value], reading)
             yield gauge
 
     def _function_families(self) -> Iterator[object]:

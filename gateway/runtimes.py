@@ -6,6 +6,7 @@ from __future__ import annotations
 from plugins.manager import RuntimeRegistry, create_plugin_manager
 from plugins.runtime import PluginContext
 from plugins.sandbox import Sandbox, SandboxSettings
+from plugins.workers import WorkerBudget
 from storage.urls import local_paths
 
 from .settings import Settings
@@ -25,7 +26,11 @@ def sandbox(settings: Settings) -> Sandbox:
     )
 
 
-def runtime_registry(settings: Settings, box: Sandbox) -> RuntimeRegistry:
+def worker_budget(settings: Settings) -> WorkerBudget:
+    return WorkerBudget(settings.max_workers_per_tenant, settings.max_workers_per_function)
+
+
+def runtime_registry(settings: Settings, box: Sandbox, budget: WorkerBudget) -> RuntimeRegistry:
     pm, failures = create_plugin_manager(
         blocked=settings.disable_plugins, trace=settings.trace_plugins
     )
@@ -33,5 +38,6 @@ def runtime_registry(settings: Settings, box: Sandbox) -> RuntimeRegistry:
         data_dir=settings.data_dir / "runtimes",
         options={**settings.plugin_options, "wasm": {"workers": settings.wasm_workers}},
         sandbox=box,
+        worker_budget=budget,
     )
     return RuntimeRegistry.discover(pm, context, failures)

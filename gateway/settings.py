@@ -11,6 +11,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from plugins.workers.budget import PER_FUNCTION, PER_TENANT
+
 MIB = 1024 * 1024
 
 
@@ -93,6 +95,13 @@ class Settings:
     bwrap: str | None = None
     sandbox_uid: int = 65534
     sandbox_processes: int = 64
+    max_functions_per_tenant: int = 1000
+    max_concurrent_deploys_per_tenant: int = 2
+    max_workers_per_tenant: int = PER_TENANT
+    max_workers_per_function: int = PER_FUNCTION
+    max_memory_mb: int = 1024
+    max_timeout_ms: int = 900_000
+    max_output_kb: int = 6144
     preload: tuple[Path, ...] = ()
     plugin_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     disable_plugins: tuple[str, ...] = ()
@@ -194,6 +203,16 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_BWRAP": ("bwrap", _str),
     "TIERGATE_SANDBOX_UID": ("sandbox_uid", lambda n, r: _int(n, r, 1)),
     "TIERGATE_SANDBOX_PROCESSES": ("sandbox_processes", lambda n, r: _int(n, r, 4)),
+    "TIERGATE_MAX_FUNCTIONS_PER_TENANT": ("max_functions_per_tenant", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_MAX_CONCURRENT_DEPLOYS_PER_TENANT": (
+        "max_concurrent_deploys_per_tenant",
+        lambda n, r: _int(n, r, 1),
+    ),
+    "TIERGATE_MAX_WORKERS_PER_TENANT": ("max_workers_per_tenant", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_MAX_WORKERS_PER_FUNCTION": ("max_workers_per_function", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_MAX_MEMORY_MB": ("max_memory_mb", lambda n, r: _int(n, r, 2)),
+    "TIERGATE_MAX_TIMEOUT_MS": ("max_timeout_ms", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_MAX_OUTPUT_KB": ("max_output_kb", lambda n, r: _int(n, r, 1)),
     "TIERGATE_DISABLE_PLUGINS": ("disable_plugins", _names),
     "TIERGATE_TRACE_PLUGINS": ("trace_plugins", _bool),
     "TIERGATE_LOG_LEVEL": ("log_level", _level),

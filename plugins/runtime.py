@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
 
 from .sandbox import Sandbox
+from .workers.budget import WorkerBudget
 
 LogStream = Literal["stdout", "stderr", "log"]
 
@@ -25,12 +26,15 @@ LogStream = Literal["stdout", "stderr", "log"]
 class PluginContext:
     """What a runtime factory is given: where it may keep files, its own options, a logger, and
     the sandbox every process that runs function code must be started in (``Sandbox.command``;
-    ``Sandbox.require`` in ``Runtime.check`` refuses to run code where it cannot isolate it)."""
+    ``Sandbox.require`` in ``Runtime.check`` refuses to run code where it cannot isolate it), and
+    the budget of worker processes per tenant that every ``FunctionPool`` it makes must draw from
+    (the gateway sets both from its settings; the defaults are for tests and tools)."""
 
     data_dir: Path
     options: Mapping[str, Any] = field(default_factory=dict)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("tiergate.plugins"))
     sandbox: Sandbox = field(default_factory=Sandbox)
+    worker_budget: WorkerBudget = field(default_factory=WorkerBudget)
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,7 +89,7 @@ def core_paths() -> dict[str, Any]:
                 "Deploy a new version",
                 "deploy",
                 json(ref("DeployResult"), "Created"),
-                (400, 413, 422, 503),
+                (400, 413, 422, 429, 503),
                 body=manifest_body,
                 params=[TENANT],
                 ok_status="201",

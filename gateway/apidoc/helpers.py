@@ -14,7 +14,7 @@ ERROR_CODES = {
         "invalid_output",
     ],
     401: ["unauthenticated"],
-    403: ["forbidden"],
+    403: ["forbidden", "quota_exceeded"],
     404: [
         "not_found",
         "function_not_found",
@@ -29,7 +29,7 @@ ERROR_CODES = {
     409: ["task_claimed", "execution_cancelled", "last_admin_key"],
     413: ["payload_too_large"],
     422: ["compile_error"],
-    429: ["rate_limited", "queue_full"],
+    429: ["rate_limited", "queue_full", "too_many_deploys"],
     500: ["cascade_exhausted", "internal_error"],
     503: ["circuit_open", "storage_unavailable", "runtime_unavailable"],
     504: ["timeout"],

@@ -37,13 +37,17 @@ def tenant_of(request: web.Request, principal: Principal) -> str:
     return wanted
 
 
-def whole_number(raw: str, name: str, low: int, high: int) -> int:
+def whole_number(raw: str, name: str, low: int, high: int, setting: str = "") -> int:
     """A query parameter as a whole number from ``low`` to ``high`` (400 ``invalid_request``
-    otherwise). ASCII digits only, and no longer than ``high``: ``str.isdigit`` also takes '²',
-    which ``int`` refuses, and ``int`` refuses strings of 4300 digits and more."""
+    otherwise, naming the ``setting`` that sets ``high`` if one does). ASCII digits only, and no
+    longer than ``high``: ``str.isdigit`` also takes '²', which ``int`` refuses, and ``int``
+    refuses strings of 4300 digits and more."""
     if raw.isascii() and raw.isdigit() and len(raw) <= len(str(high)) and low <= int(raw) <= high:
         return int(raw)
-    raise BadRequest(f"{name} must be a whole number from {low} to {high}, got {raw[:20]!r}")
+    ceiling = f" ({setting})" if setting else ""
+    raise BadRequest(
+        f"{name} must be a whole number from {low} to {high}{ceiling}, got {raw[:20]!r}"
+    )
 
 
 async def read_json(request: web.Request, what: str = "request body") -> Any:

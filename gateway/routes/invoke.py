@@ -29,8 +29,9 @@ async def invoke(request: web.Request) -> web.Response:
     prefer = request.headers.get("Prefer")
     callback = request.headers.get("X-Callback-Url")
     svc = services(request)
+    max_timeout_ms = svc.settings.max_timeout_ms
     options = InvokeOptions(
-        overrides=_overrides(request.query) if request.query_string else {},
+        overrides=_overrides(request.query, max_timeout_ms) if request.query_string else {},
         respond_async=prefer is not None and _wants_async(prefer),
         trace_id=trace_id,
         callback_url=await svc.callbacks.check(callback) if callback else None,
@@ -56,7 +57,7 @@ def _trace(header: str | None) -> tuple[str | None, str]:
     return None, "01"
 
 
-def _overrides(query: Any) -> dict[str, Any]:
+def _overrides(query: Any, max_timeout_ms: int) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
     if "start_tier" in query:
         overrides["start_tier"] = _tier(query["start_tier"], "start_tier")
@@ -67,7 +68,9 @@ def _overrides(query: Any) -> dict[str, Any]:
         if name in query:
             overrides[name] = _flag(query[name], name)
     if "timeout_ms" in query:
-        overrides["timeout_ms"] = whole_number(query["timeout_ms"], "timeout_ms", 1, 900_000)
+        overrides["timeout_ms"] = whole_number(
+            query["timeout_ms"], "timeout_ms", 1, max_timeout_ms, "TIERGATE_MAX_TIMEOUT_MS"
+        )
     return overrides
 
 

@@ -61,6 +61,7 @@ class PythonRuntime(Runtime[LoadedPython]):
         self._dir = context.data_dir / "python"
         self._sandbox = context.sandbox
         self._pools: set[FunctionPool] = set()
+        self._budget = context.worker_budget
 
     def check(self) -> None:
         self._sandbox.require()
@@ -121,7 +122,9 @@ class PythonRuntime(Runtime[LoadedPython]):
         name = f"{hashlib.sha256(artifact.data).hexdigest()}.py"
         path = write_once(self._dir / "code" / name, artifact.data, mode=0o644)
         options = PoolOptions(**{**_defaults(), **fn.options.get("pool", {})})
-        pool = FunctionPool(lambda: self._spawn(fn, path), options)
+        pool = FunctionPool(
+            lambda: self._spawn(fn, path), options, budget=self._budget, tenant=fn.tenant
+        )
         await pool.start()
         self._pools.add(pool)
         return LoadedPython(fn.function_id, pool)

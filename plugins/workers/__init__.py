@@ -5,6 +5,7 @@ Running code in processes keeps the gateway's event loop and GIL free: a round t
 costs a few microseconds of loop time, while the call itself runs in parallel on another core.
 """
 
+from .budget import WorkerBudget
 from .framing import Frame, FrameReader, encode
 from .pool import POOL_SCHEMA, FunctionPool, PoolOptions
 from .process import WorkerDied, WorkerProcess, describe_exit, read_capped
@@ -15,6 +16,7 @@ __all__ = [
     "FrameReader",
     "FunctionPool",
     "PoolOptions",
+    "WorkerBudget",
     "WorkerDied",
     "WorkerProcess",
     "describe_exit",

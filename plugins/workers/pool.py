@@ -1,17 +1,20 @@
 """Worker pools for one function version: ``static``, ``lazy`` and ``adaptive`` (used by the
 python runtime, and by runtime plugins such as the JavaScript example).
 
-Each worker runs one call at a time (handlers may block). A call takes an idle worker;
-if none is idle a pool that may grow starts one; otherwise the call waits in a bounded queue, and
-a full queue refuses it (429 ``queue_full``). A call past its deadline has its worker killed and
-fails with a timeout; a worker that dies fails only the call it held. Replacements start as needed.
+Each worker runs one call at a time (handlers may block). A call takes an idle worker; if none is
+idle, a pool that may grow starts one with a grant from the tenant's ``WorkerBudget`` (see
+``budget``) and the call waits for it; otherwise the call waits in a bounded queue, and a full
+queue refuses it (429 ``queue_full``). Workers start in tasks of their own, so a caller that goes
+away cannot leave a half-started process behind: the worker serves the next waiting call. A call
+past its deadline has its worker killed and fails with a timeout; a worker that dies fails only
+the call it held. Replacements start as needed. Whatever its options say, a pool never has more
+than the budget's ``per_function`` workers.
 
 * ``static``: ``size`` workers started at load and kept; bounded queue.
 * ``lazy``: none at first; grows on demand to ``max_size``; workers idle for ``idle_timeout_s``
   are stopped.
 * ``adaptive``: keeps ``min_size``; every second it sizes itself from the measured arrival rate
-  and service time (enough workers for the load, +25 %), grows at once when calls queue longer
-  than a tenth of a service time, and stops surplus idle workers.
+  and service time (enough workers for the load, +25 %), and stops surplus idle workers.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ import asyncio
 import math
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, replace
 from typing import Any
 
 from gateway.errors import FunctionCrashed, FunctionTimeout, QueueFull
 
+from .budget import WorkerBudget
 from .framing import Frame
 from .process import WorkerDied, WorkerProcess, describe_exit
 
@@ -60,13 +64,24 @@ class PoolOptions:
 
 
 class FunctionPool:
-    def __init__(self, spawn: Spawn, options: PoolOptions) -> None:
+    def __init__(
+        self, spawn: Spawn, options: PoolOptions, *, budget: WorkerBudget, tenant: str
+    ) -> None:
+        cap = budget.per_function
         self._spawn = spawn
-        self.options = options
+        self.options = replace(
+            options,
+            size=min(options.size, cap),
+            min_size=min(options.min_size, cap),
+            max_size=min(options.max_size, cap),
+        )
+        self.budget = budget
+        self.tenant = tenant
         self._idle: deque[tuple[WorkerProcess, float]] = deque()
         self._busy: set[WorkerProcess] = set()
         self._starting = 0
         self._waiters: deque[asyncio.Future[WorkerProcess]] = deque()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
         self._arrivals = 0
         self.service_s = 0.0
@@ -87,23 +102,71 @@ class FunctionPool:
     def ceiling(self) -> int:
         return self.options.size if self.options.kind == "static" else self.options.max_size
 
+    @property
+    def starved(self) -> bool:
+        """Calls are waiting that no starting worker will serve, and the pool may grow."""
+        return not self.closed and self.size < self.ceiling and len(self._waiters) > self._starting
+
+    @property
+    def idle_since(self) -> float | None:
+        """When the least recently used idle worker went idle; None without idle workers."""
+        return self._idle[0][1] if self._idle else None
+
+    def stop_idle(self) -> None:
+        """Stop the least recently used idle worker; its grant comes back once it has exited."""
+        worker, _ = self._idle.popleft()
+        self._soon(worker.close())
+
     async def start(self) -> None:
-        await asyncio.gather(*(self._add_idle() for _ in range(self.floor)))
+        """Start the floor's workers, as many as the budget grants now (the tick adds the rest
+        later); a worker that fails to start fails the load, and nothing is left running."""
+        self.budget.join(self)
+        starting: list[asyncio.Task[None]] = []
+        while len(starting) < self.floor and self.budget.take(self, evict=False):
+            starting.append(self.add_worker())
+        try:
+            await asyncio.gather(*starting)
+        except BaseException:
+            await self.close()
+            raise
         self._ticker = asyncio.create_task(self._tick())
 
-    async def _add_idle(self) -> None:
+    def add_worker(self) -> asyncio.Task[None]:
+        """Start one worker on a grant already taken; it serves the first waiting call, else
+        waits idle. If it cannot start, the first waiting call fails with the reason."""
         self._starting += 1
+        task = self._soon(self._start_worker())
+        task.add_done_callback(self._started)
+        return task
+
+    async def _start_worker(self) -> None:
         try:
-            worker = await self._start_worker()
-        finally:
+            worker = await self._spawn()
+        except BaseException as exc:
             self._starting -= 1
+            self.budget.give_back(self.tenant)
+            if isinstance(exc, WorkerDied):
+                raise FunctionCrashed(f"its worker process did not start: {exc}") from None
+            raise
+        self._starting -= 1
+        worker.exited.add_done_callback(lambda _: self.budget.give_back(self.tenant))
         self._release(worker)
 
-    async def _start_worker(self) -> WorkerProcess:
-        try:
-            return await self._spawn()
-        except WorkerDied as exc:
-            raise FunctionCrashed(f"its worker process did not start: {exc}") from None
+    def _started(self, task: asyncio.Task[None]) -> None:
+        failure = None if task.cancelled() else task.exception()
+        if failure is None:
+            return
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_exception(failure)
+                return
+
+    def _soon(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``work`` in a task kept until it ends (not collected early, awaited at close)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def call(self, meta: list[Any], data: bytes, deadline: float) -> Frame:
         """Run one call on a worker of this pool; ``deadline`` is a ``time.monotonic()`` instant."""
@@ -147,33 +210,39 @@ class FunctionPool:
             if worker.alive:
                 self._busy.add(worker)
                 return worker
-        if self.size < self.ceiling:
-            self._starting += 1
-            try:
-                worker = await self._start_worker()
-            finally:
-                self._starting -= 1
-            self._busy.add(worker)
-            return worker
+        self._grow(evict=True)
         return await self._wait(deadline)
 
+    def _grow(self, *, evict: bool) -> None:
+        """One more worker for the waiting calls if this pool may grow and the tenant's budget
+        grants one; else this pool queues for the next grant that frees."""
+        if self.size >= self.ceiling:
+            return
+        if self.budget.take(self, evict=evict):
+            self.add_worker()
+        else:
+            self.budget.queue(self)
+
     async def _wait(self, deadline: float) -> WorkerProcess:
-        if len(self._waiters) >= self.options.queue_size:
-            raise QueueFull(
-                f"all {self.size} workers of this function are busy and "
-                f"{len(self._waiters)} calls are queued",
-                retry_after=1,
+        if len(self._waiters) >= self.options.queue_size + self._starting:
+            busy = (
+                f"all {self.size} workers of this function are busy"
+                if self.size >= self.ceiling
+                else f"all {self.budget.per_tenant} workers this tenant may have are busy"
             )
+            raise QueueFull(f"{busy} and {len(self._waiters)} calls are queued", retry_after=1)
         waiter: asyncio.Future[WorkerProcess] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         queued = time.monotonic()
-        if self.options.kind == "adaptive" and self.size < self.ceiling:
-            asyncio.get_running_loop().create_task(self._add_idle())
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                 worker = await waiter
-        except TimeoutError:
-            raise FunctionTimeout("waited for a free worker until its deadline") from None
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+                self._release(waiter.result())  # handed over as this call ended: pass it on
+            if isinstance(exc, TimeoutError):
+                raise FunctionTimeout("waited for a free worker until its deadline") from None
+            raise
         finally:
             if waiter in self._waiters:
                 self._waiters.remove(waiter)
@@ -183,11 +252,12 @@ class FunctionPool:
 
     def _release(self, worker: WorkerProcess) -> None:
         self._busy.discard(worker)
-        if not worker.alive or self.closed:
-            if not worker.alive and self._waiters and not self.closed:
-                asyncio.get_running_loop().create_task(self._add_idle())
-            if self.closed:
-                asyncio.get_running_loop().create_task(worker.close())
+        if self.closed:
+            self._soon(worker.close())
+            return
+        if not worker.alive:  # its grant comes back once it has exited; replace it if needed
+            if self._waiters:
+                self._grow(evict=False)
             return
         while self._waiters:
             waiter = self._waiters.popleft()
@@ -195,6 +265,9 @@ class FunctionPool:
                 self._busy.add(worker)
                 waiter.set_result(worker)
                 return
+        if self.budget.queued_elsewhere(self):
+            self._soon(worker.close())  # its grant serves calls waiting in another pool
+            return
         self._idle.append((worker, time.monotonic()))
 
     async def _tick(self) -> None:
@@ -216,19 +289,22 @@ class FunctionPool:
                 break
             self._idle.popleft()
             await worker.close()
-        while self.size < self.floor:
-            await self._add_idle()
+        while self.size < self.floor and self.budget.take(self, evict=False):
+            await self.add_worker()
 
     async def close(self) -> None:
         self.closed = True
+        self.budget.leave(self)
         if self._ticker is not None:
             self._ticker.cancel()
         for waiter in self._waiters:
             if not waiter.done():
                 waiter.set_exception(FunctionCrashed("the function was unloaded"))
-        workers = [w for w, _ in self._idle] + list(self._busy)
+        for worker in [w for w, _ in self._idle] + list(self._busy):
+            self._soon(worker.close())
         self._idle.clear()
-        await asyncio.gather(*(w.close() for w in workers), return_exceptions=True)
+        while self._tasks:  # workers still starting are closed as they come in (see _release)
+            await asyncio.gather(*self._tasks, return_exceptions=True)
 
     def workers(self) -> list[WorkerProcess]:
         return [w for w, _ in self._idle] + list(self._busy)

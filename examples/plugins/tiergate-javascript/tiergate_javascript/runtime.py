@@ -44,6 +44,7 @@ class JavaScriptRuntime(tiergate.Runtime[LoadedModule]):
         self._dir = context.data_dir / "javascript"
         self._sandbox = context.sandbox
         self._pools: set[tiergate.FunctionPool] = set()
+        self._budget = context.worker_budget
 
     @property
     def node(self) -> str | None:
@@ -119,7 +120,8 @@ class JavaScriptRuntime(tiergate.Runtime[LoadedModule]):
     async def load(self, artifact: tiergate.Artifact, fn: tiergate.FunctionInfo) -> LoadedModule:
         path = self._code_file(artifact.data)
         options = tiergate.PoolOptions(**fn.options.get("pool", {}))
-        pool = tiergate.FunctionPool(lambda: self._spawn(fn, path), options)
+        pool = tiergate.FunctionPool(lambda: self._spawn(fn, path), options,
+                                     budget=self._budget, tenant=fn.tenant)
         await pool.start()
         self._pools.add(pool)
         return LoadedModule(pool)
