@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .framing import READY_ID, Frame, FrameReader, encode
+from .framing import MAX_FRAME, READY_ID, Frame, FrameReader, encode
 
 EXIT_WAIT_S = 1.0
 EXIT_WAIT_STEPS = 50
@@ -31,9 +31,9 @@ class WorkerDied(Exception):
 
 
 class _Reader(asyncio.Protocol):
-    def __init__(self, worker: WorkerProcess) -> None:
+    def __init__(self, worker: WorkerProcess, max_frame: int) -> None:
         self._worker = worker
-        self._frames = FrameReader()
+        self._frames = FrameReader(max_frame)
 
     def data_received(self, data: bytes) -> None:
         try:
@@ -49,7 +49,8 @@ class _Reader(asyncio.Protocol):
 class WorkerProcess:
     """Start with ``await WorkerProcess.start(argv, ...)``, which returns once the child has said
     it is ready. The child gets two more arguments, the numbers of the fds it reads requests from
-    and writes answers to (``child.serve`` reads them)."""
+    and writes answers to (``child.serve`` reads them). An answer longer than ``max_frame`` is a
+    protocol error: the worker is killed, and its calls fail with ``WorkerDied``."""
 
     def __init__(self, process: subprocess.Popen[bytes]) -> None:
         self.process = process
@@ -73,6 +74,7 @@ class WorkerProcess:
         stderr: int | None = None,
         preexec_fn: Any = None,
         ready_timeout: float = 30.0,
+        max_frame: int = MAX_FRAME,
     ) -> WorkerProcess:
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
@@ -96,7 +98,7 @@ class WorkerProcess:
         ready = worker.pending[READY_ID] = loop.create_future()
         read_pipe = os.fdopen(from_child_r, "rb", buffering=0)
         write_pipe = os.fdopen(to_child_w, "wb", buffering=0)
-        await loop.connect_read_pipe(lambda: _Reader(worker), read_pipe)
+        await loop.connect_read_pipe(lambda: _Reader(worker, max_frame), read_pipe)
         worker._writer, _ = await loop.connect_write_pipe(asyncio.BaseProtocol, write_pipe)
         try:
             worker.hello = (await asyncio.wait_for(ready, ready_timeout)).meta
