@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 LogStream = Literal["stdout", "stderr", "log"]
+MAX_OUTPUT_KB = 65_536
+"""The largest ``limits.max_output_kb`` a manifest may set: what a worker's answer is sized for."""
 
 
 @dataclass(frozen=True, slots=True)

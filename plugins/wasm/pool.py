@@ -9,6 +9,9 @@ another worker is started, up to ``max_size``. Extra workers stop after ``IDLE_S
 
 Wasm calls have no side effects outside their fresh instance (no files, no sockets; logs are only
 returned), so a call that was in flight on a worker that died is retried once on another.
+
+Workers are our code and bound their answers by construction (``executor``); a frame longer than
+``MAX_ANSWER`` is a broken worker, which is killed and replaced.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import sys
 import time
 from typing import Any
 
+from plugins.logs import EXECUTION_BYTES
+from plugins.runtime import MAX_OUTPUT_KB
 from plugins.workers import Frame, WorkerDied, WorkerProcess
 
 GRACE_S = 5.0
@@ -26,6 +31,9 @@ SWEEP_S = 1.0
 IDLE_S = 60.0
 QUICK_S = 0.005
 SMOOTHING = 0.2
+# The largest output, and capped logs even if every character were escaped (\u0000: 6 bytes)
+# with room for the entries' timestamps and the error message.
+MAX_ANSWER = MAX_OUTPUT_KB * 1024 + 8 * EXECUTION_BYTES
 
 
 class WasmWorkers:
@@ -56,7 +64,7 @@ class WasmWorkers:
     async def _spawn() -> WorkerProcess:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         return await WorkerProcess.start(
-            [sys.executable, "-I", "-m", "plugins.wasm.worker"], env=env
+            [sys.executable, "-I", "-m", "plugins.wasm.worker"], env=env, max_frame=MAX_ANSWER
         )
 
     def _ready(self) -> WorkerProcess | None:

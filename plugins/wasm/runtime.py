@@ -4,7 +4,8 @@ Deploy validates, detects the ABI and precompiles (``Module.serialize``), so a c
 artifact instead of compiling. Calls run in worker processes (``plugins.wasm.worker``), each with
 its own engines and epoch ticker: every call gets a fresh store and instance from an
 ``InstancePre`` made once per module per worker; CPU time is bounded by epoch interruption (and
-fuel when asked), memory by the store limiter. The gateway's event loop only moves bytes.
+fuel when asked), memory by the store limiter, output by ``limits.max_output_kb`` (sent with each
+call), logs by ``plugins.logs``. The gateway's event loop only moves bytes.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from plugins import (
     FunctionTimeout,
     Limits,
     LogEntry,
+    OutputTooLarge,
     PluginContext,
     Runtime,
     Source,
@@ -144,13 +146,14 @@ class WasmRuntime(Runtime[LoadedModule]):
             loaded.memory_bytes,
             loaded.fuel,
             env,
+            call.limits.max_output_bytes,
         ]
         try:
             frame = await self._workers.call(meta, call.input, remaining)
         except WorkerDied as exc:
             raise FunctionCrashed(f"the wasm worker died: {exc}") from None
         status, message, raw_logs, _ = frame.meta
-        logs = tuple(LogEntry(ts, stream, text) for ts, stream, text in raw_logs)
+        logs = tuple(LogEntry(*entry) for entry in raw_logs)  # [ts, stream, message, level?]
         if status == "ok":
             return CallResult(frame.data, logs)
         if status == "timeout":
@@ -158,4 +161,6 @@ class WasmRuntime(Runtime[LoadedModule]):
             raise FunctionTimeout(f"did not finish within its {budget}", logs=list(logs))
         if status == "fuel":
             raise FunctionFailed(f"ran out of fuel (limits.fuel = {loaded.fuel})", logs=list(logs))
+        if status == "too_large":
+            raise OutputTooLarge(message, logs=list(logs))
         raise FunctionFailed(message, logs=list(logs))
