@@ -243,7 +243,11 @@ def _runtimes(settings: Settings) -> RuntimeRegistry:
         data_dir=settings.data_dir / "runtimes",
         options={
             **settings.plugin_options,
-            "wasm": {"workers": settings.wasm_workers},
+            "wasm": {
+                "workers": settings.wasm_workers,
+                "max_module_mb": settings.wasm_max_module_mb,
+                "compile_timeout_s": settings.compile_timeout_s,
+            },
             "python": {"jail": settings.python_jail},
         },
     )

@@ -88,6 +88,8 @@ class Settings:
     callback_allow_private: bool = False
     task_sweep_s: float = 5.0
     wasm_workers: int = 0
+    wasm_max_module_mb: int | None = None  # None: the wasm runtime's default
+    compile_timeout_s: float | None = None
     python_jail: str = "auto"
     preload: tuple[Path, ...] = ()
     plugin_options: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -185,6 +187,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_CALLBACK_ALLOW_PRIVATE": ("callback_allow_private", _bool),
     "TIERGATE_TASK_SWEEP_S": ("task_sweep_s", _float),
     "TIERGATE_WASM_WORKERS": ("wasm_workers", lambda n, r: _int(n, r, 0)),
+    "TIERGATE_WASM_MAX_MODULE_MB": ("wasm_max_module_mb", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_COMPILE_TIMEOUT_S": ("compile_timeout_s", _positive),
     "TIERGATE_PYTHON_JAIL": ("python_jail", _choice("auto", "off")),
     "TIERGATE_DISABLE_PLUGINS": ("disable_plugins", _names),
     "TIERGATE_TRACE_PLUGINS": ("trace_plugins", _bool),

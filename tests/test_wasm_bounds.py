@@ -1,28 +1,35 @@
 """What a hostile WebAssembly function can fill is bounded: its logs and output in the shared wasm
-workers, the scratch files of WASI stdout and stderr, its tables and memories — and none of it
-reaches another function's calls."""
+workers, the scratch files of WASI stdout and stderr, its tables and memories, and the compile
+of its module at deploy — and none of it reaches another function's calls or deploys."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
 import threading
 
 import pytest
-from conftest import assert_problem, deploy_wat, fixture, unique
+from conftest import assert_problem, deploy_wat, eventually, example, fixture, unique
 
 from plugins.logs import ENTRY_BYTES, ENTRY_MIN_BYTES, EXECUTION_BYTES
 from plugins.workers import FrameReader, encode
 
 OUTPUT_KB = 64
+COMPILE_TIMEOUT_S = 3
+MAX_MODULE_MB = 4
 
 
 @pytest.fixture(scope="module")
 def bounded(tmp_path_factory):
-    """A gateway with one wasm worker to watch."""
+    """A gateway with one wasm worker to watch, a small module cap and a short compile timeout."""
     from plugins.testing import TiergateServer
 
-    env = {"TIERGATE_WASM_WORKERS": "1"}
+    env = {
+        "TIERGATE_WASM_WORKERS": "1",
+        "TIERGATE_WASM_MAX_MODULE_MB": str(MAX_MODULE_MB),
+        "TIERGATE_COMPILE_TIMEOUT_S": str(COMPILE_TIMEOUT_S),
+    }
     server = TiergateServer(tmp_path_factory.mktemp("wasm-bounds"), env).start()
     yield server
     server.stop()
@@ -167,6 +174,71 @@ def test_tables_and_memories_are_bounded(gate):
     two = deploy_fixture(gate, "two-memories.wat")
     problem = assert_problem(gate.post(f"/invoke/{two}", json=1), 500, "cascade_exhausted")
     assert "memory count" in problem["attempts"][0]["error"]
+
+
+def test_a_module_over_the_size_cap_is_refused(gate, bounded):
+    fn = unique("huge")
+    code = b"\0asm\1\0\0\0" + bytes(MAX_MODULE_MB * 1024 * 1024)
+    r = gate.post(
+        "/deploy",
+        files={
+            "manifest": (None, f'{{"id": "{fn}", "runtime": "wasm"}}'),
+            "code": ("huge.wasm", code, "application/wasm"),
+        },
+    )
+    problem = assert_problem(r, 413, "payload_too_large")
+    assert f"limit of {MAX_MODULE_MB} MiB (TIERGATE_WASM_MAX_MODULE_MB)" in problem["detail"]
+    assert not children(bounded, b"plugins.wasm.compiler")  # refused before any compile began
+    assert_problem(gate.get(f"/functions/{fn}"), 404, "function_not_found")
+
+
+def slow_module(nlocals: int, steps: int) -> str:
+    """A core module that is small but slow to compile: one function keeping ``nlocals`` values
+    alive through ``steps`` updates (register allocation grows faster than the code)."""
+    locals_ = "".join(f"(local $l{i} i32)" for i in range(nlocals))
+    body = [f"(local.set $l{i} (i32.add (local.get $p) (i32.const {i})))" for i in range(nlocals)]
+    for s in range(steps):
+        i, j, k = s % nlocals, (s * 7 + 3) % nlocals, (s * 13 + 5) % nlocals
+        product = f"(i32.mul (local.get $l{k}) (local.get $p))"
+        body.append(f"(local.set $l{i} (i32.add (local.get $l{j}) {product}))")
+    total = "(local.get $l0)" + "".join(f"(i32.add (local.get $l{i}))" for i in range(1, nlocals))
+    return (
+        '(module (memory (export "memory") 1)'
+        f"(func $slow (param $p i32) (result i32) {locals_} {''.join(body)} {total})"
+        '(func (export "alloc") (param i32) (result i32) (i32.const 1024))'
+        '(func (export "handle") (param i32 i32) (result i64) (i64.const 0)))'
+    )
+
+
+def test_a_compile_over_the_timeout_is_a_compile_error_and_stores_nothing(gate, bounded):
+    fn = unique("slowc")
+    deploy_wat(gate, fn)
+    r = gate.post("/deploy", json={"id": fn, "runtime": "wasm", "code": slow_module(1500, 30000)})
+    problem = assert_problem(r, 422, "compile_error")
+    assert f"compiling took longer than {COMPILE_TIMEOUT_S} s" in problem["detail"]
+    assert "TIERGATE_COMPILE_TIMEOUT_S" in problem["detail"]
+    versions = gate.get(f"/functions/{fn}/versions").json()["versions"]
+    assert [v["version"] for v in versions] == [1]
+    assert gate.post(f"/invoke/{fn}", json={"still": "v1"}).json()["output"] == {"still": "v1"}
+    assert not children(bounded, b"plugins.wasm.compiler")  # killed, not left running
+
+
+def test_a_small_deploy_never_waits_behind_big_compiles(api, tiergate_server):
+    big = slow_module(1000, 20000)
+    assert len(big) > 1024 * 1024  # a big module by size, as well as slow to compile
+
+    def deploy_big():
+        return api.post("/deploy", json={"id": unique("big"), "runtime": "wasm", "code": big})
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        bigs = [pool.submit(deploy_big) for _ in range(2)]
+        eventually(lambda: children(tiergate_server, b"plugins.wasm.compiler"), timeout=30)
+        small = api.post(
+            "/deploy", json={"id": unique("small"), "runtime": "wasm", "code": example("echo.wat")}
+        )
+        assert small.status_code == 201, small.text
+        assert not any(b.done() for b in bigs)  # both still compiling, or waiting for a slot
+        assert all(b.result().status_code == 201 for b in bigs)
 
 
 def test_a_frame_over_the_bound_is_refused_before_it_is_buffered():
