@@ -168,6 +168,17 @@ def test_core_output_over_the_cap_fails_before_it_is_copied(gate):
     assert attempt["error"] == ("the output is 2097152 bytes, over limits.max_output_kb (1024 KiB)")
 
 
+def test_a_call_blocked_in_a_host_call_ends_soon_after_its_deadline(gate):
+    fn = deploy_fixture(gate, "wasi-sleep.wat", limits={"timeout_ms": 500})
+    echo = unique("echo")
+    deploy_wat(gate, echo)
+    problem = assert_problem(gate.post(f"/invoke/{fn}", json=1), 504, "timeout")
+    [attempt] = problem["attempts"]
+    assert attempt["status"] == "timeout"  # not retried on another worker with a fresh budget
+    assert "its worker was stopped" in attempt["error"]
+    assert gate.post(f"/invoke/{echo}", json=2).json()["output"] == 2
+
+
 def test_tables_and_memories_are_bounded(gate):
     grow = deploy_fixture(gate, "table-grow.wat")
     assert gate.post(f"/invoke/{grow}", json=1).json()["output"] == "refused"

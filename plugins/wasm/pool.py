@@ -8,7 +8,8 @@ short calls share a worker and its wake-ups. A call is never queued behind one t
 another worker is started, up to ``max_size``. Extra workers stop after ``IDLE_S`` without work.
 
 Wasm calls have no side effects outside their fresh instance (no files, no sockets; logs are only
-returned), so a call that was in flight on a worker that died is retried once on another.
+returned), so a call that was in flight on a worker that died is retried once on another, with
+the time it has left: a call with none left is what got its worker killed, and is not retried.
 
 Workers are our code and bound their answers by construction (``executor``); a frame longer than
 ``MAX_ANSWER`` is a broken worker, which is killed and replaced.
@@ -97,11 +98,18 @@ class WasmWorkers:
         return min(alive, key=lambda w: w.load)
 
     async def call(self, meta: list[Any], data: bytes, timeout_s: float) -> Frame:
+        """Run a call (``meta[4]`` is its seconds left); if its worker dies, once more on another
+        with the time left, unless none is: then it ran past its deadline itself (blocked in a
+        host call, where epochs cannot stop it), and the sweeper killed its worker."""
+        deadline = time.monotonic() + timeout_s
         try:
             return await self._call_once(meta, data, timeout_s)
         except WorkerDied:
             await self._replace_dead()
-            return await self._call_once(meta, data, timeout_s)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            return await self._call_once([*meta[:4], left, *meta[5:]], data, left)
 
     async def _call_once(self, meta: list[Any], data: bytes, timeout_s: float) -> Frame:
         worker = await self._pick()

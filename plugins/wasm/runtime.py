@@ -140,6 +140,11 @@ class WasmRuntime(Runtime[LoadedModule]):
         try:
             frame = await self._workers.call(meta, call.input, remaining)
         except WorkerDied as exc:
+            if call.remaining_s() <= 0:
+                raise FunctionTimeout(
+                    f"did not finish within its {remaining * 1000:.0f} ms, blocked where it "
+                    "could not be interrupted; its worker was stopped"
+                ) from None
             raise FunctionCrashed(f"the wasm worker died: {exc}") from None
         status, message, raw_logs, _ = frame.meta
         logs = tuple(LogEntry(*entry) for entry in raw_logs)  # [ts, stream, message, level?]
