@@ -171,11 +171,13 @@ def test_core_output_over_the_cap_fails_before_it_is_copied(gate):
 def test_a_call_blocked_in_a_host_call_ends_soon_after_its_deadline(gate):
     fn = deploy_fixture(gate, "wasi-sleep.wat", limits={"timeout_ms": 500})
     echo = unique("echo")
-    deploy_wat(gate, echo)
+    deploy_wat(gate, echo)  # 30 s of timeout: its deadline must not become the sleeper's
+    assert gate.post(f"/invoke/{echo}", json=1).json()["output"] == 1
     problem = assert_problem(gate.post(f"/invoke/{fn}", json=1), 504, "timeout")
     [attempt] = problem["attempts"]
     assert attempt["status"] == "timeout"  # not retried on another worker with a fresh budget
     assert "its worker was stopped" in attempt["error"]
+    assert attempt["duration_ms"] < 20_000  # its deadline and the sweeper's grace, not echo's 30 s
     assert gate.post(f"/invoke/{echo}", json=2).json()["output"] == 2
 
 

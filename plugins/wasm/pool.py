@@ -126,6 +126,8 @@ class WasmWorkers:
         finally:
             if not quick:
                 self._slow_in_flight[pid] -= 1
+            if not worker.load:  # idle: the deadlines of calls it has answered are not its own
+                self._deadlines.pop(pid, None)
         took = frame.meta[-1]
         average = self._average_s.get(key)
         self._average_s[key] = took if average is None else average + SMOOTHING * (took - average)
@@ -133,8 +135,8 @@ class WasmWorkers:
 
     async def _sweep(self) -> None:
         """Workers end calls by their deadlines (epochs); this is the net under that net: a worker
-        still busy well past the latest deadline it was given is killed and replaced. Extra
-        workers idle for long are stopped."""
+        still busy well past the latest deadline it was given since it was last idle is killed
+        and replaced. Extra workers idle for long are stopped."""
         while True:
             await asyncio.sleep(SWEEP_S)
             now = time.monotonic()
