@@ -16,7 +16,7 @@ from typing import Any
 import jsonschema
 from jsonschema import Draft202012Validator
 
-from plugins.runtime import Limits
+from plugins.runtime import MAX_OUTPUT_KB, Limits
 
 from .errors import InvalidFunctionId, InvalidManifest
 from .quotas import Ceilings
@@ -54,7 +54,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                 "memory_mb": {"type": "integer", "minimum": 1, "maximum": 16_384},
                 "max_concurrency": {"type": "integer", "minimum": 0},
                 "fuel": {"type": ["integer", "null"], "minimum": 1},
-                "max_output_kb": {"type": "integer", "minimum": 1, "maximum": 65_536},
+                "max_output_kb": {"type": "integer", "minimum": 1, "maximum": MAX_OUTPUT_KB},
                 "tmp_mb": {"type": "integer", "minimum": 1, "maximum": 8192},
             },
         },

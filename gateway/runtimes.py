@@ -36,7 +36,14 @@ def runtime_registry(settings: Settings, box: Sandbox, budget: WorkerBudget) -> 
     )
     context = PluginContext(
         data_dir=settings.data_dir / "runtimes",
-        options={**settings.plugin_options, "wasm": {"workers": settings.wasm_workers}},
+        options={
+            **settings.plugin_options,
+            "wasm": {
+                "workers": settings.wasm_workers,
+                "max_module_mb": settings.wasm_max_module_mb,
+                "compile_timeout_s": settings.compile_timeout_s,
+            },
+        },
         sandbox=box,
         worker_budget=budget,
     )

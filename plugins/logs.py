@@ -1,9 +1,10 @@
 """The log caps every runtime and the gateway apply: each entry at most ``ENTRY_BYTES`` of text,
-each execution at most ``EXECUTION_BYTES``, counting ``ENTRY_OVERHEAD`` more per entry (its time
-and stream, so that a million one-character lines cannot make a huge record); what does not fit
-is dropped and counted, and one last entry says how much. Workers apply them as they capture
-(so what crosses a pipe stays small); the gateway applies them again to whatever a runtime
-returns, so a runtime cannot get past them."""
+each execution at most ``EXECUTION_BYTES``, counting ``ENTRY_OVERHEAD`` more per entry (what keeping
+it costs beside its text: a million one-character lines cannot make a huge record, and the number
+of entries is bounded too); what does not fit is dropped and counted, and one last entry says how
+much. Workers apply them as they capture (so what crosses a pipe stays small) with a budget that
+keeps room for their summary entry; the gateway applies them again to whatever a runtime returns,
+so a runtime cannot get past them."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 ENTRY_BYTES = 8 * 1024
 EXECUTION_BYTES = 1024 * 1024
 ENTRY_OVERHEAD = 128
+SUMMARY_BYTES = 256
 _MARK = " … [entry cut at 8 KiB]"
 
 
@@ -27,6 +29,12 @@ class LogBudget:
         self.dropped_bytes = 0
         self.dropped_entries = 0
 
+    @classmethod
+    def for_worker(cls) -> LogBudget:
+        """A worker's budget: it keeps ``SUMMARY_BYTES`` free, so that the gateway, which caps
+        the same entries again, keeps the worker's summary entry too."""
+        return cls(EXECUTION_BYTES - SUMMARY_BYTES)
+
     def fit(self, message: str) -> str | None:
         """``message`` cut to the per-entry cap, or None when the execution's allowance is spent
         (the message is then counted as dropped)."""
@@ -38,13 +46,19 @@ class LogBudget:
                 message = data[: ENTRY_BYTES - len(_MARK.encode())].decode("utf-8", "ignore")
                 message += _MARK
                 size = len(message.encode("utf-8", "surrogatepass"))
-        if size + ENTRY_OVERHEAD > self.left:
+        cost = size + ENTRY_OVERHEAD
+        if cost > self.left:
             self.left = 0
             self.dropped_bytes += size
             self.dropped_entries += 1
             return None
-        self.left -= size + ENTRY_OVERHEAD
+        self.left -= cost
         return message
+
+    def drop(self, size: int) -> None:
+        """Count ``size`` bytes dropped unread (a stream cut at the cap) as one more entry."""
+        self.dropped_bytes += size
+        self.dropped_entries += 1
 
     def summary(self) -> str | None:
         """The text of the last entry when something was dropped."""
@@ -58,7 +72,7 @@ class LogBudget:
 
 def cap_entries(entries: Iterable[list[Any]], budget: LogBudget | None = None) -> list[list[Any]]:
     """Worker-side: ``[ts, stream, message, …]`` entries within the caps, plus the summary entry."""
-    budget = budget or LogBudget()
+    budget = budget or LogBudget.for_worker()
     kept = []
     for entry in entries:
         message = budget.fit(entry[2])

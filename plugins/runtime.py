@@ -20,6 +20,8 @@ from .sandbox import Sandbox
 from .workers.budget import WorkerBudget
 
 LogStream = Literal["stdout", "stderr", "log"]
+MAX_OUTPUT_KB = 65_536
+"""The largest ``limits.max_output_kb`` a manifest may set: what a worker's answer is sized for."""
 
 
 @dataclass(frozen=True, slots=True)

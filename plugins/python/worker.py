@@ -55,7 +55,7 @@ class _CallLogs:
 
     def __init__(self) -> None:
         self.entries: list[list[Any]] = []
-        self.budget = LogBudget()
+        self.budget = LogBudget.for_worker()
 
     def add(self, stream: str, message: str, level: str | None = None) -> None:
         kept = self.budget.fit(message)

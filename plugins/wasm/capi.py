@@ -43,6 +43,8 @@ _fast = _keeping_gil(
     "wasmtime_memory_data_size",
     "wasmtime_store_delete",
 )
+TABLE_ELEMENTS = 1 << 20  # per table: 8 MiB of function references
+TABLES = 4
 INTERRUPT = ffi.wasmtime_trap_code_enum.WASMTIME_TRAP_CODE_INTERRUPT.value
 OUT_OF_FUEL = ffi.wasmtime_trap_code_enum.WASMTIME_TRAP_CODE_OUT_OF_FUEL.value
 
@@ -96,7 +98,9 @@ def check(error: ctypes._Pointer, trap: ctypes._Pointer) -> None:  # type: ignor
 
 
 class Store:
-    """A store for exactly one call; ``close`` frees it (and its instance) in C."""
+    """A store for exactly one call; ``close`` frees it (and its instance) in C. It holds one
+    instance with at most one linear memory of ``memory_bytes`` and ``TABLES`` tables of
+    ``TABLE_ELEMENTS`` (memory limits apply per memory, so a second one would double them)."""
 
     __slots__ = ("ctx", "ptr")
 
@@ -104,7 +108,7 @@ class Store:
         self.ptr = _fast.wasmtime_store_new(engine_ptr, None, _NO_FINALIZER)
         self.ctx = _fast.wasmtime_store_context(self.ptr)
         _fast.wasmtime_context_set_epoch_deadline(self.ctx, ticks)
-        _fast.wasmtime_store_limiter(self.ptr, memory_bytes, -1, -1, -1, -1)
+        _fast.wasmtime_store_limiter(self.ptr, memory_bytes, TABLE_ELEMENTS, 1, TABLES, 1)
         if fuel is not None:
             error = _fast.wasmtime_context_set_fuel(self.ctx, fuel)
             if error:

@@ -4,6 +4,10 @@ host imports ``tiergate.log`` / ``tiergate.fail``.
 The imports are defined through the C API with our own callbacks: wasmtime-py's trampoline keeps a
 raised exception in a module global that is not thread-safe. Per-call state (logs, the failure
 message) lives in a thread-local, since a call runs start to end on one wasm thread.
+
+Nothing a module hands over is copied whole: a log entry or failure message reads at most the
+per-entry cap out of guest memory, and logs past the execution's allowance are only counted
+(``plugins.logs``); an output longer than the call's cap is refused before it is copied.
 """
 
 from __future__ import annotations
@@ -16,14 +20,17 @@ from ctypes import byref
 import wasmtime
 from wasmtime import _ffi as ffi
 
+from plugins.logs import ENTRY_BYTES, LogBudget
+
 from . import capi
 
 _call = threading.local()
 _NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
-MAX_LOG_BYTES = 64 * 1024
 
 
 def _guest_bytes(caller: object, ptr: int, length: int) -> bytes:
+    """At most ``ENTRY_BYTES`` + 1 bytes (enough for the log cap to see that a longer message is
+    longer) of ``(ptr, length)`` in the caller's memory, which must hold all of it."""
     item = ffi.wasmtime_extern_t()
     if not ffi.wasmtime_caller_export_get(caller, b"memory", 6, byref(item)):
         raise ValueError("the module exports no memory")
@@ -33,7 +40,7 @@ def _guest_bytes(caller: object, ptr: int, length: int) -> bytes:
     ptr, length = ptr & 0xFFFFFFFF, length & 0xFFFFFFFF
     if ptr + length > size:
         raise ValueError(f"({ptr}, {length}) is outside the module's memory")
-    return ctypes.string_at(ctypes.addressof(base.contents) + ptr, min(length, MAX_LOG_BYTES))
+    return ctypes.string_at(ctypes.addressof(base.contents) + ptr, min(length, ENTRY_BYTES + 1))
 
 
 def _trap(message: str) -> int:
@@ -44,11 +51,17 @@ def _trap(message: str) -> int:
 
 @ffi.wasmtime_func_callback_t
 def _log(env, caller, args, nargs, results, nresults):  # type: ignore[no-untyped-def]
+    length = args[1].of.i32 & 0xFFFFFFFF
     try:
-        text = _guest_bytes(caller, args[0].of.i32, args[1].of.i32).decode(errors="replace")
+        text = _guest_bytes(caller, args[0].of.i32, length).decode(errors="replace")
     except ValueError as exc:
         return _trap(f"tiergate.log: {exc}")
-    _call.logs.append([time.time(), "log", text])
+    outcome: CoreCall = _call.outcome
+    budget = outcome.budget
+    if not budget.left:
+        budget.drop(length)
+    elif (message := budget.fit(text)) is not None:
+        outcome.logs.append([time.time(), "log", message])
     return 0
 
 
@@ -58,8 +71,8 @@ def _fail(env, caller, args, nargs, results, nresults):  # type: ignore[no-untyp
         text = _guest_bytes(caller, args[0].of.i32, args[1].of.i32).decode(errors="replace")
     except ValueError as exc:
         text = f"tiergate.fail: {exc}"
-    _call.failure = text or "tiergate.fail called with an empty message"
-    return _trap(_call.failure)
+    _call.outcome.failure = text or "tiergate.fail called with an empty message"
+    return _trap(_call.outcome.failure)
 
 
 def define_imports(linker: wasmtime.Linker) -> None:
@@ -84,19 +97,25 @@ def define_imports(linker: wasmtime.Linker) -> None:
 
 
 class CoreCall:
-    """What one call produced; ``failure`` is set when the module called ``tiergate.fail``."""
+    """What one call produced; ``failure`` is set when the module called ``tiergate.fail``.
+    ``output_size`` is the length ``handle`` returned; ``output`` is empty when that is over the
+    cap."""
 
-    __slots__ = ("failure", "logs", "output")
+    __slots__ = ("budget", "failure", "logs", "output", "output_size")
 
     def __init__(self) -> None:
         self.logs: list[list[object]] = []  # [ts, stream, message], ready for the frame
+        self.budget = LogBudget.for_worker()
         self.failure: str | None = None
         self.output: bytes = b""
+        self.output_size = 0
 
 
-def run(store: capi.Store, pre_ptr: object, data: bytes, outcome: CoreCall) -> None:
+def run(
+    store: capi.Store, pre_ptr: object, data: bytes, max_output: int, outcome: CoreCall
+) -> None:
     """Instantiate, write the input at ``alloc(len)``, call ``handle``, read the output."""
-    _call.logs, _call.failure = outcome.logs, None
+    _call.outcome = outcome
     try:
         instance = store.instantiate(pre_ptr)
         memory = store.export(instance, b"memory").of.memory
@@ -115,7 +134,8 @@ def run(store: capi.Store, pre_ptr: object, data: bytes, outcome: CoreCall) -> N
         base, size = store.memory(memory)
         if start + length > size:
             raise capi.WasmEnded(capi.Trap(f"handle returned ({start}, {length}), outside memory"))
-        outcome.output = ctypes.string_at(base + start, length)
+        outcome.output_size = length
+        if length <= max_output:
+            outcome.output = ctypes.string_at(base + start, length)
     finally:
-        outcome.failure = _call.failure
-        _call.logs, _call.failure = [], None
+        _call.outcome = None

@@ -1,20 +1,33 @@
 """Runs calls inside a wasm worker process: loads modules from the artifact cache on first use
-and answers each call frame with the output, or with how it failed."""
+and answers each call frame with the output, or with how it failed.
+
+What an answer carries is bounded by construction: the output is at most the call's
+``max_output`` (more fails the call ``too_large`` without copying it), and every log entry,
+the stderr lines and a trap's backtrace included, goes through one ``LogBudget`` per call. Each
+store may hold one instance with one linear memory of at most ``limits.memory_mb`` and a few
+tables of bounded size; the module cache is bounded in count and in artifact bytes.
+"""
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
+
+from plugins.logs import LogBudget, cap_entries
 
 from . import capi, core_abi, wasi_abi
 from .engine import Engines, ticks_until
 
 STDERR_TAIL_LINES = 5
 CACHE_SIZE = 512
+CACHE_BYTES = 1 << 30  # artifacts mapped by one worker at most (the one in use is always kept)
 
 
 @dataclass(frozen=True)
@@ -23,6 +36,7 @@ class Module:
     pre: wasmtime.InstancePre  # kept alive: its pointer is used on every call
     pre_ptr: Any
     engine_ptr: Any
+    size: int
 
 
 def linker(engine: wasmtime.Engine, abi: str) -> wasmtime.Linker:
@@ -38,6 +52,7 @@ class Executor:
     def __init__(self) -> None:
         self.engines = Engines()
         self._modules: OrderedDict[str, Module] = OrderedDict()
+        self._bytes = 0
 
     def module(self, key: str, path: str, abi: str, fuel: int | None) -> Module:
         module = self._modules.get(key)
@@ -47,13 +62,19 @@ class Executor:
         engine = self.engines.for_fuel(fuel)
         compiled = wasmtime.Module.deserialize_file(engine, path)
         pre = linker(engine, abi).instantiate_pre(compiled)
-        module = self._modules[key] = Module(abi, pre, pre.ptr(), engine.ptr())
-        if len(self._modules) > CACHE_SIZE:
-            self._modules.popitem(last=False)
+        size = os.path.getsize(path)
+        module = self._modules[key] = Module(abi, pre, pre.ptr(), engine.ptr(), size)
+        self._bytes += size
+        while len(self._modules) > CACHE_SIZE or (
+            self._bytes > CACHE_BYTES and len(self._modules) > 1
+        ):
+            self._bytes -= self._modules.popitem(last=False)[1].size
         return module
 
     def drop(self, key: str) -> None:
-        self._modules.pop(key, None)
+        module = self._modules.pop(key, None)
+        if module is not None:
+            self._bytes -= module.size
 
     def handle(self, meta: list[Any], data: bytes) -> tuple[list[Any], bytes]:
         """Answer ``[status, message, logs, seconds]`` (+ output); ``seconds`` is the time spent
@@ -67,7 +88,7 @@ class Executor:
         if meta[0] == "drop":
             self.drop(meta[1])
             return ["ok", None, []], b""
-        _, key, path, abi, timeout_s, memory_bytes, fuel, env = meta
+        _, key, path, abi, timeout_s, memory_bytes, fuel, env, max_output = meta
         try:
             module = self.module(key, path, abi, fuel)
         except (wasmtime.WasmtimeError, OSError) as exc:
@@ -75,54 +96,79 @@ class Executor:
         store = capi.Store(module.engine_ptr, ticks_until(timeout_s), memory_bytes, fuel)
         try:
             if abi == "core":
-                return self._core(store, module, data)
-            return self._wasi(store, module, data, env)
+                return self._core(store, module, data, max_output)
+            return self._wasi(store, module, data, env, max_output)
         finally:
             store.close()
 
     @staticmethod
-    def _core(store: capi.Store, module: Module, data: bytes) -> tuple[list[Any], bytes]:
+    def _core(
+        store: capi.Store, module: Module, data: bytes, max_output: int
+    ) -> tuple[list[Any], bytes]:
         outcome = core_abi.CoreCall()
         try:
-            core_abi.run(store, module.pre_ptr, data, outcome)
+            core_abi.run(store, module.pre_ptr, data, max_output, outcome)
         except capi.WasmEnded as ended:
-            return _failure(ended.trap, outcome.failure, outcome.logs), b""
-        return ["ok", None, outcome.logs], outcome.output
+            status, message, more = _failure(ended.trap, outcome.failure)
+            return [status, message, outcome.logs + cap_entries(more, outcome.budget)], b""
+        logs = outcome.logs + cap_entries((), outcome.budget)
+        if outcome.output_size > max_output:
+            message = (
+                f"the output is {outcome.output_size} bytes, over limits.max_output_kb "
+                f"({max_output // 1024} KiB)"
+            )
+            return ["too_large", message, logs], b""
+        return ["ok", None, logs], outcome.output
 
     @staticmethod
     def _wasi(
-        store: capi.Store, module: Module, data: bytes, env: dict[str, str]
+        store: capi.Store, module: Module, data: bytes, env: dict[str, str], max_output: int
     ) -> tuple[list[Any], bytes]:
         outcome = wasi_abi.WasiCall()
+        ended = None
         try:
-            wasi_abi.run(store, module.pre_ptr, data, env, outcome)
-        except capi.WasmEnded as ended:
-            return _failure(ended.trap, None, _stderr_logs(outcome.stderr)), b""
-        logs = _stderr_logs(outcome.stderr)
+            wasi_abi.run(store, module.pre_ptr, data, env, max_output, outcome)
+        except capi.WasmEnded as exc:
+            ended = exc.trap
+        budget = LogBudget.for_worker()
+        if outcome.stderr_unread:
+            budget.drop(outcome.stderr_unread)
+        lines = _stderr_lines(outcome.stderr)
+        if outcome.stdout_size > max_output:
+            message = (
+                f"wrote more than limits.max_output_kb ({max_output // 1024} KiB) to stdout, "
+                "which was cut off there"
+            )
+            return ["too_large", message, cap_entries(lines, budget)], b""
+        if ended is not None:
+            status, message, more = _failure(ended, None)
+            return [status, message, cap_entries(itertools.chain(lines, more), budget)], b""
+        logs = cap_entries(lines, budget)
         if outcome.exit_status != 0:
-            tail = "\n".join(entry[2] for entry in logs[-STDERR_TAIL_LINES:])
+            stderr = [entry[2] for entry in logs if entry[1] == "stderr"]
+            tail = "\n".join(stderr[-STDERR_TAIL_LINES:])
             message = f"exited with status {outcome.exit_status}" + (f": {tail}" if tail else "")
             return ["failed", message, logs], b""
         return ["ok", None, logs], outcome.stdout
 
 
-def _stderr_logs(stderr: bytes) -> list[list[Any]]:
+def _stderr_lines(stderr: bytes) -> Iterator[list[Any]]:
     now = time.time()
     text = stderr.decode(errors="replace")
-    return [[now, "stderr", line] for line in text.splitlines() if line.strip()]
+    return ([now, "stderr", line] for line in text.splitlines() if line.strip())
 
 
-def _failure(trap: capi.Trap, failure: str | None, logs: list[Any]) -> list[Any]:
+def _failure(trap: capi.Trap, failure: str | None) -> tuple[str, str, list[list[Any]]]:
+    """How a call that ended abnormally is answered: status, message, and log entries to add
+    (the trap's backtrace)."""
     if failure is not None:
-        return ["failed", failure, logs]
+        return "failed", failure, []
     if trap.code == capi.INTERRUPT:
-        return ["timeout", "ran past its deadline", logs]
+        return "timeout", "ran past its deadline", []
     if trap.code == capi.OUT_OF_FUEL:
-        return ["fuel", "ran out of fuel", logs]
+        return "fuel", "ran out of fuel", []
     cause, backtrace = _split_backtrace(trap.message)
-    if backtrace:
-        logs = [*logs, [time.time(), "stderr", backtrace]]
-    return ["failed", cause, logs]
+    return "failed", cause, [[time.time(), "stderr", backtrace]] if backtrace else []
 
 
 def _split_backtrace(message: str) -> tuple[str, str]:

@@ -8,7 +8,11 @@ short calls share a worker and its wake-ups. A call is never queued behind one t
 another worker is started, up to ``max_size``. Extra workers stop after ``IDLE_S`` without work.
 
 Wasm calls have no side effects outside their fresh instance (no files, no sockets; logs are only
-returned), so a call that was in flight on a worker that died is retried once on another.
+returned), so a call that was in flight on a worker that died is retried once on another, with
+the time it has left: a call with none left is what got its worker killed, and is not retried.
+
+Workers are our code and bound their answers by construction (``executor``); a frame longer than
+``MAX_ANSWER`` is a broken worker, which is killed and replaced.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import sys
 import time
 from typing import Any
 
+from plugins.logs import EXECUTION_BYTES
+from plugins.runtime import MAX_OUTPUT_KB
 from plugins.workers import Frame, WorkerDied, WorkerProcess
 
 GRACE_S = 5.0
@@ -26,6 +32,9 @@ SWEEP_S = 1.0
 IDLE_S = 60.0
 QUICK_S = 0.005
 SMOOTHING = 0.2
+# The largest output, and capped logs even if every character were escaped (\u0000: 6 bytes)
+# with room for the entries' timestamps and the error message.
+MAX_ANSWER = MAX_OUTPUT_KB * 1024 + 8 * EXECUTION_BYTES
 
 
 class WasmWorkers:
@@ -56,7 +65,7 @@ class WasmWorkers:
     async def _spawn() -> WorkerProcess:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         return await WorkerProcess.start(
-            [sys.executable, "-I", "-m", "plugins.wasm.worker"], env=env
+            [sys.executable, "-I", "-m", "plugins.wasm.worker"], env=env, max_frame=MAX_ANSWER
         )
 
     def _ready(self) -> WorkerProcess | None:
@@ -89,11 +98,18 @@ class WasmWorkers:
         return min(alive, key=lambda w: w.load)
 
     async def call(self, meta: list[Any], data: bytes, timeout_s: float) -> Frame:
+        """Run a call (``meta[4]`` is its seconds left); if its worker dies, once more on another
+        with the time left, unless none is: then it ran past its deadline itself (blocked in a
+        host call, where epochs cannot stop it), and the sweeper killed its worker."""
+        deadline = time.monotonic() + timeout_s
         try:
             return await self._call_once(meta, data, timeout_s)
         except WorkerDied:
             await self._replace_dead()
-            return await self._call_once(meta, data, timeout_s)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise
+            return await self._call_once([*meta[:4], left, *meta[5:]], data, left)
 
     async def _call_once(self, meta: list[Any], data: bytes, timeout_s: float) -> Frame:
         worker = await self._pick()
@@ -110,6 +126,8 @@ class WasmWorkers:
         finally:
             if not quick:
                 self._slow_in_flight[pid] -= 1
+            if not worker.load:  # idle: the deadlines of calls it has answered are not its own
+                self._deadlines.pop(pid, None)
         took = frame.meta[-1]
         average = self._average_s.get(key)
         self._average_s[key] = took if average is None else average + SMOOTHING * (took - average)
@@ -117,8 +135,8 @@ class WasmWorkers:
 
     async def _sweep(self) -> None:
         """Workers end calls by their deadlines (epochs); this is the net under that net: a worker
-        still busy well past the latest deadline it was given is killed and replaced. Extra
-        workers idle for long are stopped."""
+        still busy well past the latest deadline it was given since it was last idle is killed
+        and replaced. Extra workers idle for long are stopped."""
         while True:
             await asyncio.sleep(SWEEP_S)
             now = time.monotonic()

@@ -1,10 +1,12 @@
 """The built-in ``wasm`` runtime: WASI command modules and core JSON modules on wasmtime.
 
-Deploy validates, detects the ABI and precompiles (``Module.serialize``), so a cold start maps the
-artifact instead of compiling. Calls run in worker processes (``plugins.wasm.worker``), each with
-its own engines and epoch ticker: every call gets a fresh store and instance from an
-``InstancePre`` made once per module per worker; CPU time is bounded by epoch interruption (and
-fuel when asked), memory by the store limiter. The gateway's event loop only moves bytes.
+Deploy validates, detects the ABI and precompiles (``Module.serialize``) in a child process per
+module (``compiler``), so a cold start maps the artifact instead of compiling. Calls run in worker
+processes (``plugins.wasm.worker``), each with its own engines and epoch ticker: every call gets a
+fresh store and instance from an ``InstancePre`` made once per module per worker; CPU time is
+bounded by epoch interruption (and fuel when asked), memory by the store limiter, output by
+``limits.max_output_kb`` (sent with each call), logs by ``plugins.logs``. The gateway's event loop
+only moves bytes.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ from plugins import (
     Artifact,
     Call,
     CallResult,
-    CompileError,
     FunctionCrashed,
     FunctionFailed,
     FunctionInfo,
     FunctionTimeout,
     Limits,
     LogEntry,
+    OutputTooLarge,
     PluginContext,
     Runtime,
     Source,
@@ -37,9 +39,9 @@ from plugins import (
 )
 from plugins.workers import WorkerDied
 
-from .abi import Abi, detect
+from .abi import Abi
+from .compiler import DEFAULT_MAX_MODULE_MB, DEFAULT_TIMEOUT_S, Compiler
 from .engine import Engines, engine_key
-from .executor import linker
 from .pool import WasmWorkers
 
 
@@ -59,7 +61,12 @@ class WasmRuntime(Runtime[LoadedModule]):
         options = context.options.get("wasm", {})
         self._cache = context.data_dir / "wasm-modules"
         self._workers = WasmWorkers(int(options.get("workers") or os.cpu_count() or 2))
-        self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="wasm-compile")
+        self._compiler = Compiler(
+            int(options.get("max_module_mb") or DEFAULT_MAX_MODULE_MB),
+            float(options.get("compile_timeout_s") or DEFAULT_TIMEOUT_S),
+            slots=max(2, os.cpu_count() or 2),
+        )
+        self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="wasm-load")
         self._engines: Engines | None = None
 
     @property
@@ -83,24 +90,8 @@ class WasmRuntime(Runtime[LoadedModule]):
         return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
 
     async def compile(self, source: Source) -> Artifact:
-        return await self._in_thread(self._compile, source)
-
-    def _compile(self, source: Source) -> Artifact:
-        engine = self.engines.for_fuel(source.limits.fuel)
-        try:
-            wasm = source.code
-            if not wasm.startswith(b"\0asm"):
-                wasm = wasmtime.wat2wasm(source.code.decode("utf-8"))
-            module = wasmtime.Module(engine, wasm)
-        except UnicodeDecodeError:
-            raise CompileError("the code is neither a WebAssembly binary nor UTF-8 text") from None
-        except wasmtime.WasmtimeError as exc:
-            raise CompileError(f"invalid WebAssembly: {exc}") from None
-        abi = detect(module)
-        linker(engine, abi).instantiate_pre(module)  # every import resolves, or fail at deploy
-        return Artifact(
-            self.artifact_key(source.limits), module.serialize(), {"abi": abi}, precompiled=True
-        )
+        abi, data = await self._compiler.compile(source.code, fuel=source.limits.fuel is not None)
+        return Artifact(self.artifact_key(source.limits), data, {"abi": abi}, precompiled=True)
 
     async def load(self, artifact: Artifact, fn: FunctionInfo) -> LoadedModule:
         key = hashlib.sha256(artifact.data).hexdigest()
@@ -144,13 +135,19 @@ class WasmRuntime(Runtime[LoadedModule]):
             loaded.memory_bytes,
             loaded.fuel,
             env,
+            call.limits.max_output_bytes,
         ]
         try:
             frame = await self._workers.call(meta, call.input, remaining)
         except WorkerDied as exc:
+            if call.remaining_s() <= 0:
+                raise FunctionTimeout(
+                    f"did not finish within its {remaining * 1000:.0f} ms, blocked where it "
+                    "could not be interrupted; its worker was stopped"
+                ) from None
             raise FunctionCrashed(f"the wasm worker died: {exc}") from None
         status, message, raw_logs, _ = frame.meta
-        logs = tuple(LogEntry(ts, stream, text) for ts, stream, text in raw_logs)
+        logs = tuple(LogEntry(*entry) for entry in raw_logs)  # [ts, stream, message, level?]
         if status == "ok":
             return CallResult(frame.data, logs)
         if status == "timeout":
@@ -158,4 +155,6 @@ class WasmRuntime(Runtime[LoadedModule]):
             raise FunctionTimeout(f"did not finish within its {budget}", logs=list(logs))
         if status == "fuel":
             raise FunctionFailed(f"ran out of fuel (limits.fuel = {loaded.fuel})", logs=list(logs))
+        if status == "too_large":
+            raise OutputTooLarge(message, logs=list(logs))
         raise FunctionFailed(message, logs=list(logs))

@@ -1,32 +1,50 @@
 """WASI command modules: input on stdin, output from stdout, one log entry per stderr line.
 
-stdin is handed over as bytes. stdout and stderr go to per-call files on tmpfs, read back and
-removed after the call: wasmtime's custom-output callbacks run on its own tokio threads, cost more,
-and abort the process if a callback misbehaves. The environment is exactly what the call
-carries (function id, execution id, trace id, the manifest's env, granted secrets); no host
-environment, arguments, directories or sockets are passed through.
+stdin is handed over as bytes. stdout and stderr go to two memory files (``memfd``) that each wasm
+worker makes once and hands to wasmtime by path (``/proc/self/fd/N``); wasmtime opens them with
+``O_TRUNC`` as it sets up each call, so every call starts with both empty, and nothing is left
+behind when a worker is killed mid-call. (wasmtime's custom-output callbacks run on its own tokio
+threads, cost more, and abort the process if a callback misbehaves.)
+
+Both streams are cut off *during* the call, at the call's output cap: ``RLIMIT_FSIZE`` is set to
+the cap + 1 byte around the call (the worker writes no other file meanwhile), and the worker
+ignores ``SIGXFSZ`` (``worker.main``), so a write past it stops there and the next fails with
+``EFBIG``: wasmtime hands the module WASI errno ``fbig``; a module that keeps writing regardless
+ends by its deadline at worst. A stdout longer than the cap fails the call (``output_too_large``);
+of stderr, at most the log cap is read back. The environment is exactly what the call carries
+(function id, execution id, trace id, the manifest's env, granted secrets); no host environment,
+arguments, directories or sockets are passed through.
 """
 
 from __future__ import annotations
 
 import ctypes
-import itertools
+import functools
 import os
-import tempfile
+import resource
 from collections.abc import Mapping
 from ctypes import byref
-from pathlib import Path
 
 from wasmtime import _ffi as ffi
 
+from plugins.logs import EXECUTION_BYTES
+
 from . import capi
 
-MAX_OUTPUT_BYTES = 64 * 1024 * 1024
-_SCRATCH = Path("/dev/shm") if Path("/dev/shm").is_dir() else Path(tempfile.gettempdir())
-_serial = itertools.count()
+KEEP_BYTES = 64 * 1024  # a stream file larger than this after a call is emptied at once
+_SOFT, _HARD = resource.getrlimit(resource.RLIMIT_FSIZE)
 
 
-def _config(data: bytes, env: Mapping[str, str], stdout: Path, stderr: Path) -> object:
+@functools.cache
+def _streams() -> tuple[int, int]:
+    """This process's stdout and stderr files for WASI calls (made on first use)."""
+    return (
+        os.memfd_create("tiergate-wasi-stdout", os.MFD_CLOEXEC),
+        os.memfd_create("tiergate-wasi-stderr", os.MFD_CLOEXEC),
+    )
+
+
+def _config(data: bytes, env: Mapping[str, str], stdout: int, stderr: int) -> object:
     config = ffi.wasi_config_new()
     names = [k.encode() for k in env]
     values = [v.encode() for v in env.values()]
@@ -42,31 +60,43 @@ def _config(data: bytes, env: Mapping[str, str], stdout: Path, stderr: Path) -> 
     ffi.wasm_byte_vec_new(byref(stdin), len(data), raw)
     ffi.wasi_config_set_stdin_bytes(config, byref(stdin))
     ok = ffi.wasi_config_set_env(config, len(names), name_ptrs, value_ptrs)
-    ok = ok and ffi.wasi_config_set_stdout_file(config, str(stdout).encode())
-    ok = ok and ffi.wasi_config_set_stderr_file(config, str(stderr).encode())
+    ok = ok and ffi.wasi_config_set_stdout_file(config, f"/proc/self/fd/{stdout}".encode())
+    ok = ok and ffi.wasi_config_set_stderr_file(config, f"/proc/self/fd/{stderr}".encode())
     if not ok:
         ffi.wasi_config_delete(config)
-        raise capi.WasmEnded(capi.Trap("cannot set up WASI (NUL byte in env, or no scratch dir)"))
+        raise capi.WasmEnded(capi.Trap("cannot set up WASI (NUL byte in env, or no /proc)"))
     return config
 
 
 class WasiCall:
-    __slots__ = ("exit_status", "stderr", "stdout")
+    """What one call produced. ``stdout_size`` is how much it wrote (at most the cap + 1 byte);
+    ``stdout`` is empty when that is over the cap. ``stderr_unread`` is what the log cap left
+    unread."""
+
+    __slots__ = ("exit_status", "stderr", "stderr_unread", "stdout", "stdout_size")
 
     def __init__(self) -> None:
         self.stdout = b""
+        self.stdout_size = 0
         self.stderr = b""
+        self.stderr_unread = 0
         self.exit_status = 0
 
 
 def run(
-    store: capi.Store, pre_ptr: object, data: bytes, env: Mapping[str, str], outcome: WasiCall
+    store: capi.Store,
+    pre_ptr: object,
+    data: bytes,
+    env: Mapping[str, str],
+    max_output: int,
+    outcome: WasiCall,
 ) -> None:
     """Run ``_start``; exit status 0 (returning or ``proc_exit(0)``) is success."""
-    stem = _SCRATCH / f"tiergate-wasi-{os.getpid()}-{next(_serial)}"
-    stdout, stderr = stem.with_suffix(".out"), stem.with_suffix(".err")
+    stdout, stderr = _streams()
+    config = _config(data, env, stdout, stderr)  # both files are empty from here on
+    _limit_files(max_output + 1)
     try:
-        error = ffi.wasmtime_context_set_wasi(store.ctx, _config(data, env, stdout, stderr))
+        error = ffi.wasmtime_context_set_wasi(store.ctx, config)
         if error:
             raise capi.WasmEnded(capi.take_error(error))
         instance = store.instantiate(pre_ptr)
@@ -78,15 +108,25 @@ def run(
                 raise
             outcome.exit_status = ended.trap.exit_status
     finally:
-        outcome.stdout = _collect(stdout)
-        outcome.stderr = _collect(stderr)
+        _limit_files(_SOFT)
+        size = outcome.stdout_size = os.fstat(stdout).st_size
+        outcome.stdout = _drain(stdout, size, size if size <= max_output else 0)
+        size = os.fstat(stderr).st_size
+        outcome.stderr = _drain(stderr, size, min(size, EXECUTION_BYTES))
+        outcome.stderr_unread = size - len(outcome.stderr)
 
 
-def _collect(path: Path) -> bytes:
-    try:
-        with path.open("rb") as fh:
-            data = fh.read(MAX_OUTPUT_BYTES)
-        path.unlink()
-    except FileNotFoundError:
-        return b""
+def _limit_files(size: int) -> None:
+    """Files this process writes may grow to ``size`` bytes (never above the hard limit)."""
+    if _HARD != resource.RLIM_INFINITY and (size == resource.RLIM_INFINITY or size > _HARD):
+        size = _HARD
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, _HARD))
+
+
+def _drain(fd: int, size: int, wanted: int) -> bytes:
+    """The first ``wanted`` bytes of a stream file holding ``size``; a large one is emptied now
+    rather than at the next call."""
+    data = os.pread(fd, wanted, 0) if wanted else b""
+    if size > KEEP_BYTES:
+        os.ftruncate(fd, 0)
     return data

@@ -14,7 +14,9 @@ import orjson
 
 HEADER = struct.Struct("!III")
 READY_ID = 0  # the frame a child sends once it is ready; request ids start at 1
-MAX_FRAME = 16 * 1024 * 1024  # the default bound; runtimes pass their own from the caps
+MAX_FRAME = 256 * 1024 * 1024
+"""The default bound on one frame; a runtime whose answers are bounded by construction passes a
+tighter ``max_frame`` derived from its caps."""
 
 
 class Frame(NamedTuple):
@@ -29,14 +31,14 @@ def encode(frame_id: int, meta: Any, data: bytes = b"") -> bytes:
 
 
 class FrameReader:
-    """Accumulates bytes from a pipe and yields whole frames; a frame announcing more than
-    ``max_frame`` bytes is refused as soon as its header arrives, before it is buffered."""
+    """Accumulates bytes from a pipe and yields whole frames; a frame announced as longer than
+    ``max_frame`` raises ``ValueError`` before any of it is buffered."""
 
-    __slots__ = ("_buffer", "max_frame")
+    __slots__ = ("_buffer", "_max_frame")
 
     def __init__(self, max_frame: int = MAX_FRAME) -> None:
         self._buffer = bytearray()
-        self.max_frame = max_frame
+        self._max_frame = max_frame
 
     def feed(self, chunk: bytes) -> Iterator[Frame]:
         buffer = self._buffer
@@ -45,8 +47,8 @@ class FrameReader:
         end = len(buffer)
         while end - offset >= 12:
             length, frame_id, meta_length = HEADER.unpack_from(buffer, offset)
-            if length > self.max_frame:
-                raise ValueError(f"a frame of {length} bytes is over the {self.max_frame} allowed")
+            if length > self._max_frame:
+                raise ValueError(f"frame of {length} bytes is larger than {self._max_frame}")
             stop = offset + 4 + length
             if stop > end:
                 break

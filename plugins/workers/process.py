@@ -99,7 +99,8 @@ class _StderrTail(asyncio.Protocol):
 class WorkerProcess:
     """Start with ``await WorkerProcess.start(argv, ...)``, which returns once the child has said
     it is ready. The child gets two more arguments, the numbers of the fds it reads requests from
-    and writes answers to (``child.serve`` reads them)."""
+    and writes answers to (``child.serve`` reads them). An answer longer than ``max_frame`` is a
+    protocol error: the worker is killed, and its calls fail with ``WorkerDied``."""
 
     def __init__(self, process: subprocess.Popen[bytes], name: str) -> None:
         self.process = process
