@@ -29,7 +29,8 @@ def stores(redis_server, s3_server):
 def pair(stores, tmp_path_factory):
     from plugins.testing import TiergateServer
 
-    env = stores
+    # The deploy race below runs four deploys of one tenant at once on each instance.
+    env = {**stores, "TIERGATE_MAX_CONCURRENT_DEPLOYS_PER_TENANT": "4"}
     servers = [TiergateServer(tmp_path_factory.mktemp(name), env).start() for name in "ab"]
     clients = [server.client() for server in servers]
     yield clients
