@@ -24,6 +24,11 @@ from plugins.testing import TiergateServer
 
 UNPRIVILEGED_UID = 10001
 PRIVATE_NAMES = ("admin.key", "secret.key", "tiergate.db")
+WASM_FLOODS = {  # function id: module (tests/fixtures), in the shared wasm workers
+    "wasm-logs": "log-flood.wat",  # 2,000 tiergate.log calls of 64 KiB
+    "wasm-stdout": "wasi-flood.wat",  # a WASI module writing stdout in a loop
+    "wasm-output": "big-output.wat",  # a core module answering more than the output cap
+}
 CANARIES = {
     "OPENAI_API_KEY": "sk-canary-openai-7f3a",
     "AWS_SECRET_ACCESS_KEY": "canary-aws-secret-91c2",
@@ -137,6 +142,11 @@ def tenant(layout):
             "limits": {"timeout_ms": 20000, "memory_mb": 96, "tmp_mb": 16},
         })
         assert deployed.status_code == 201, deployed.text
+        for name, code in WASM_FLOODS.items():
+            deployed = client.post("/deploy", json={
+                "id": name, "runtime": "wasm", "code": fixture(code),
+                "limits": {"timeout_ms": 3000, "max_output_kb": 1024}})
+            assert deployed.status_code == 201, deployed.text
         yield client
 
 
@@ -300,6 +310,16 @@ def test_a_forged_frame_ends_only_that_worker(layout, tenant):
     assert attack(tenant, "echo", value=[1, 2]) == [1, 2]
 
 
+def test_wasm_floods_are_capped_in_the_shared_workers(layout, tenant):
+    logged = tenant.post("/invoke/wasm-logs", json=None).json()
+    *kept, last = logged["logs"]
+    assert sum(len(entry["message"]) for entry in kept) <= 1 << 20
+    assert last["message"].startswith("dropped ")
+    for fn in ("wasm-stdout", "wasm-output"):
+        problem = assert_problem(tenant.post(f"/invoke/{fn}", json=1), 500, "cascade_exhausted")
+        assert problem["attempts"][-1].get("code") == "output_too_large", problem["attempts"]
+
+
 def test_deploy_check_runs_sandboxed(layout, tenant):
     key_path = layout.data_dir / "admin.key"
     code = (
@@ -349,7 +369,7 @@ url, key, floods = sys.argv[1], sys.argv[2], orjson.loads(sys.argv[3])
 with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as api:
     while True:
         for event in floods:
-            api.post("/invoke/hostile", json=event)
+            api.post(f"/invoke/{event.pop('function', 'hostile')}", json=event)
 """
 
 
@@ -369,6 +389,7 @@ def test_floods_leave_other_functions_responsive(layout, tenant):
         {"action": "output", "bytes": 7 << 20}, {"action": "lines", "count": 100_000},
         {"action": "stderr", "count": 100_000}, {"action": "threads", "count": 500},
         {"action": "spin", "seconds": 1},
+        *({"function": fn} for fn in WASM_FLOODS),
     ]
     key = tenant.headers["Authorization"].split()[1]
     ratios = []

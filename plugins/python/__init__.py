@@ -14,6 +14,6 @@ def tiergate_runtimes(context: PluginContext) -> Iterator[RuntimeSpec]:
     yield RuntimeSpec(
         name="python",
         factory=PythonRuntime,
-        description="Python handler(event, context) in warm, sandboxed worker processes",
+        description="Python handler(event, context) in warm worker processes",
         suffixes=(".py",),
     )
