@@ -1,5 +1,7 @@
 """Time-ordered identifiers: 12 hex digits of Unix milliseconds + 14 random hex digits, so
-execution ids sort by start time and ``?before=<id>`` pagination is a string comparison.
+execution ids sort by start time and ``?before=<id>`` pagination is a string comparison. Within
+one process they strictly increase: ids made in the same millisecond count up from the first
+one's random part (as ULIDs do), so a page never swaps two calls that started together.
 
 ``random.getrandbits`` rather than ``os.urandom``: ids are not secrets (every read is checked
 against the caller's tenant), and the ``getrandom`` syscall costs a GIL hand-off on the hot path.
@@ -16,8 +18,16 @@ import time
 _random = random.Random()
 
 
+_last = [0, 0]  # the last id's milliseconds and random part
+
+
 def new_id() -> str:
-    return f"{time.time_ns() // 1_000_000:012x}{_random.getrandbits(56):014x}"
+    now = time.time_ns() // 1_000_000
+    if now > _last[0]:
+        _last[0], _last[1] = now, _random.getrandbits(55)  # room to count up within the ms
+    else:
+        _last[1] += 1
+    return f"{_last[0]:012x}{_last[1]:014x}"
 
 
 def new_trace_id() -> str:

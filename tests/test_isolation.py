@@ -202,6 +202,7 @@ def test_runs_unprivileged_without_capabilities(layout, tenant):
     assert me["no_new_privs"] == "1" and me["seccomp"] == "2"
     assert_no_secret(layout, str(me["env"]))
     assert set(me["env"]) <= {"PATH", "HOME", "TMPDIR", "LANG", "PWD"}
+    assert attack(tenant, "listdir", paths=["."]) == {".": []}  # even installed under /tmp
     workers = [p for p in _descendants(layout.server.process.pid)  # not bwrap, not the launcher
                if p["cmdline"].split()[2:4] == ["-m", "plugins.python.worker"]]
     assert workers, "no python worker found below the gateway"

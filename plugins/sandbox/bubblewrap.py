@@ -1,13 +1,14 @@
 """The sandbox every runtime starts function code in: bubblewrap, a launcher, a seccomp filter.
 
-A sandboxed process gets new PID, network, IPC, UTS and cgroup namespaces and a user namespace of
-its own; a read-only root holding only the system, the Python environment and tiergate's packages
-(``mounts``), the function's own files, a private ``/proc`` and a minimal ``/dev``; ``/tmp`` (also
-its home and working directory) as the only writable place, a tmpfs of ``limits.tmp_mb``; no
-network but its own loopback; no capabilities, ``no_new_privs`` and the ``seccomp`` filter; a
-process and thread cap (``RLIMIT_NPROC`` inside its own user namespace, which binds even when the
-gateway runs as root); and an unprivileged uid: the gateway's own when it is not root (bubblewrap
-maps it), else ``TIERGATE_SANDBOX_UID`` (65534, nobody), mapped by ``launch``.
+A sandboxed process gets new PID, network, IPC, UTS and cgroup namespaces and a user namespace
+of its own; a read-only root holding only the system, the Python environment and tiergate's
+packages (``mounts``), the function's own files, a private ``/proc`` and a minimal ``/dev``;
+``/tmp`` (holding its working directory and home, ``/tmp/work``) as the only writable place, a
+tmpfs of ``limits.tmp_mb``; no network but its own loopback; no capabilities, ``no_new_privs``
+and the ``seccomp`` filter; a process and thread cap (``RLIMIT_NPROC`` inside its own user
+namespace, which binds even when the gateway runs as root); and an unprivileged uid: the
+gateway's own when it is not root (bubblewrap maps it), else ``TIERGATE_SANDBOX_UID`` (65534,
+nobody), mapped by ``launch``.
 
 Whether this works is found out once, at start, by starting a real sandbox (``probe``). When it
 does not, ``problem`` says why and runtimes refuse to run code. ``mode="none"`` runs code with no
@@ -38,6 +39,7 @@ log = logging.getLogger("tiergate.sandbox")
 
 Mode = Literal["bubblewrap", "none"]
 SCRATCH = "/tmp"
+WORKDIR = "/tmp/work"  # empty, even where a needed directory is mounted under /tmp
 PROBE_TIMEOUT_S = 20.0
 UNSAFE_WARNING = (
     "TIERGATE_SANDBOX=none: function code runs WITHOUT isolation, with the gateway's user, "
@@ -60,7 +62,8 @@ class SandboxSettings:
 
 @dataclass(frozen=True, slots=True)
 class SandboxedCommand:
-    """What to start: pass ``argv``, ``env``, ``cwd`` and ``pass_fds`` to the process."""
+    """What to start: pass ``argv``, ``env``, ``cwd`` (on the host) and ``pass_fds`` to the
+    process."""
 
     argv: list[str]
     env: dict[str, str]
@@ -179,7 +182,7 @@ class Sandbox:
                 launcher += ["--map-uid", str(self.settings.uid)]
             launcher += ["--processes", str(self.settings.processes), "--seccomp-fd", str(read)]
             wrapped = [*self._bwrap(tmp_mb, files or {}), "--", *launcher, "--", *argv]
-            yield SandboxedCommand(wrapped, env, SCRATCH, (read,))
+            yield SandboxedCommand(wrapped, env, "/", (read,))  # bubblewrap enters WORKDIR
         finally:
             os.close(read)
 
@@ -205,7 +208,8 @@ class Sandbox:
                 argv += ["--ro-bind", mount.source, mount.target]
                 bound.append(mount.target)
         argv += ["--proc", "/proc", "--dev", "/dev"]
-        argv += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", SCRATCH]
+        argv += ["--perms", "1777", "--dir", WORKDIR]
+        argv += ["--remount-ro", "/dev", "--remount-ro", "/", "--chdir", WORKDIR]
         return argv
 
 
@@ -226,7 +230,7 @@ def _base_env() -> dict[str, str]:
     """Nothing of the gateway's environment: a fixed minimum that runtimes add to."""
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
-        "HOME": SCRATCH,
+        "HOME": WORKDIR,
         "TMPDIR": SCRATCH,
         "LANG": "C.UTF-8",
     }
