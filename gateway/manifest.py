@@ -26,11 +26,17 @@ FUNCTION_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 TIER_NAMES = ("code", "generative", "agentic", "human")
 
 _NAME = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"}
-_TIER_MAP_INT = {
-    "type": "object",
-    "propertyNames": {"enum": list(TIER_NAMES)},
-    "additionalProperties": {"type": "integer", "minimum": 0},
-}
+MAX_TIER_RETRIES = 10
+MAX_TIER_TIMEOUT_MS = 30 * 24 * 3600 * 1000  # a review task may wait a month, no longer
+
+
+def _per_tier(maximum: int) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "propertyNames": {"enum": list(TIER_NAMES)},
+        "additionalProperties": {"type": "integer", "minimum": 0, "maximum": maximum},
+    }
+
 
 MANIFEST_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -52,8 +58,8 @@ MANIFEST_SCHEMA: dict[str, Any] = {
             "properties": {
                 "timeout_ms": {"type": "integer", "minimum": 1, "maximum": 900_000},
                 "memory_mb": {"type": "integer", "minimum": 1, "maximum": 16_384},
-                "max_concurrency": {"type": "integer", "minimum": 0},
-                "fuel": {"type": ["integer", "null"], "minimum": 1},
+                "max_concurrency": {"type": "integer", "minimum": 0, "maximum": 100_000},
+                "fuel": {"type": ["integer", "null"], "minimum": 1, "maximum": 2**63 - 1},
                 "max_output_kb": {"type": "integer", "minimum": 1, "maximum": MAX_OUTPUT_KB},
                 "tmp_mb": {"type": "integer", "minimum": 1, "maximum": 8192},
             },
@@ -71,8 +77,8 @@ MANIFEST_SCHEMA: dict[str, Any] = {
             "properties": {
                 "start_tier": {"enum": list(TIER_NAMES)},
                 "skip_tiers": {"type": "array", "items": {"enum": list(TIER_NAMES)}},
-                "tier_retries": _TIER_MAP_INT,
-                "tier_timeouts_ms": _TIER_MAP_INT,
+                "tier_retries": _per_tier(MAX_TIER_RETRIES),
+                "tier_timeouts_ms": _per_tier(MAX_TIER_TIMEOUT_MS),
                 "parallel": {"type": "boolean"},
                 "fallback": {"type": "boolean"},
             },

@@ -526,3 +526,23 @@ def test_a_schema_nested_too_deeply_is_refused(api):
         400, "invalid_manifest",
     )
     assert problem["field"] == "input_schema"
+
+
+@pytest.mark.parametrize(
+    ("manifest", "field"),
+    [
+        ({"cascade": {"tier_retries": {"code": 1_000_000}}}, "cascade.tier_retries.code"),
+        ({"cascade": {"tier_timeouts_ms": {"human": 10**15}}}, "cascade.tier_timeouts_ms.human"),
+        ({"limits": {"max_concurrency": 10**9}}, "limits.max_concurrency"),
+        ({"limits": {"fuel": 2**64}}, "limits.fuel"),
+    ],
+)
+def test_every_number_a_manifest_sets_is_bounded(api, manifest, field):
+    """A failing function retried a million times, or a fuel count no engine can hold, would
+    keep the gateway busy for one manifest's sake."""
+    problem = assert_problem(
+        api.post("/deploy", json={"id": unique("unbounded"), "runtime": "wasm",
+                                  "code": example("echo.wat"), **manifest}),
+        400, "invalid_manifest",
+    )
+    assert problem["field"] == field
