@@ -1,5 +1,5 @@
 """``python -m gateway`` is the ``tiergate`` command."""
 
-from .cli import main
+from gateway.cli.main import main
 
 main()

@@ -4,27 +4,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from gateway.cluster.coherence import Coherence
+from gateway.cluster.worker_metrics import WorkerMetrics
+from gateway.functions.registry import Registry
+from gateway.functions.service import FunctionService
+from gateway.invoke.admission import Admission
+from gateway.invoke.callbacks import Callbacks
+from gateway.invoke.invoker import Invoker
+from gateway.invoke.loader import Loader
+from gateway.invoke.records import ExecutionRecords
+from gateway.metrics import Metrics
+from gateway.review.tasks import TaskService
+from gateway.security.audit import AuditLog
+from gateway.security.auth import KeyStore
+from gateway.security.ratelimit import RateLimiter
+from gateway.security.secrets import SecretStore
+from gateway.settings import Settings
 from plugins.manager import RuntimeRegistry
 from storage.hybrid import HybridCodeStore
 from storage.kv.base import KV
 from storage.objects.base import ObjectStore
-
-from .audit import AuditLog
-from .auth import KeyStore
-from .callbacks import Callbacks
-from .coherence import Coherence
-from .executor import Admission
-from .functions import FunctionService
-from .invoker import Invoker
-from .loader import Loader
-from .metrics import Metrics
-from .ratelimit import RateLimiter
-from .records import ExecutionRecords
-from .registry import Registry
-from .secrets import SecretStore
-from .settings import Settings
-from .tasks import TaskService
-from .worker_metrics import WorkerMetrics
 
 
 @dataclass

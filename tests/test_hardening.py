@@ -138,7 +138,7 @@ def test_numeric_parameters_answer_problems(api, echo, method, path, body, statu
 
 def test_a_problem_whose_extension_json_cannot_hold_still_renders():
     from gateway.errors import VersionNotFound
-    from gateway.problems import problem_response
+    from gateway.http.problems import problem_response
 
     response = problem_response(VersionNotFound("no such version", version=10**30))
     assert response.status == 404 and response.content_type == "application/problem+json"
@@ -297,7 +297,7 @@ def test_a_delivery_connects_only_to_an_address_it_checked(monkeypatch):
     ``Callbacks`` in-process with two stand-ins: a scripted name service, and a policy under which
     127.0.0.1 plays the public address and 127.0.0.2 a private one. The rest is real: the aiohttp
     session and resolver a delivery uses, the sockets, and the receivers on both addresses."""
-    from gateway import callbacks
+    from gateway.invoke import callbacks
 
     monkeypatch.setattr(callbacks, "allowed", lambda address: str(address) == "127.0.0.1")
     monkeypatch.setattr(callbacks, "FIRST_DELAY_S", 0.01)

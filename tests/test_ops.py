@@ -9,8 +9,8 @@ import pytest
 from conftest import assert_problem, deploy_wat, metric, unique
 
 import gateway.errors as errors
-from gateway.apidoc import ERROR_CODES, openapi_document
-from gateway.app import ROUTE_TABLES
+from gateway.http.apidoc import ERROR_CODES, openapi_document
+from gateway.http.app import ROUTE_TABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 API_DOC = ROOT / "docs" / "api.md"

@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 import orjson
 
 from gateway.errors import FunctionFailed, NotFound, TiergateError
-from gateway.loaded import LoadedFunction
+from gateway.invoke.loaded import LoadedFunction
 from plugins.runtime import LogEntry
 
 from .base import Invocation, Tier, TierResult

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from gateway.loaded import LoadedFunction
+from gateway.invoke.loaded import LoadedFunction
 from plugins.logs import LogBudget
 from plugins.runtime import LogEntry
 

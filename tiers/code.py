@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-from gateway.loaded import LoadedFunction
+from gateway.invoke.loaded import LoadedFunction
 from plugins.runtime import Call
 
 from .base import Invocation, Tier, TierResult

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 import orjson
 
-from gateway.loaded import LoadedFunction
+from gateway.invoke.loaded import LoadedFunction
 
 from .base import Invocation, Tier, TierResult
 from .llm import LLMEndpoint, describe_task, parse_json_reply

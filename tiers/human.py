@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from gateway.loaded import LoadedFunction
+from gateway.invoke.loaded import LoadedFunction
 
 from .base import AwaitingHuman, Invocation, Tier, TierResult
 

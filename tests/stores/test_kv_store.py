@@ -115,7 +115,7 @@ def test_sqlite_faults_are_storage_unavailable(tmp_path):
 def test_only_one_process_claims_the_admin_bootstrap(make_kv, monkeypatch):
     """What keeps instances starting together on one empty store from each creating an admin
     key: the claim is a compare-and-set, so exactly one of several concurrent claims wins."""
-    import gateway.auth as auth
+    import gateway.security.auth as auth
 
     async def scenario():
         kv = make_kv()
@@ -132,7 +132,7 @@ def test_only_one_process_claims_the_admin_bootstrap(make_kv, monkeypatch):
 
 def test_one_token_registered_by_several_processes_at_once_is_one_key(make_kv):
     """Instances starting together with one ``TIERGATE_ADMIN_KEY`` register it once."""
-    import gateway.auth as auth
+    import gateway.security.auth as auth
 
     async def scenario():
         kv = make_kv()

@@ -1,0 +1,120 @@
+"""The ``tiergate`` command line: ``serve`` and ``runtimes`` here, client commands in
+``cli_client``; plugins may add commands through ``tiergate_register_commands``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from gateway.cli.client import ClientError, environ
+from gateway.cli.commands import register_client_commands, render_table
+from gateway.functions.runtimes import runtime_registry, sandbox, worker_budget
+from gateway.settings import Settings, SettingsError
+from plugins.manager import create_plugin_manager
+from storage.urls import StorageURLError, check_urls, redis_url
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tiergate")
+def cli() -> None:
+    """tiergate: deploy functions and invoke them through a code → LLM → agent → human cascade."""
+
+
+@cli.command()
+@click.option("--host", help="Address to bind (default 127.0.0.1).")
+@click.option("--port", type=int, help="Port to bind (default 8080).")
+@click.option("--data-dir", type=click.Path(path_type=Path), help="Where embedded storage lives.")
+@click.option(
+    "--deploy",
+    "preload",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Deploy every function file under this directory at startup (repeatable).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    help="Processes serving the port together (default 1; state is shared through the stores).",
+)
+@click.option("--access-log/--no-access-log", default=False, help="Log every request.")
+def serve(
+    host: str | None,
+    port: int | None,
+    data_dir: Path | None,
+    preload: tuple[Path, ...],
+    workers: int | None,
+    access_log: bool,
+) -> None:
+    """Run the gateway (embedded storage unless TIERGATE_OBJECT_STORE / TIERGATE_KV say so)."""
+    try:
+        settings = Settings.from_env(
+            environ(),
+            host=host,
+            port=port,
+            data_dir=data_dir,
+            preload=preload or None,
+            workers=workers,
+        )
+        check_urls(settings.object_store, settings.kv)
+    except (SettingsError, StorageURLError) as exc:
+        raise ClientError(f"error: {exc}") from None
+    if redis_url(settings.kv) and not settings.secret_key:
+        raise ClientError(
+            "error: TIERGATE_KV is shared (Redis): set TIERGATE_SECRET_KEY, the same on every"
+            " instance, so that each can read the function secrets the others stored"
+        )
+    if settings.workers > 1 and settings.port == 0:
+        raise ClientError("error: --workers needs a fixed --port (port 0 picks one per process)")
+    from gateway.http.server import ServeFailed, run
+
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        run(settings, access_log=access_log)
+    except ServeFailed as exc:
+        raise ClientError(f"error: {exc}") from None
+
+
+@cli.command()
+def runtimes() -> None:
+    """List installed runtimes and where each came from."""
+    settings = Settings.from_env(environ())
+    box = sandbox(settings)
+    box.probe()
+    registry = runtime_registry(settings, box, worker_budget(settings))
+    rows = [("NAME", "STATUS", "SOURCE", "DESCRIPTION")]
+    for name in sorted(registry.entries):
+        entry = registry.entries[name]
+        status = entry.status
+        if entry.status == "active":
+            try:
+                registry.get(name)
+            except Exception as exc:  # a runtime that cannot work here says why
+                cause = exc.__cause__ or exc
+                status = f"unavailable: {getattr(cause, 'detail', cause)}"
+        elif entry.reason:
+            status = f"{entry.status}: {entry.reason}"
+        rows.append((name, status, entry.source, entry.description))
+    click.echo(render_table(rows))
+    click.echo(f"\nsandbox for function code: {box.describe()}")
+
+
+def build_cli() -> click.Group:
+    register_client_commands(cli)
+    try:
+        pm, _ = create_plugin_manager()
+        pm.hook.tiergate_register_commands(cli=cli)
+    except Exception as exc:  # a broken plugin must not take the CLI down
+        click.echo(f"warning: plugin commands unavailable: {exc}", err=True)
+    return cli
+
+
+def main() -> None:
+    try:
+        build_cli()(prog_name="tiergate")
+    except KeyboardInterrupt:
+        sys.exit(130)

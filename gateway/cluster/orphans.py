@@ -1,0 +1,91 @@
+"""Executions whose gateway process died — killed, out of memory, its pod evicted — would stay
+``pending`` or ``running`` forever, and their callers would poll forever. Every process therefore
+writes a heartbeat (``alive/<process id>`` in the KV) and every process sweeps for live executions
+whose owner's heartbeat is older than ``orphan_after_s``, ending them ``failed`` with a reason and
+sending their callback. A process that stops cleanly records its executions itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Any
+
+import orjson
+
+from gateway.cluster.periodic import Periodic
+from gateway.errors import StorageUnavailable
+from gateway.http.views import execution_body
+from gateway.invoke.callbacks import Callbacks
+from gateway.invoke.records import ExecutionRecords
+from storage.kv.base import KV
+
+log = logging.getLogger("tiergate.orphans")
+
+SWEEP_BATCH = 500
+REASON = "the gateway process running this execution stopped before it finished"
+
+
+class OrphanSweeper:
+    def __init__(
+        self,
+        kv: KV,
+        records: ExecutionRecords,
+        callbacks: Callbacks,
+        owner: str,
+        *,
+        orphan_after_s: float,
+    ) -> None:
+        self._kv = kv
+        self._records = records
+        self._callbacks = callbacks
+        self._owner = owner
+        self._after = orphan_after_s
+        self._background = Periodic("orphan sweep")
+
+    def start(self) -> None:
+        self._background.every(self._after / 6, self.beat, now=True)
+        self._background.every(self._after / 3, self.sweep, now=True)
+
+    async def close(self) -> None:
+        await self._background.close()
+        with contextlib.suppress(StorageUnavailable):
+            await self._kv.delete(_alive(self._owner))
+
+    async def beat(self) -> None:
+        await self._kv.set(_alive(self._owner), orjson.dumps(time.time()))
+
+    async def sweep(self) -> int:
+        """End the live executions of dead processes; returns how many."""
+        now = time.time()
+        verdicts: dict[str, bool] = {self._owner: True}
+        ended = 0
+        for record in await self._records.live(SWEEP_BATCH):
+            owner = record.get("owner") or ""
+            if owner not in verdicts:
+                raw = await self._kv.get(_alive(owner)) if owner else None
+                verdicts[owner] = raw is not None and now - orjson.loads(raw) < self._after
+            if verdicts[owner]:
+                continue
+            self._end(record, now)
+            ended += 1
+        if ended:
+            log.warning("ended %d execution(s) whose gateway process had stopped", ended)
+        return ended
+
+    def _end(self, record: dict[str, Any], now: float) -> None:
+        record = {
+            **record,
+            "status": "failed",
+            "error": REASON,
+            "ended_at": now,
+            "duration_ms": round((now - record["started_at"]) * 1000, 3),
+        }
+        self._records.save(record)
+        if record.get("callback_url"):
+            self._callbacks.send(record["callback_url"], execution_body(record))
+
+
+def _alive(owner: str) -> str:
+    return f"alive/{owner}"

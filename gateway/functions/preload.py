@@ -1,0 +1,96 @@
+"""``tiergate serve --deploy DIR``: deploy every function file under DIR at startup.
+
+Each code file (suffix known to an installed runtime) becomes a function named after the file
+(``hello.wat`` → ``hello``; ``c/echo.wasm`` → ``c-echo``). A ``NAME.json`` beside it adds manifest
+fields; a ``NAME.json`` with no code file beside it is deployed as a manifest of its own. A file
+whose code and manifest equal the latest version is left alone, so restarts do not pile up versions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.errors import NotFound, TiergateError
+from gateway.functions.service import FunctionService
+from plugins.manager import RuntimeRegistry
+
+log = logging.getLogger("tiergate.preload")
+
+TENANT = "default"
+
+
+def _suffixes(runtimes: RuntimeRegistry) -> dict[str, str]:
+    found = {}
+    for name, entry in runtimes.entries.items():
+        if entry.spec is not None and entry.status == "active":
+            for suffix in entry.spec.suffixes:
+                found.setdefault(suffix, name)
+    return found
+
+
+def discover(root: Path, runtimes: RuntimeRegistry) -> list[tuple[dict[str, Any], bytes | None]]:
+    suffixes = _suffixes(runtimes)
+    found = []
+    code_stems = set()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        runtime = suffixes.get(path.suffix)
+        if runtime is None:
+            continue
+        manifest = _sidecar(path.with_suffix(".json"))
+        manifest.setdefault("id", _function_id(root, path))
+        manifest.setdefault("runtime", runtime)
+        manifest.setdefault("filename", path.name)
+        found.append((manifest, path.read_bytes()))
+        code_stems.add(path.with_suffix(""))
+    for path in sorted(root.rglob("*.json")):
+        if path.with_suffix("") not in code_stems:
+            manifest = _sidecar(path)
+            manifest.setdefault("id", _function_id(root, path))
+            found.append((manifest, None))
+    return found
+
+
+def _sidecar(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    data = orjson.loads(path.read_bytes())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: a manifest must be a JSON object")
+    return data
+
+
+def _function_id(root: Path, path: Path) -> str:
+    parts = [*path.relative_to(root).parent.parts, path.stem]
+    return "-".join(parts).lower().replace(".", "-")
+
+
+async def preload(root: Path, functions: FunctionService, runtimes: RuntimeRegistry) -> None:
+    for manifest, code in discover(root, runtimes):
+        try:
+            if await _unchanged(functions, manifest, code):
+                log.info("preload: %s is up to date", manifest["id"])
+                continue
+            result = await functions.deploy(TENANT, manifest, code, "preload")
+            print(f"deployed {result['id']} version {result['version']}", flush=True)
+        except TiergateError as exc:
+            log.error("preload: %s: %s", manifest.get("id"), exc.detail)
+
+
+async def _unchanged(
+    functions: FunctionService, manifest: dict[str, Any], code: bytes | None
+) -> bool:
+    try:
+        record = await functions.registry.get_function(TENANT, manifest["id"])
+        latest = await functions.registry.get_version(
+            TENANT, manifest["id"], record["latest_version"]
+        )
+    except NotFound:
+        return False
+    sha = hashlib.sha256(code).hexdigest() if code is not None else None
+    stored = {k: v for k, v in manifest.items() if k not in ("code", "code_encoding")}
+    return bool(latest.get("code_sha256") == sha and latest["manifest"] == stored)

@@ -1,0 +1,204 @@
+"""Function versions: immutable 1, 2, …, a ``latest`` pointer, rollback and delete.
+
+KV layout (per tenant namespace):
+
+* ``fn/<tenant>/<id>`` — the function: ``latest_version``, ``next_version``, runtime, description.
+* ``fnv/<tenant>/<id>/<version:010d>`` — one version: its manifest (without code), code facts.
+* code and artifacts live in the hybrid code store under ``code/<tenant>/<id>/v<version>/…``.
+
+A deploy reserves its version number with a compare-and-set on the function record, writes code
+and the version record, then moves ``latest`` with another compare-and-set, so concurrent deploys
+(even on different instances) never share a number and a failed deploy changes nothing visible.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from gateway.errors import FunctionNotFound, VersionNotFound
+from gateway.functions.manifest import check_function_id
+from storage.hybrid import HybridCodeStore
+from storage.kv.base import KV
+
+log = logging.getLogger("tiergate.registry")
+
+Mutation = Callable[[dict[str, Any] | None], dict[str, Any] | None]
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionRef:
+    """``hello`` or ``hello@3`` — parsed without I/O."""
+
+    function_id: str
+    version: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> FunctionRef:
+        return _parse_ref(text)
+
+
+MAX_VERSION = 9_999_999_999
+"""Versions are kept as ten digits (``fnv/…/<version:010d>``): no function has a larger one."""
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_ref(text: str) -> FunctionRef:
+    """Refs repeat on every call; parsing once each keeps the regex off the hot path. Errors are
+    raised, never cached. ASCII digits only (``str.isdigit`` also takes '²', which ``int``
+    refuses), and the length is checked before ``int`` (which refuses 4300 digits and more)."""
+    name, sep, version = text.partition("@")
+    check_function_id(name)
+    if not sep or version == "latest":
+        return FunctionRef(name)
+    if not (version.isascii() and version.isdigit()) or not version.strip("0"):
+        raise VersionNotFound(f"invalid version {version!r}: use a number from 1", function_id=name)
+    if len(version) > len(str(MAX_VERSION)):
+        raise VersionNotFound(f"no version is above {MAX_VERSION}", function_id=name)
+    return FunctionRef(name, int(version))
+
+
+def code_prefix(tenant: str, function_id: str, version: int | None = None) -> str:
+    base = f"code/{tenant}/{function_id}/"
+    return base if version is None else f"{base}v{version}/"
+
+
+def source_key(tenant: str, function_id: str, version: int) -> str:
+    return code_prefix(tenant, function_id, version) + "source"
+
+
+def artifact_key(tenant: str, function_id: str, version: int, key: str) -> str:
+    return code_prefix(tenant, function_id, version) + "artifact/" + key
+
+
+class Registry:
+    def __init__(self, kv: KV, code: HybridCodeStore) -> None:
+        self.kv = kv
+        self.code = code
+
+    async def get_function(self, tenant: str, function_id: str) -> dict[str, Any]:
+        raw = await self.kv.get(_fn_key(tenant, function_id))
+        record = None if raw is None else orjson.loads(raw)
+        if record is None or record["latest_version"] is None:  # absent, or first deploy unfinished
+            raise FunctionNotFound(f"function {function_id!r} not found", function_id=function_id)
+        return record
+
+    async def get_version(self, tenant: str, function_id: str, version: int) -> dict[str, Any]:
+        raw = await self.kv.get(_version_key(tenant, function_id, version))
+        if raw is None:
+            await self.get_function(tenant, function_id)
+            raise VersionNotFound(
+                f"function {function_id!r} has no version {version}",
+                function_id=function_id,
+                version=version,
+            )
+        return orjson.loads(raw)
+
+    async def resolve(self, tenant: str, function_id: str, version: int | None) -> int:
+        if version is not None:
+            return version
+        return int((await self.get_function(tenant, function_id))["latest_version"])
+
+    async def list_functions(self, tenant: str | None) -> list[dict[str, Any]]:
+        prefix = "fn/" if tenant is None else f"fn/{tenant}/"
+        records = [r async for r in _readable(self.kv.scan(prefix))]
+        return [r for r in records if r.get("latest_version") is not None]
+
+    async def list_versions(self, tenant: str, function_id: str) -> list[dict[str, Any]]:
+        await self.get_function(tenant, function_id)
+        prefix = f"fnv/{tenant}/{function_id}/"
+        return [r async for r in _readable(self.kv.scan(prefix))]
+
+    async def reserve_version(self, tenant: str, function_id: str, principal: str) -> int:
+        """Take the next version number; nothing is visible to readers until ``publish``."""
+        now = time.time()
+        reserved = 0
+
+        def bump(record: dict[str, Any] | None) -> dict[str, Any]:
+            nonlocal reserved
+            record = record or {
+                "id": function_id,
+                "tenant": tenant,
+                "latest_version": None,
+                "next_version": 1,
+                "created_at": now,
+                "created_by": principal,
+            }
+            reserved = record["next_version"]
+            return {**record, "next_version": reserved + 1}
+
+        await self._mutate(_fn_key(tenant, function_id), bump)
+        return reserved
+
+    async def publish(self, tenant: str, version_record: dict[str, Any]) -> None:
+        """Store a version record and point ``latest`` at it."""
+        function_id, version = version_record["id"], version_record["version"]
+        await self.kv.set(_version_key(tenant, function_id, version), orjson.dumps(version_record))
+        await self._point_latest(tenant, function_id, version_record)
+
+    async def save_version(self, tenant: str, version_record: dict[str, Any]) -> None:
+        """Rewrite a version record's derived facts (e.g. a new artifact); never its manifest."""
+        key = _version_key(tenant, version_record["id"], version_record["version"])
+        await self.kv.set(key, orjson.dumps(version_record))
+
+    async def rollback(self, tenant: str, function_id: str, version: int) -> dict[str, Any]:
+        record = await self.get_version(tenant, function_id, version)
+        await self._point_latest(tenant, function_id, record)
+        return await self.get_function(tenant, function_id)
+
+    async def delete(self, tenant: str, function_id: str) -> None:
+        """Function record first (readers stop seeing it), then versions, then code."""
+        await self.get_function(tenant, function_id)
+        await self.kv.delete(_fn_key(tenant, function_id))
+        keys = [key async for key, _ in self.kv.scan(f"fnv/{tenant}/{function_id}/")]
+        for key in keys:
+            await self.kv.delete(key)
+        await self.code.delete_prefix(code_prefix(tenant, function_id))
+
+    async def _point_latest(self, tenant: str, function_id: str, version: dict[str, Any]) -> None:
+        def point(record: dict[str, Any] | None) -> dict[str, Any]:
+            if record is None:
+                raise FunctionNotFound(
+                    f"function {function_id!r} not found", function_id=function_id
+                )
+            return {
+                **record,
+                "latest_version": version["version"],
+                "runtime": version.get("runtime"),
+                "description": version.get("description", ""),
+                "updated_at": time.time(),
+            }
+
+        await self._mutate(_fn_key(tenant, function_id), point)
+
+    async def _mutate(self, key: str, change: Mutation) -> None:
+        """Read-modify-write with compare-and-set, retried until no one else wrote in between."""
+        while True:
+            old = await self.kv.get(key)
+            new = change(None if old is None else orjson.loads(old))
+            if new is None or await self.kv.compare_and_set(key, old, orjson.dumps(new)):
+                return
+
+
+async def _readable(entries: AsyncIterator[tuple[str, bytes]]) -> AsyncIterator[dict[str, Any]]:
+    """Records from a scan; one that does not parse is logged and left out, so a single damaged
+    entry cannot take listings (or the gateway's startup) down with it."""
+    async for key, value in entries:
+        try:
+            yield orjson.loads(value)
+        except orjson.JSONDecodeError:
+            log.error("skipping unreadable record %s in the KV store", key)
+
+
+def _fn_key(tenant: str, function_id: str) -> str:
+    return f"fn/{tenant}/{function_id}"
+
+
+def _version_key(tenant: str, function_id: str, version: int) -> str:
+    return f"fnv/{tenant}/{function_id}/{version:010d}"

@@ -1,0 +1,240 @@
+"""OpenAPI component schemas."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.functions.manifest import MANIFEST_SCHEMA
+from gateway.http.apidoc.helpers import ERROR_CODES, ref
+
+
+def schemas() -> dict[str, Any]:
+    manifest = {k: v for k, v in MANIFEST_SCHEMA.items() if k != "$schema"}
+    attempt = {
+        "type": "object",
+        "properties": {
+            "tier": {"enum": ["code", "generative", "agentic", "human"]},
+            "attempt": {"type": "integer"},
+            "status": {"enum": ["succeeded", "failed", "timeout", "skipped", "cancelled"]},
+            "error": {"type": ["string", "null"]},
+            "code": {
+                "type": "string",
+                "description": "a stable name for the failure, when it has one (output_too_large)",
+            },
+            "duration_ms": {"type": "number"},
+        },
+    }
+    log_entry = {
+        "type": "object",
+        "properties": {
+            "ts": {"type": "string", "format": "date-time"},
+            "stream": {"enum": ["stdout", "stderr", "log"]},
+            "message": {"type": "string"},
+            "level": {"type": "string"},
+        },
+    }
+    status = {
+        "enum": [
+            "pending",
+            "running",
+            "awaiting_human",
+            "completed",
+            "failed",
+            "timeout",
+            "cancelled",
+        ]
+    }
+    version = {
+        "type": "object",
+        "properties": {
+            "version": {"type": "integer"},
+            "runtime": {"type": ["string", "null"]},
+            "code_sha256": {"type": ["string", "null"]},
+            "code_size": {"type": "integer"},
+            "deployed_at": {"type": "string", "format": "date-time"},
+            "precompiled": {"type": "boolean"},
+        },
+    }
+    return {
+        "Problem": {
+            "type": "object",
+            "required": ["type", "title", "status", "code"],
+            "properties": {
+                "type": {"type": "string"},
+                "title": {"type": "string"},
+                "status": {"type": "integer"},
+                "detail": {"type": "string"},
+                "code": {"enum": sorted({c for cs in ERROR_CODES.values() for c in cs})},
+                "instance": {"type": "string"},
+                "errors": {"type": "array", "items": {"type": "object"}},
+                "attempts": {"type": "array", "items": attempt},
+            },
+        },
+        "Manifest": manifest,
+        "DeployResult": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "version": {"type": "integer"},
+                "runtime": {"type": ["string", "null"]},
+                "code_sha256": {"type": ["string", "null"]},
+                "code_size": {"type": "integer"},
+                "deployed_at": {"type": "string", "format": "date-time"},
+                "precompiled": {"type": "boolean"},
+            },
+        },
+        "FunctionList": {
+            "type": "object",
+            "properties": {
+                "functions": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "string"},
+                            "latest_version": {"type": "integer"},
+                            "runtime": {"type": ["string", "null"]},
+                            "description": {"type": "string"},
+                            "updated_at": {"type": "string", "format": "date-time"},
+                            "tenant": {"type": "string"},
+                        },
+                    },
+                }
+            },
+        },
+        "FunctionDetail": {
+            "allOf": [
+                ref("Manifest"),
+                {
+                    "type": "object",
+                    "properties": {
+                        "latest_version": {"type": "integer"},
+                        "versions": {"type": "array", "items": version},
+                    },
+                },
+            ]
+        },
+        "VersionList": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "latest_version": {"type": "integer"},
+                "versions": {"type": "array", "items": version},
+            },
+        },
+        "Execution": {
+            "type": "object",
+            "properties": {
+                "execution_id": {"type": "string"},
+                "function_id": {"type": "string"},
+                "version": {"type": "integer"},
+                "status": status,
+                "tier": {"type": ["string", "null"]},
+                "output": {},
+                "error": {"type": "string"},
+                "attempts": {"type": "array", "items": attempt},
+                "logs": {"type": "array", "items": log_entry},
+                "metrics": {
+                    "type": "object",
+                    "properties": {
+                        "duration_ms": {"type": ["number", "null"]},
+                        "queue_ms": {"type": "number"},
+                        "cold_start": {"type": "boolean"},
+                        "cache_hit": {"type": "boolean"},
+                    },
+                },
+            },
+        },
+        "Accepted": {
+            "type": "object",
+            "properties": {
+                "execution_id": {"type": "string"},
+                "status": status,
+                "status_url": {"type": "string"},
+            },
+        },
+        "LogsPage": {
+            "type": "object",
+            "properties": {
+                "executions": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "execution_id": {"type": "string"},
+                            "version": {"type": "integer"},
+                            "status": status,
+                            "tier": {"type": ["string", "null"]},
+                            "started_at": {"type": "string"},
+                            "ended_at": {"type": ["string", "null"]},
+                            "duration_ms": {"type": ["number", "null"]},
+                            "error": {"type": ["string", "null"]},
+                            "logs": {"type": "array", "items": log_entry},
+                        },
+                    },
+                }
+            },
+        },
+        "KeyRequest": {
+            "type": "object",
+            "required": ["tenant", "roles"],
+            "properties": {
+                "tenant": {"type": "string"},
+                "name": {"type": "string"},
+                "roles": {
+                    "type": "array",
+                    "items": {"enum": ["admin", "deploy", "invoke", "review"]},
+                },
+            },
+        },
+        "KeyInfo": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "tenant": {"type": "string"},
+                "name": {"type": "string"},
+                "roles": {"type": "array", "items": {"type": "string"}},
+                "created_at": {"type": "string", "format": "date-time"},
+            },
+        },
+        "NewKey": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "key": {"type": "string"},
+                "tenant": {"type": "string"},
+                "roles": {"type": "array", "items": {"type": "string"}},
+                "name": {"type": "string"},
+            },
+        },
+        "RateLimit": {
+            "type": "object",
+            "required": ["rate"],
+            "properties": {
+                "rate": {"type": "number", "minimum": 0},
+                "burst": {"type": "integer", "minimum": 1},
+            },
+        },
+        "Task": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "function_id": {"type": "string"},
+                "execution_id": {"type": "string"},
+                "input": {},
+                "instructions": {"type": "string"},
+                "attempts": {"type": "array", "items": attempt},
+                "status": {"type": "string"},
+                "created_at": {"type": "string", "format": "date-time"},
+                "expires_at": {"type": "string", "format": "date-time"},
+                "claimed_by": {"type": ["string", "null"]},
+                "output_schema": {},
+                "description": {"type": "string"},
+            },
+        },
+        "StorageTarget": {
+            "type": "object",
+            "required": ["id"],
+            "properties": {"id": {"type": "string"}, "version": {"type": "integer", "minimum": 1}},
+        },
+    }

@@ -1,0 +1,202 @@
+"""Functions: deploy, list, describe, versions, rollback, delete, logs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from aiohttp import BodyPartReader, web
+
+from gateway.errors import BadRequest, InvalidManifest, PayloadTooLarge
+from gateway.functions.manifest import check_function_id
+from gateway.http.routes.common import (
+    caller,
+    json_response,
+    read_json,
+    services,
+    tenant_of,
+    whole_number,
+)
+from gateway.http.views import iso, log_entry_body
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/deploy")
+async def deploy(request: web.Request) -> web.Response:
+    principal = caller(request, "deploy")
+    tenant = tenant_of(request, principal)
+    svc = services(request)
+    if request.content_type == "multipart/form-data":
+        manifest, code = await _read_multipart(
+            request, svc.settings.max_body_bytes, svc.settings.max_code_bytes
+        )
+    elif request.content_type in ("application/json", "application/octet-stream", ""):
+        manifest, code = await read_json(request, "manifest"), None
+    else:
+        raise BadRequest(
+            f"unsupported content type {request.content_type!r}: send the manifest as "
+            "application/json, or multipart/form-data with parts 'manifest' and 'code'"
+        )
+    result = await svc.functions.deploy(tenant, manifest, code, principal.key_id)
+    result["deployed_at"] = iso(result["deployed_at"])
+    await svc.coherence.function_changed(tenant, result["id"])
+    target = f"{tenant}/{result['id']}"
+    await svc.audit.record(principal, "function.deploy", target, version=result["version"])
+    return json_response(result, status=201, headers={"Location": f"/functions/{result['id']}"})
+
+
+async def _read_multipart(
+    request: web.Request, max_manifest: int, max_code: int
+) -> tuple[Any, bytes | None]:
+    manifest: Any = None
+    code: bytes | None = None
+    filename = None
+    reader = await request.multipart()
+    async for part in reader:
+        if not isinstance(part, BodyPartReader):
+            continue
+        if part.name == "manifest":
+            raw = await _read_part(part, max_manifest, "manifest")
+            try:
+                manifest = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise InvalidManifest(f"the manifest part is not valid JSON: {exc}") from None
+        elif part.name == "code":
+            code = await _read_part(part, max_code, "code")
+            filename = part.filename
+        else:
+            raise BadRequest(f"unexpected multipart part {part.name!r}: use 'manifest' and 'code'")
+    if manifest is None:
+        raise InvalidManifest("the multipart body has no 'manifest' part", field="(manifest)")
+    if filename and isinstance(manifest, dict):
+        manifest.setdefault("filename", filename)
+    return manifest, code
+
+
+async def _read_part(part: BodyPartReader, limit: int, name: str) -> bytes:
+    data = bytearray()
+    while chunk := await part.read_chunk(65536):
+        data.extend(chunk)
+        if len(data) > limit:
+            raise PayloadTooLarge(f"the {name} part is larger than {limit} bytes", limit=limit)
+    return bytes(data)
+
+
+@routes.get("/functions")
+async def list_functions(request: web.Request) -> web.Response:
+    principal = caller(request, "deploy")
+    everyone = principal.is_admin and "tenant" not in request.query
+    tenant = None if everyone else tenant_of(request, principal)
+    records = await services(request).registry.list_functions(tenant)
+    return json_response({"functions": [_summary(r, everyone) for r in records]})
+
+
+def _summary(record: dict[str, Any], with_tenant: bool) -> dict[str, Any]:
+    summary = {
+        "id": record["id"],
+        "latest_version": record["latest_version"],
+        "runtime": record.get("runtime"),
+        "description": record.get("description", ""),
+        "updated_at": iso(record.get("updated_at")),
+    }
+    if with_tenant:
+        summary["tenant"] = record["tenant"]
+    return summary
+
+
+@routes.get("/functions/{id}")
+async def get_function(request: web.Request) -> web.Response:
+    principal = caller(request, "deploy")
+    tenant = tenant_of(request, principal)
+    function_id = check_function_id(request.match_info["id"])
+    registry = services(request).registry
+    record = await registry.get_function(tenant, function_id)
+    latest = await registry.get_version(tenant, function_id, record["latest_version"])
+    versions = await registry.list_versions(tenant, function_id)
+    return json_response(
+        {
+            **latest["manifest"],
+            "tenant": tenant,
+            "latest_version": record["latest_version"],
+            "created_at": iso(record.get("created_at")),
+            "updated_at": iso(record.get("updated_at")),
+            "code_sha256": latest.get("code_sha256"),
+            "code_size": latest.get("code_size"),
+            "versions": [_version(v) for v in versions],
+        }
+    )
+
+
+def _version(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "version": record["version"],
+        "runtime": record.get("runtime"),
+        "code_sha256": record.get("code_sha256"),
+        "code_size": record.get("code_size"),
+        "deployed_at": iso(record["deployed_at"]),
+        "precompiled": record.get("precompiled", False),
+        "description": record.get("description", ""),
+    }
+
+
+@routes.get("/functions/{id}/versions")
+async def list_versions(request: web.Request) -> web.Response:
+    principal = caller(request, "deploy")
+    tenant = tenant_of(request, principal)
+    function_id = check_function_id(request.match_info["id"])
+    registry = services(request).registry
+    record = await registry.get_function(tenant, function_id)
+    versions = await registry.list_versions(tenant, function_id)
+    return json_response(
+        {
+            "id": function_id,
+            "latest_version": record["latest_version"],
+            "versions": [_version(v) for v in versions],
+        }
+    )
+
+
+@routes.post("/functions/{id}/rollback")
+async def rollback(request: web.Request) -> web.Response:
+    principal = caller(request, "deploy")
+    tenant = tenant_of(request, principal)
+    function_id = check_function_id(request.match_info["id"])
+    body = await read_json(request)
+    version = body.get("version") if isinstance(body, dict) else None
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise BadRequest('send {"version": N} with N a version number from 1')
+    svc = services(request)
+    record = await svc.registry.rollback(tenant, function_id, version)
+    await svc.coherence.function_changed(tenant, function_id)
+    await svc.audit.record(
+        principal, "function.rollback", f"{tenant}/{function_id}", version=version
+    )
+    return json_response({"id": function_id, "latest_version": record["latest_version"]})
+
+
+@routes.delete("/functions/{id}")
+async def delete_function(request: web.Request) -> web.Response:
+    principal = caller(request, "deploy")
+    tenant = tenant_of(request, principal)
+    function_id = check_function_id(request.match_info["id"])
+    svc = services(request)
+    await svc.registry.delete(tenant, function_id)
+    await svc.coherence.function_changed(tenant, function_id)
+    await svc.records.delete_for_function(tenant, function_id)
+    await svc.audit.record(principal, "function.delete", f"{tenant}/{function_id}")
+    return web.Response(status=204)
+
+
+@routes.get("/functions/{id}/logs")
+async def function_logs(request: web.Request) -> web.Response:
+    principal = caller(request, "deploy")
+    tenant = tenant_of(request, principal)
+    function_id = check_function_id(request.match_info["id"])
+    limit = whole_number(request.query.get("limit", "50"), "limit", 1, 1000)
+    svc = services(request)
+    await svc.registry.get_function(tenant, function_id)
+    records = await svc.records.log_page(
+        tenant, function_id, limit=limit, before=request.query.get("before")
+    )
+    return json_response({"executions": [log_entry_body(r) for r in records]})

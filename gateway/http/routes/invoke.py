@@ -1,0 +1,89 @@
+"""Invocation: ``POST /invoke/{id}`` and ``POST /invoke/{id}@{version}``, sync or async."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+
+from gateway.errors import BadRequest
+from gateway.functions.registry import FunctionRef
+from gateway.http.routes.common import caller, json_response, services, tenant_of, whole_number
+from gateway.http.views import accepted_body, execution_body
+from gateway.ids import new_span_id
+from gateway.invoke.invoker import InvokeOptions
+
+routes = web.RouteTableDef()
+
+TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$")
+TIERS = ("code", "generative", "agentic", "human")
+
+
+@routes.post("/invoke/{ref}")
+async def invoke(request: web.Request) -> web.Response:
+    principal = caller(request, "invoke")
+    tenant = tenant_of(request, principal)
+    ref = FunctionRef.parse(request.match_info["ref"])
+    trace_id, flags = _trace(request.headers.get("traceparent"))
+    prefer = request.headers.get("Prefer")
+    callback = request.headers.get("X-Callback-Url")
+    svc = services(request)
+    max_timeout_ms = svc.settings.max_timeout_ms
+    options = InvokeOptions(
+        overrides=_overrides(request.query, max_timeout_ms) if request.query_string else {},
+        respond_async=prefer is not None and _wants_async(prefer),
+        trace_id=trace_id,
+        callback_url=await svc.callbacks.check(callback) if callback else None,
+    )
+    body = await request.read()
+    record = await svc.invoker.invoke(tenant, ref, body, options)
+    headers = {"traceparent": f"00-{record['trace_id']}-{new_span_id()}-{flags}"}
+    if record["status"] in ("pending", "running", "awaiting_human"):
+        headers["Location"] = f"/executions/{record['execution_id']}"
+        return json_response(accepted_body(record), status=202, headers=headers)
+    return json_response(execution_body(record, full=False), headers=headers)
+
+
+def _wants_async(prefer: str) -> bool:
+    return any(token.strip().lower() == "respond-async" for token in prefer.split(","))
+
+
+def _trace(header: str | None) -> tuple[str | None, str]:
+    if header:
+        match = TRACEPARENT.match(header.strip().lower())
+        if match and match.group(1) != "0" * 32:
+            return match.group(1), match.group(2)
+    return None, "01"
+
+
+def _overrides(query: Any, max_timeout_ms: int) -> dict[str, Any]:
+    overrides: dict[str, Any] = {}
+    if "start_tier" in query:
+        overrides["start_tier"] = _tier(query["start_tier"], "start_tier")
+    if "skip_tiers" in query:
+        names = [t.strip() for t in query["skip_tiers"].split(",") if t.strip()]
+        overrides["skip_tiers"] = [_tier(t, "skip_tiers") for t in names]
+    for name in ("parallel", "fallback"):
+        if name in query:
+            overrides[name] = _flag(query[name], name)
+    if "timeout_ms" in query:
+        overrides["timeout_ms"] = whole_number(
+            query["timeout_ms"], "timeout_ms", 1, max_timeout_ms, "TIERGATE_MAX_TIMEOUT_MS"
+        )
+    return overrides
+
+
+def _tier(name: str, param: str) -> str:
+    if name not in TIERS:
+        raise BadRequest(f"{param}: unknown tier {name!r} (use {', '.join(TIERS)})")
+    return name
+
+
+def _flag(raw: str, name: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"{name} must be true or false, got {raw!r}")

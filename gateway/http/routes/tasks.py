@@ -1,0 +1,89 @@
+"""Human review (role review): list, read, claim, release, complete and reject tasks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from gateway.errors import BadRequest
+from gateway.http.routes.common import caller, json_response, read_json, services, tenant_of
+from gateway.http.views import execution_body
+from gateway.review.tasks import public_task
+
+routes = web.RouteTableDef()
+
+STATUSES = ("pending", "completed", "rejected", "expired", "cancelled")
+
+
+@routes.get("/tasks")
+async def list_tasks(request: web.Request) -> web.Response:
+    principal = caller(request, "review")
+    status = request.query.get("status", "pending") if request.query_string else "pending"
+    if status == "all":
+        status = None
+    elif status not in STATUSES:
+        raise BadRequest(f"status must be one of {', '.join(STATUSES)} or all, got {status!r}")
+    everyone = principal.is_admin and "tenant" not in request.query
+    tenant = None if everyone else tenant_of(request, principal)
+    tasks = await services(request).tasks.list(tenant, status)
+    return json_response({"tasks": [public_task(t) for t in tasks]})
+
+
+@routes.get("/tasks/{task_id}")
+async def get_task(request: web.Request) -> web.Response:
+    principal = caller(request, "review")
+    task = await services(request).tasks.get(request.match_info["task_id"], principal)
+    return json_response(await _with_schema(request, task))
+
+
+async def _with_schema(request: web.Request, task: dict[str, Any]) -> dict[str, Any]:
+    """The task plus what the reviewer page needs to build its form."""
+    shown = public_task(task)
+    try:
+        fn, _ = await services(request).loader.get(
+            task["tenant"], task["function_id"], task["version"]
+        )
+        shown.update(output_schema=fn.output_schema, description=fn.description)
+    except Exception:  # the function may have been deleted since; the task still stands
+        shown.update(output_schema=None, description="")
+    return shown
+
+
+@routes.post("/tasks/{task_id}/claim")
+async def claim(request: web.Request) -> web.Response:
+    principal = caller(request, "review")
+    task = await services(request).tasks.claim(request.match_info["task_id"], principal)
+    return json_response(public_task(task))
+
+
+@routes.post("/tasks/{task_id}/release")
+async def release(request: web.Request) -> web.Response:
+    principal = caller(request, "review")
+    task = await services(request).tasks.release(request.match_info["task_id"], principal)
+    return json_response(public_task(task))
+
+
+@routes.post("/tasks/{task_id}/complete")
+async def complete(request: web.Request) -> web.Response:
+    principal = caller(request, "review")
+    body = await read_json(request)
+    if not isinstance(body, dict) or "output" not in body:
+        raise BadRequest('send {"output": <the answer>}')
+    record = await services(request).tasks.complete(
+        request.match_info["task_id"], principal, body["output"]
+    )
+    return json_response(execution_body(record))
+
+
+@routes.post("/tasks/{task_id}/reject")
+async def reject(request: web.Request) -> web.Response:
+    principal = caller(request, "review")
+    body = await read_json(request)
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if not isinstance(reason, str) or not reason.strip():
+        raise BadRequest('send {"reason": "why the task is rejected"}')
+    record = await services(request).tasks.reject(
+        request.match_info["task_id"], principal, reason.strip()
+    )
+    return json_response(execution_body(record))

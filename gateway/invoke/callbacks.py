@@ -1,0 +1,169 @@
+"""Callbacks: ``X-Callback-Url`` on an invocation gets the final execution document POSTed to it
+when the execution ends — at once for a quick call, hours later for one a reviewer answers.
+
+Only http and https, and only to addresses ``allowed`` says yes to: a gateway must not be a way
+into the network it runs in. Names are resolved through ``CheckedResolver``, which hands aiohttp
+only addresses that passed, so a delivery connects to exactly what was checked, whatever the name
+answers the next time (DNS rebinding); the Host header and the TLS server name stay the URL's.
+Redirects are never followed: a 3xx is a failed attempt. ``TIERGATE_CALLBACK_ALLOW_PRIVATE``
+lifts the address rule (not the redirect one). Deliveries are retried with exponential backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import socket
+from ipaddress import IPv4Address, IPv6Address
+from typing import Any
+from urllib.parse import urlparse
+
+import aiohttp
+import orjson
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+
+from gateway.errors import BadRequest
+
+log = logging.getLogger("tiergate.callbacks")
+
+ATTEMPTS = 5
+FIRST_DELAY_S = 0.5
+TIMEOUT_S = 10.0
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# IPv6 prefixes whose last 32 bits are an IPv4 address: IPv4-compatible (deprecated), IPv4-
+# translated (SIIT) and the NAT64 well-known prefix.
+_LAST_32_BITS = tuple(ipaddress.ip_network(n) for n in ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96"))
+# The local-use NAT64 prefix (RFC 8215) is not globally reachable, whatever IPv4 address it
+# carries; the ipaddress of Python 3.11 calls it global.
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+
+
+def allowed(address: IPv4Address | IPv6Address) -> bool:
+    """Whether a callback may connect to ``address``: it must be global, and so must every IPv4
+    address it carries — ``[64:ff9b::7f00:1]`` is 127.0.0.1 to a NAT64 gateway, whatever
+    ``ipaddress`` thinks of the IPv6 address itself."""
+    if address in _NAT64_LOCAL:
+        return False
+    return address.is_global and all(inner.is_global for inner in embedded_ipv4(address))
+
+
+def embedded_ipv4(address: IPv4Address | IPv6Address) -> list[IPv4Address]:
+    """The IPv4 addresses an IPv6 address embeds: mapped, compatible, translated, NAT64, 6to4
+    and both of Teredo's (server and client)."""
+    if isinstance(address, IPv4Address):
+        return []
+    found = [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
+    found += address.teredo or ()
+    if any(address in network for network in _LAST_32_BITS):
+        found.append(IPv4Address(address.packed[12:]))
+    return found
+
+
+class PrivateAddress(OSError):
+    """A name resolved to an address a callback may not go to."""
+
+    def __init__(self, host: str, address: str) -> None:
+        super().__init__(f"{host} resolves to {address}, which callbacks may not reach")
+        self.address = address
+
+
+class CheckedResolver(AbstractResolver):
+    """Resolves like ``inner``, and answers only when every address is ``allowed``: a name that
+    points at a public and a private address is refused whole."""
+
+    def __init__(self, inner: AbstractResolver) -> None:
+        self._inner = inner
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        found = await self._inner.resolve(host, port, family)
+        for result in found:
+            if not allowed(ipaddress.ip_address(result["host"])):
+                raise PrivateAddress(host, result["host"])
+        return found
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+class Callbacks:
+    def __init__(self, *, allow_private: bool = False, dns: AbstractResolver | None = None) -> None:
+        """``dns`` answers names (the system's resolver by default; tests give their own)."""
+        dns = dns or DefaultResolver()
+        self._allow_private = allow_private
+        self._resolver = dns if allow_private else CheckedResolver(dns)
+        self._session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.delivered = 0
+        self.failed = 0
+
+    async def check(self, url: str) -> str:
+        """Refuse a callback URL before the call runs (400 ``invalid_request``). Deliveries check
+        again as they connect: this is to tell the caller at once."""
+        try:
+            parsed = urlparse(url)
+            scheme, host, port = parsed.scheme, parsed.hostname, parsed.port
+        except ValueError:  # a port out of range, a broken IPv6 literal
+            scheme, host, port = "", None, None
+        if scheme not in ("http", "https") or not host:
+            raise BadRequest(f"X-Callback-Url must be an http or https URL, got {url!r}")
+        if self._allow_private:
+            return url
+        try:
+            await self._resolver.resolve(host, port or DEFAULT_PORTS[scheme], socket.AF_UNSPEC)
+        except PrivateAddress as exc:
+            raise BadRequest(
+                f"X-Callback-Url {host!r} is a private address ({exc.address}); "
+                "set TIERGATE_CALLBACK_ALLOW_PRIVATE=true to allow it"
+            ) from None
+        except OSError:
+            raise BadRequest(f"X-Callback-Url host {host!r} does not resolve") from None
+        return url
+
+    def send(self, url: str, body: dict[str, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(self._deliver(url, orjson.dumps(body)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _deliver(self, url: str, payload: bytes) -> None:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(resolver=self._resolver),
+                timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
+            )
+        delay = FIRST_DELAY_S
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                async with self._session.post(
+                    url,
+                    data=payload,
+                    headers={"Content-Type": "application/json"},
+                    allow_redirects=False,
+                ) as response:
+                    if response.status < 300:
+                        self.delivered += 1
+                        return
+                    reason = f"HTTP {response.status}"
+                    if response.status < 400:
+                        reason += " (redirects are not followed)"
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                reason = str(exc) or type(exc).__name__
+            log.warning(
+                "callback to %s failed (%s), attempt %d of %d", url, reason, attempt, ATTEMPTS
+            )
+            if attempt < ATTEMPTS:
+                await asyncio.sleep(delay)
+                delay *= 2
+        self.failed += 1
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._session is not None:
+            await self._session.close()
+        await self._resolver.close()

@@ -1,0 +1,334 @@
+"""The one invoke path. HTTP (sync and async), agentic tool calls and finished human tasks all come
+through here, so limits, records, metrics and tenancy apply the same way to each."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from gateway.errors import (
+    AttemptCancelled,
+    BadRequest,
+    ExecutionCancelled,
+    InvalidInput,
+    InvocationError,
+    QueueFull,
+    TiergateError,
+)
+from gateway.functions.registry import FunctionRef
+from gateway.http.views import execution_body, render_logs
+from gateway.ids import new_id, new_trace_id, process_id
+from gateway.invoke.admission import Admission
+from gateway.invoke.callbacks import Callbacks
+from gateway.invoke.loaded import LoadedFunction
+from gateway.invoke.loader import Loader
+from gateway.invoke.records import ExecutionRecords
+from gateway.metrics import Metrics
+from tiers.base import AwaitingHuman, Invocation
+from tiers.engine import CascadeEngine, CascadeOptions, Outcome
+
+SecretResolver = Callable[[str, tuple[str, ...]], Awaitable[Mapping[str, str]]]
+
+
+@dataclass
+class InvokeOptions:
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    respond_async: bool = False
+    trace_id: str | None = None
+    depth: int = 0
+    callback_url: str | None = None
+    never_human: bool = False
+
+
+@dataclass
+class _Running:
+    task: asyncio.Task[Any]
+    tenant: str
+    cancel_requested: bool = False
+
+
+class Invoker:
+    def __init__(
+        self,
+        loader: Loader,
+        admission: Admission,
+        engine: CascadeEngine,
+        records: ExecutionRecords,
+        resolve_secrets: SecretResolver,
+        callbacks: Callbacks,
+        metrics: Metrics,
+        *,
+        record_input_bytes: int,
+    ) -> None:
+        self._loader = loader
+        self._admission = admission
+        self._engine = engine
+        self._records = records
+        self._resolve_secrets = resolve_secrets
+        self._callbacks = callbacks
+        self._metrics = metrics
+        self._record_input_bytes = record_input_bytes
+        self._owner = process_id()
+        self._closing = False
+        self._running: dict[str, _Running] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def invoke(
+        self, tenant: str, ref: FunctionRef, body: bytes, options: InvokeOptions
+    ) -> dict[str, Any]:
+        """Run a call; returns its finished record (or, for async calls, the pending record)."""
+        fn, cache_hit = await self._loader.get(tenant, ref.function_id, ref.version)
+        value, body = _parse_input(body, fn)
+        cascade = _cascade_options(fn, options.overrides)
+        if options.never_human:
+            cascade = dataclasses.replace(cascade, skip_tiers=cascade.skip_tiers | {"human"})
+        record = self._new_record(fn, body, value, options, cache_hit)
+        inv = Invocation(
+            fn, body, value, record["execution_id"], record["trace_id"], tenant, depth=options.depth
+        )
+        if options.respond_async:
+            self._admission.check()
+            # Written before answering 202: any instance may be asked for it next.
+            await self._records.persist(record)
+            task = asyncio.create_task(self._execute_in_background(inv, cascade, record))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return record
+        return await self._execute(inv, cascade, record)
+
+    async def _execute_in_background(
+        self, inv: Invocation, cascade: CascadeOptions, record: dict[str, Any]
+    ) -> None:
+        """An async call: its outcome lives only in its record, so errors end here."""
+        try:
+            await self._execute(inv, cascade, record)
+        except QueueFull as exc:  # the queue filled up between accepting the call and running it
+            self._finish(record, inv, "failed", error=exc.detail)
+        except (TiergateError, asyncio.CancelledError):
+            pass
+
+    async def _execute(
+        self, inv: Invocation, cascade: CascadeOptions, record: dict[str, Any]
+    ) -> dict[str, Any]:
+        task = asyncio.current_task()
+        assert task is not None
+        running = self._running[inv.execution_id] = _Running(task, inv.tenant)
+        admitted = False
+        try:
+            record["queue_ms"] = await self._admission.enter(inv.fn)
+            admitted = True
+            record["status"] = "running"
+            self._records.save(record)
+            inv.started = time.monotonic()
+            if inv.fn.secrets:
+                inv.secrets = await self._resolve_secrets(inv.tenant, inv.fn.secrets)
+            outcome = await self._engine.run(inv, cascade)
+            self._finish(record, inv, "completed", outcome=outcome)
+            return record
+        except AwaitingHuman as waiting:
+            record.update(
+                status="awaiting_human",
+                tier="human",
+                task_id=waiting.task["id"],
+                attempts=inv.attempts,
+                logs=render_logs(inv.final_logs()),
+            )
+            self._records.save(record)
+            # A reviewer on any instance may answer the task at once: the record must be there.
+            await self._records.flush_soon()
+            return record
+        except QueueFull:
+            raise  # refused before anything ran: nothing to record for a sync call
+        except InvocationError as exc:
+            status = "timeout" if exc.status == 504 else "failed"
+            self._finish(record, inv, status, error=exc.detail)
+            exc.extensions.setdefault("execution_id", inv.execution_id)
+            raise
+        except (asyncio.CancelledError, AttemptCancelled):
+            if running.cancel_requested:
+                reason = "cancelled by request"
+            elif self._closing:
+                reason = "the gateway stopped before the execution finished"
+            else:
+                reason = "the client went away"
+            self._finish(record, inv, "cancelled", error=reason)
+            if running.cancel_requested and task.uncancel() == 0:
+                raise ExecutionCancelled(
+                    "the execution was cancelled", execution_id=inv.execution_id
+                ) from None
+            raise
+        except BaseException as exc:
+            self._finish(record, inv, "failed", error=inv.redact(str(exc)))
+            raise
+        finally:
+            if admitted:
+                self._admission.leave(inv.fn)
+            self._running.pop(inv.execution_id, None)
+
+    def _new_record(
+        self,
+        fn: LoadedFunction,
+        body: bytes,
+        value: Any,
+        options: InvokeOptions,
+        cache_hit: bool,
+    ) -> dict[str, Any]:
+        recorded_input: Any = value
+        if len(body) > self._record_input_bytes:
+            recorded_input = {"truncated": True, "size": len(body)}
+        return {
+            "execution_id": new_id(),
+            "tenant": fn.tenant,
+            "function_id": fn.function_id,
+            "version": fn.version,
+            "status": "pending",
+            "tier": None,
+            "output": None,
+            "error": None,
+            "attempts": [],
+            "logs": [],
+            "input": recorded_input,
+            "trace_id": options.trace_id or new_trace_id(),
+            "started_at": time.time(),
+            "ended_at": None,
+            "duration_ms": None,
+            "queue_ms": 0.0,
+            "cold_start": not cache_hit,
+            "cache_hit": cache_hit,
+            "callback_url": options.callback_url,
+            "owner": self._owner,
+        }
+
+    def _finish(
+        self,
+        record: dict[str, Any],
+        inv: Invocation,
+        status: str,
+        *,
+        outcome: Outcome | None = None,
+        error: str | None = None,
+    ) -> None:
+        duration = time.monotonic() - inv.started
+        record["status"] = status
+        record["ended_at"] = time.time()
+        record["duration_ms"] = round(duration * 1000, 3)
+        record["attempts"] = inv.attempts
+        record["logs"] = render_logs(inv.final_logs())
+        record["error"] = error
+        if outcome is not None:
+            record["tier"] = outcome.tier
+            record["output"] = outcome.output
+            if outcome.details:
+                record["details"] = dict(outcome.details)
+        elif inv.attempts:
+            record["tier"] = inv.attempts[-1]["tier"]
+        self._records.save(record)
+        inv.fn.metrics.outcome(status, record["tier"] or "none")
+        inv.fn.metrics.duration.observe(duration)
+        if record["callback_url"]:
+            self._callbacks.send(record["callback_url"], execution_body(record))
+
+    def finish_elsewhere(
+        self,
+        record: dict[str, Any],
+        status: str,
+        *,
+        tier: str,
+        output: Any = None,
+        error: str | None = None,
+        attempt: dict[str, Any] | None = None,
+        review: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """End an execution this process is not running (a reviewer answered, a task expired):
+        the same record, metrics and callback as a call that ends here."""
+        now = time.time()
+        record.update(
+            status=status,
+            tier=tier,
+            output=output,
+            error=error,
+            ended_at=now,
+            duration_ms=round((now - record["started_at"]) * 1000, 3),
+        )
+        if attempt is not None:
+            record["attempts"] = [*record["attempts"], attempt]
+        if review is not None:
+            record["review"] = review
+        self._records.save(record)
+        metrics = self._metrics.for_function(record["tenant"], record["function_id"])
+        metrics.outcome(status, tier)
+        if record.get("callback_url"):
+            self._callbacks.send(record["callback_url"], execution_body(record))
+        return record
+
+    async def load_tool(self, tenant: str, function_id: str) -> LoadedFunction:
+        """A function an agent may call, loaded (for its description and input schema)."""
+        fn, _ = await self._loader.get(tenant, function_id, None)
+        return fn
+
+    async def call_tool(
+        self, tenant: str, function_id: str, body: bytes, depth: int, trace_id: str
+    ) -> Any:
+        """An agent's tool call: this same invoke path, never reaching a human tier."""
+        options = InvokeOptions(trace_id=trace_id, depth=depth, never_human=True)
+        record = await self.invoke(tenant, FunctionRef(function_id), body, options)
+        return record["output"]
+
+    def stop(self, execution_id: str) -> asyncio.Task[Any] | None:
+        """Ask a running execution of this process to stop; None when it is not running here."""
+        running = self._running.get(execution_id)
+        if running is None:
+            return None
+        running.cancel_requested = True
+        running.task.cancel()
+        return running.task
+
+    async def cancel(self, execution_id: str) -> bool:
+        """Cancel a running execution of this process and wait for it; False when not here."""
+        task = self.stop(execution_id)
+        if task is None:
+            return False
+        await asyncio.wait([task], timeout=5)
+        return True
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+
+def _parse_input(body: bytes, fn: LoadedFunction) -> tuple[Any, bytes]:
+    if not body.strip():
+        body = b"null"
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(
+            f"the input is not valid JSON: {exc}", errors=[{"path": "/", "message": str(exc)}]
+        ) from None
+    errors = fn.input_check.errors(value)
+    if errors:
+        raise InvalidInput(
+            f"the input does not match the function's input_schema ({len(errors)} error(s))",
+            errors=errors,
+        )
+    return value, body
+
+
+def _cascade_options(fn: LoadedFunction, overrides: Mapping[str, Any]) -> CascadeOptions:
+    if not overrides:
+        cached = fn.extras.get("cascade")
+        if cached is None:
+            cached = fn.extras["cascade"] = CascadeOptions.merge(fn.cascade, {})
+        return cached
+    try:
+        return CascadeOptions.merge(fn.cascade, overrides)
+    except (TypeError, ValueError) as exc:
+        raise BadRequest(f"invalid cascade options: {exc}") from None

@@ -1,0 +1,136 @@
+"""Execution records: written behind the hot path in batches, readable at once.
+
+``save`` only puts the record in a pending map (no I/O, so it is safe even while the calling task
+is being cancelled); a background task flushes pending records in one transaction every few
+milliseconds. Reads look at the pending map first, so a record is visible the moment it is saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from gateway.cluster.periodic import Periodic
+from gateway.errors import StorageUnavailable
+from plugins.logs import ENTRY_OVERHEAD
+from storage.executions.base import ExecutionStore, Record
+
+log = logging.getLogger("tiergate.records")
+
+FINISHED = frozenset({"completed", "failed", "timeout", "cancelled"})
+MAX_PENDING = 10_000
+LOG_PAGE_BYTES = 4 * 1024 * 1024
+LOG_PAGE_BATCH = 4
+
+
+class ExecutionRecords:
+    def __init__(
+        self,
+        store: ExecutionStore,
+        *,
+        flush_interval: float = 0.05,
+        retention_s: float = 7 * 86400,
+        purge_interval: float = 3600,
+    ) -> None:
+        self._store = store
+        self._pending: dict[str, Record] = {}
+        self._flush_interval = flush_interval
+        self._retention_s = retention_s
+        self._purge_interval = purge_interval
+        self._background = Periodic("execution records")
+        self._lock = asyncio.Lock()
+
+    def save(self, record: Record) -> None:
+        self._pending[record["execution_id"]] = record
+
+    def unsaved(self) -> int:
+        return len(self._pending)
+
+    async def get(self, execution_id: str) -> Record | None:
+        record = self._pending.get(execution_id)
+        if record is not None:
+            return record
+        return await self._store.get(execution_id)
+
+    async def persist(self, record: Record) -> None:
+        """Write one record now, around the batch; raises (and keeps nothing) if the store is
+        down. For a record another instance may be asked for before the next flush."""
+        await self._store.put_many([record])
+
+    async def flush_soon(self) -> None:
+        """Flush now; if the store is down the records stay pending for the next try."""
+        try:
+            await self.flush()
+        except StorageUnavailable as exc:
+            log.warning("execution records: %s (will retry)", exc.detail)
+
+    async def live(self, limit: int) -> list[Record]:
+        """Pending and running executions of every process (this one's saved first)."""
+        await self.flush()
+        return await self._store.live(limit)
+
+    async def list_for_function(
+        self, tenant: str, function_id: str, *, limit: int, before: str | None
+    ) -> list[Record]:
+        await self.flush()
+        return await self._store.list_for_function(tenant, function_id, limit=limit, before=before)
+
+    async def log_page(
+        self, tenant: str, function_id: str, *, limit: int, before: str | None
+    ) -> list[Record]:
+        """Newest first, at most ``limit`` records, ending early once their logs pass
+        ``LOG_PAGE_BYTES`` (a record may hold 1 MiB of logs, and ``limit`` may be 1000); read a
+        few records at a time, so a page never holds more than it answers."""
+        page: list[Record] = []
+        size = 0
+        while len(page) < limit:
+            wanted = min(LOG_PAGE_BATCH, limit - len(page))
+            batch = await self.list_for_function(tenant, function_id, limit=wanted, before=before)
+            for record in batch:
+                page.append(record)
+                size += sum(len(entry["message"]) + ENTRY_OVERHEAD for entry in record["logs"])
+                if size >= LOG_PAGE_BYTES:
+                    return page
+            if len(batch) < wanted:
+                break
+            before = batch[-1]["execution_id"]
+        return page
+
+    async def delete_for_function(self, tenant: str, function_id: str) -> None:
+        await self.flush()
+        await self._store.delete_for_function(tenant, function_id)
+
+    async def flush(self) -> None:
+        async with self._lock:
+            if not self._pending:
+                return
+            batch = self._pending
+            self._pending = {}
+            try:
+                await self._store.put_many(list(batch.values()))
+            except BaseException:
+                self._pending = {**batch, **self._pending}  # keep them for the next try
+                self._shed()
+                raise
+
+    def _shed(self) -> None:
+        """While the store is down, keep the newest ``MAX_PENDING`` records, not all of them:
+        a long outage must not grow this process without bound."""
+        excess = len(self._pending) - MAX_PENDING
+        if excess <= 0:
+            return
+        for execution_id in list(self._pending)[:excess]:
+            del self._pending[execution_id]
+        log.error("execution store unreachable: dropped %d unsaved execution records", excess)
+
+    async def purge(self) -> int:
+        return await self._store.purge(time.time() - self._retention_s)
+
+    def start(self) -> None:
+        self._background.every(self._flush_interval, self.flush)
+        self._background.every(self._purge_interval, self.purge)
+
+    async def close(self) -> None:
+        await self._background.close()
+        await self.flush()
