@@ -1,6 +1,6 @@
 """The ceiling: a bare aiohttp handler that echoes a JSON body with orjson.
 
-Usage: python bench/bare.py PORT [--uvloop]
+Usage: python bench/bare.py PORT [--uvloop]   (several may serve one port: SO_REUSEPORT)
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main() -> None:
     app = web.Application()
     app.router.add_post("/echo", echo)
     app.router.add_get("/healthz", lambda r: web.json_response({"status": "ok"}))
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
+    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, reuse_port=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,17 @@
-"""``make bench``: throughput and latency of tiergate against a bare aiohttp handler, one run,
-one machine. Every figure is reported as a ratio to the bare handler measured in the same run.
+"""``make bench``: tiergate against a bare aiohttp + orjson echo, in one run on one machine.
 
-Load: ``wrk -t1 -c64 -d<seconds>s --latency`` POSTing a small JSON body, servers on 127.0.0.1.
+For each case the bare handler and the gateway are measured **alternately** (``--pairs``, at
+least 3), so slow spells of a noisy machine fall on both; figures are ratios to the bare handler
+of the same pairs (the median ratio), beside **CPU µs per request** read from ``/proc`` (the
+gateway process, and its worker processes apart), which is steadier than req/s here.
+
+- closed loop: ``wrk -t1 -c64`` POSTing a small JSON body → req/s, and CPU per request;
+- unloaded: ``wrk -t1 -c1`` → p50;
+- open loop at a fixed rate, half the gateway's capacity (``openloop.py``, latency from the
+  scheduled send time, wrk2-style) → p50 / p99 / p99.9 for both;
+- the Python echo runs its pairs one after another (a pool that wedges after a burst fails the
+  next run), then ``serve --workers N`` against the bare handler in N processes;
+- cold starts after a restart.
 """
 
 from __future__ import annotations
@@ -16,7 +26,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
@@ -29,30 +41,127 @@ from plugins.testing import TiergateServer, free_port  # noqa: E402
 EXAMPLES = ROOT / "examples" / "functions"
 LUA = Path(__file__).with_name("post.lua")
 BODY = {"hello": "world", "n": [1, 2, 3]}
+TICK = os.sysconf("SC_CLK_TCK")
+CASES = (
+    ("wasm core echo", "echo", EXAMPLES / "echo.wat"),
+    ("wasm WASI echo, .wat", "wasi-echo", EXAMPLES / "wasi-echo.wat"),
+    ("wasm WASI echo, C", "c-echo", EXAMPLES / "c" / "echo.wasm"),
+    ("python echo", "py-echo", EXAMPLES / "py-echo.py"),
+)
 
 
 @dataclass
-class Row:
-    name: str
+class Load:
+    """One closed-loop run against one server."""
+
     rps: float
     p50_ms: float
     p99_ms: float
-    ratio: float = 0.0
-    p99_ratio: float = 0.0
+    main_us: float  # CPU of the serving process(es) per request
+    workers_us: float  # CPU of their worker processes per request
 
 
-def wrk(url: str, seconds: int, key: str = "") -> tuple[float, float, float]:
+@dataclass
+class Case:
+    name: str
+    bare: list[Load] = field(default_factory=list)
+    gateway: list[Load] = field(default_factory=list)
+    unloaded_p50_ms: dict[str, float] = field(default_factory=dict)
+    open_loop: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return statistics.median(
+            g.rps / b.rps for b, g in zip(self.bare, self.gateway, strict=True)
+        )
+
+
+@dataclass
+class Target:
+    """A running server: its URL, key, and the pids whose CPU counts as 'main'."""
+
+    url: str
+    key: str
+    mains: list[int]
+
+
+# --- CPU from /proc ---------------------------------------------------------------------------
+
+
+def _children() -> dict[int, list[int]]:
+    found: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            found.setdefault(parent, []).append(int(entry.name))
+    return found
+
+
+def _cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+Snapshot = dict[int, tuple[bool, float]]
+
+
+def cpu_snapshot(mains: list[int]) -> Snapshot:
+    """CPU seconds of the main pids and of every process below them (workers)."""
+    tree = _children()
+    seen: Snapshot = {pid: (True, _cpu(pid)) for pid in mains}
+    todo = list(mains)
+    while todo:
+        for child in tree.get(todo.pop(), []):
+            if child not in seen:
+                seen[child] = (False, _cpu(child))
+                todo.append(child)
+    return seen
+
+
+def cpu_spent(
+    before: dict[int, tuple[bool, float]], after: dict[int, tuple[bool, float]]
+) -> tuple[float, float]:
+    main = workers = 0.0
+    for pid, (is_main, seconds) in after.items():
+        spent = seconds - before.get(pid, (is_main, 0.0))[1]
+        if is_main:
+            main += spent
+        else:
+            workers += spent
+    return main, workers
+
+
+# --- load ---------------------------------------------------------------------------------------
+
+
+def wrk(target: Target, seconds: int, connections: int = 64) -> tuple[float, float, float, int]:
     out = subprocess.run(
-        ["wrk", "-t1", "-c64", f"-d{seconds}s", "--latency", "-s", str(LUA), url],
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(LUA),
+            target.url,
+        ],
         capture_output=True,
         text=True,
-        env={**os.environ, "BENCH_KEY": key},
+        env={**os.environ, "BENCH_KEY": target.key},
         check=True,
     ).stdout
-    if "Non-2xx" in out:
-        raise RuntimeError(f"non-2xx answers from {url}:\n{out}")
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"errors from {target.url}:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    return rps, _latency(out, "50%"), _latency(out, "99%")
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return rps, _latency(out, "50%"), _latency(out, "99%"), total
 
 
 def _latency(out: str, pct: str) -> float:
@@ -60,24 +169,41 @@ def _latency(out: str, pct: str) -> float:
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
 
 
-def bare(seconds: int, uvloop: bool) -> Row:
-    port = free_port()
-    args = [sys.executable, str(Path(__file__).with_name("bare.py")), str(port)]
-    proc = subprocess.Popen(args + (["--uvloop"] if uvloop else []))
-    try:
-        _wait(f"http://127.0.0.1:{port}/healthz")
-        wrk(f"http://127.0.0.1:{port}/echo", 2)  # warm-up
-        return Row(
-            "bare aiohttp" + (" + uvloop" if uvloop else ""),
-            *wrk(f"http://127.0.0.1:{port}/echo", seconds),
-        )
-    finally:
-        proc.terminate()
-        proc.wait()
+def closed_loop(target: Target, seconds: int) -> Load:
+    before = cpu_snapshot(target.mains)
+    rps, p50, p99, total = wrk(target, seconds)
+    main, workers = cpu_spent(before, cpu_snapshot(target.mains))
+    return Load(rps, p50, p99, main / total * 1e6, workers / total * 1e6)
+
+
+def open_loop(target: Target, rate: float, seconds: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(Path(__file__).with_name("openloop.py")),
+            target.url,
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(seconds),
+            "--key",
+            target.key,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    result = json.loads(out)
+    if result["errors"]:
+        raise RuntimeError(f"errors from {target.url}: {result}")
+    return result
+
+
+# --- servers ------------------------------------------------------------------------------------
 
 
 def _wait(url: str) -> None:
-    for _ in range(300):
+    for _ in range(600):
         try:
             if httpx.get(url, timeout=1).status_code == 200:
                 return
@@ -87,14 +213,39 @@ def _wait(url: str) -> None:
     raise RuntimeError(f"{url} never answered")
 
 
+@contextmanager
+def bare_server(processes: int = 1) -> Iterator[Target]:
+    port = free_port()
+    script = str(Path(__file__).with_name("bare.py"))
+    procs = [
+        subprocess.Popen([sys.executable, script, str(port), "--uvloop"]) for _ in range(processes)
+    ]
+    try:
+        _wait(f"http://127.0.0.1:{port}/healthz")
+        yield Target(f"http://127.0.0.1:{port}/echo", "", [p.pid for p in procs])
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait()
+
+
+@contextmanager
+def gateway_server(data_dir: Path, args: tuple[str, ...] = ()) -> Iterator[TiergateServer]:
+    server = TiergateServer(data_dir, args=args).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def deploy(server: TiergateServer, fn: str, path: Path) -> None:
     runtime = "python" if path.suffix == ".py" else "wasm"
     with server.client() as api:
-        manifest = {"id": fn, "runtime": runtime}
         r = api.post(
             "/deploy",
             files={
-                "manifest": (None, json.dumps(manifest)),
+                "manifest": (None, json.dumps({"id": fn, "runtime": runtime})),
                 "code": (path.name, path.read_bytes()),
             },
         )
@@ -102,38 +253,45 @@ def deploy(server: TiergateServer, fn: str, path: Path) -> None:
         assert api.post(f"/invoke/{fn}", json=BODY).json()["output"] == BODY
 
 
-def gateway_rows(server: TiergateServer, seconds: int) -> list[Row]:
-    cases = [
-        ("tiergate wasm core echo (warm)", "echo", EXAMPLES / "echo.wat"),
-        ("tiergate wasm WASI echo, .wat (warm)", "wasi-echo", EXAMPLES / "wasi-echo.wat"),
-        ("tiergate wasm WASI echo, C (warm)", "c-echo", EXAMPLES / "c" / "echo.wasm"),
-        ("tiergate python echo (warm)", "py-echo", EXAMPLES / "py-echo.py"),
+def gateway_mains(server: TiergateServer) -> list[int]:
+    """The serving processes: ``serve`` itself, or its ``--workers`` children (started with
+    multiprocessing's spawn; the resource tracker is not one)."""
+    assert server.process is not None
+    pid = server.process.pid
+    children = [
+        c
+        for c in _children().get(pid, [])
+        if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()
     ]
-    rows = []
-    for name, fn, path in cases:
-        deploy(server, fn, path)
-        url = f"{server.url}/invoke/{fn}"
-        wrk(url, 2, server.admin_key)
-        rows.append(Row(name, *wrk(url, seconds, server.admin_key)))
-    return rows
+    return children or [pid]
 
 
-def workers_row(data_dir: Path, seconds: int, workers: int) -> Row:
-    """The core echo again, served by ``serve --workers N`` (one port, N processes)."""
-    server = TiergateServer(data_dir, args=("--workers", str(workers))).start()
-    try:
-        deadline = time.monotonic() + 60
-        while f"{workers} workers)" not in server.log():
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the workers did not all start:\n{server.log()}")
-            time.sleep(0.1)
-        deploy(server, "echo", EXAMPLES / "echo.wat")
-        url = f"{server.url}/invoke/echo"
-        wrk(url, 2, server.admin_key)
-        return Row(f"tiergate wasm core echo, --workers {workers}", *wrk(url, seconds,
-                                                                          server.admin_key))
-    finally:
-        server.stop()
+# --- the run ------------------------------------------------------------------------------------
+
+
+def measure_case(name: str, bare: Target, gateway: Target, args: argparse.Namespace) -> Case:
+    case = Case(name)
+    wrk(bare, 1)
+    wrk(gateway, 1)  # warm both
+    for _ in range(args.pairs):
+        case.bare.append(closed_loop(bare, args.seconds))
+        case.gateway.append(closed_loop(gateway, args.seconds))
+    for label, target in (("bare", bare), ("gateway", gateway)):
+        case.unloaded_p50_ms[label] = wrk(target, args.seconds, connections=1)[1]
+    rate = round(statistics.median(g.rps for g in case.gateway) / 2)
+    for _ in range(args.pairs):
+        for label, target in (("bare", bare), ("gateway", gateway)):
+            result = open_loop(target, rate, args.seconds)
+            case.open_loop.setdefault(
+                label, {"rate": rate, "p50_ms": [], "p99_ms": [], "p999_ms": []}
+            )
+            for key in ("p50_ms", "p99_ms", "p999_ms"):
+                case.open_loop[label][key].append(result[key])
+    for runs in case.open_loop.values():
+        for key in ("p50_ms", "p99_ms", "p999_ms"):
+            runs[key] = statistics.median(runs[key])
+    print(summary_line(case), flush=True)
+    return case
 
 
 def cold_starts(server: TiergateServer, repeats: int) -> dict[str, float]:
@@ -164,52 +322,90 @@ def _timed(api: httpx.Client) -> float:
     return elapsed
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--cold-repeats", type=int, default=5)
-    parser.add_argument("--cold-only", action="store_true", help="only measure cold starts")
-    args = parser.parse_args()
-    if args.cold_only:
-        with tempfile.TemporaryDirectory() as tmp:
-            server = TiergateServer(Path(tmp) / "data").start()
-            try:
-                deploy(server, "echo", EXAMPLES / "echo.wat")
-                cold = cold_starts(server, args.cold_repeats)
-            finally:
-                server.stop()
-        print(cold)
-        return
-    rows = [bare(args.seconds, False), bare(args.seconds, True)]
-    with tempfile.TemporaryDirectory() as tmp:
-        server = TiergateServer(Path(tmp) / "data").start()
-        try:
-            rows += gateway_rows(server, args.seconds)
+def run(args: argparse.Namespace) -> dict:
+    cases = []
+    with tempfile.TemporaryDirectory() as tmp, bare_server() as bare:
+        with gateway_server(Path(tmp) / "one") as server:
+            mains = gateway_mains(server)
+            for name, fn, path in CASES:
+                deploy(server, fn, path)
+                target = Target(f"{server.url}/invoke/{fn}", server.admin_key, mains)
+                cases.append(measure_case(f"{name}, 1 process", bare, target, args))
             cold = cold_starts(server, args.cold_repeats)
-        finally:
-            server.stop()
-        rows.append(workers_row(Path(tmp) / "workers", args.seconds, 2))
-    report(rows, cold)
+        processes = os.cpu_count() or 2
+        with (
+            bare_server(processes) as many,
+            gateway_server(Path(tmp) / "many", ("--workers", str(processes))) as server,
+        ):
+            deadline = time.monotonic() + 60
+            while f"{processes} workers)" not in server.log():
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"the workers did not all start:\n{server.log()}")
+                time.sleep(0.1)
+            deploy(server, "echo", EXAMPLES / "echo.wat")
+            target = Target(f"{server.url}/invoke/echo", server.admin_key, gateway_mains(server))
+            cases.append(
+                measure_case(f"wasm core echo, {processes} processes each", many, target, args)
+            )
+    return {"cases": [asdict(c) | {"ratio": c.ratio} for c in cases], "cold_start_extra_ms": cold}
 
 
-def report(rows: list[Row], cold: dict[str, float]) -> None:
-    base = rows[0]
-    for row in rows:
-        row.ratio = row.rps / base.rps
-        row.p99_ratio = row.p99_ms / base.p99_ms
-    header = ("case", "req/s", "p50 ms", "p99 ms", "x bare", "p99 x bare")
-    print("\n{:44} {:>9} {:>8} {:>8} {:>7} {:>10}".format(*header))
-    for r in rows:
-        cells = (r.name, r.rps, r.p50_ms, r.p99_ms, r.ratio, r.p99_ratio)
-        print("{:44} {:9.0f} {:8.2f} {:8.2f} {:7.2f} {:10.2f}".format(*cells))
+def summary_line(case: Case) -> str:
+    g = case.gateway
+    return (
+        f"{case.name:38} {statistics.median(x.rps for x in g):7.0f} req/s  "
+        f"{case.ratio:4.2f}x bare  loop {statistics.median(x.main_us for x in g):5.0f} us/req  "
+        f"workers {statistics.median(x.workers_us for x in g):5.0f} us/req  "
+        f"(bare {statistics.median(x.main_us for x in case.bare):4.0f} us/req)"
+    )
+
+
+def report(result: dict) -> None:
+    print("\nclosed loop (wrk -c64), median of the pairs; CPU per request from /proc")
+    print(
+        f"{'case':40} {'gw req/s':>9} {'bare':>7} {'x bare':>6} {'pairs (x bare)':>22} "
+        f"{'loop us':>8} {'workers us':>10} {'bare us':>8}"
+    )
+    for c in result["cases"]:
+        gw, bare = c["gateway"], c["bare"]
+        pairs = " ".join(f"{g['rps'] / b['rps']:.2f}" for b, g in zip(bare, gw, strict=True))
+        print(
+            f"{c['name']:40} {statistics.median(x['rps'] for x in gw):9.0f} "
+            f"{statistics.median(x['rps'] for x in bare):7.0f} {c['ratio']:6.2f} {pairs:>22} "
+            f"{statistics.median(x['main_us'] for x in gw):8.0f} "
+            f"{statistics.median(x['workers_us'] for x in gw):10.0f} "
+            f"{statistics.median(x['main_us'] for x in bare):8.0f}"
+        )
+    print("\nlatency: unloaded (wrk -c1) p50; open loop at half the gateway's capacity")
+    print(
+        f"{'case':40} {'c=1 gw':>7} {'bare':>6} {'rate':>6} {'p50':>6} {'p99':>7} "
+        f"{'p99.9':>7} {'bare p99':>8} {'p99 x bare':>10}"
+    )
+    for c in result["cases"]:
+        o, ob = c["open_loop"]["gateway"], c["open_loop"]["bare"]
+        print(
+            f"{c['name']:40} {c['unloaded_p50_ms']['gateway']:7.2f} "
+            f"{c['unloaded_p50_ms']['bare']:6.2f} {o['rate']:6.0f} {o['p50_ms']:6.2f} "
+            f"{o['p99_ms']:7.2f} {o['p999_ms']:7.2f} {ob['p99_ms']:8.2f} "
+            f"{o['p99_ms'] / ob['p99_ms']:10.2f}"
+        )
     print("\ncold start (first call after a restart, minus a warm call), median:")
-    for label, ms in cold.items():
+    for label, ms in result["cold_start_extra_ms"].items():
         print(f"  {label:24} +{ms:.2f} ms")
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "latest.json").write_text(
-        json.dumps({"rows": [asdict(r) for r in rows], "cold_start_extra_ms": cold}, indent=2)
-    )
+    (out / "latest.json").write_text(json.dumps(result, indent=2))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=5, help="length of each run")
+    parser.add_argument("--pairs", type=int, default=3, help="bare/gateway pairs per case (>= 3)")
+    parser.add_argument("--cold-repeats", type=int, default=5)
+    args = parser.parse_args()
+    if args.pairs < 3:
+        parser.error("--pairs must be at least 3: one pair says nothing on a noisy machine")
+    report(run(args))
 
 
 if __name__ == "__main__":
