@@ -1,6 +1,8 @@
 """The public plugin API (re-exported by the top-level ``tiergate`` module)."""
 
-from gateway.errors import (
+from storage.files import write_once
+
+from .errors import (
     BadOutput,
     CompileError,
     FunctionCrashed,
@@ -10,8 +12,6 @@ from gateway.errors import (
     QueueFull,
     RuntimeUnavailable,
 )
-from storage.files import write_once
-
 from .hookspecs import hookimpl, hookspec
 from .logs import LogBudget, cap_entries
 from .runtime import (

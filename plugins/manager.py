@@ -16,9 +16,8 @@ from typing import Any, Literal
 
 import pluggy
 
-from gateway.errors import PluginError, RuntimeUnavailable, UnknownRuntime
-
 from . import hookspecs
+from .errors import PluginError, RuntimeUnavailable, UnknownRuntime
 from .runtime import PluginContext, Runtime, RuntimeSpec
 
 log = logging.getLogger("tiergate.plugins")

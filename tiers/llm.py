@@ -18,7 +18,9 @@ import openai
 import orjson
 import pybreaker
 
-from gateway.errors import BadOutput, FunctionFailed, TierSkipped
+from plugins.errors import BadOutput, FunctionFailed
+
+from .errors import TierSkipped
 
 FAIL_MAX = 5
 RESET_S = 30.0

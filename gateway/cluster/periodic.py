@@ -10,7 +10,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from gateway.errors import StorageUnavailable
+from storage.errors import StorageUnavailable
 
 log = logging.getLogger("tiergate.periodic")
 

@@ -17,11 +17,12 @@ from typing import Any
 import orjson
 
 from gateway.cluster.periodic import Periodic
-from gateway.errors import BadRequest, InvalidOutput, StorageUnavailable, TaskClaimed, TaskNotFound
+from gateway.errors import BadRequest, InvalidOutput, TaskClaimed, TaskNotFound
 from gateway.invoke.invoker import Invoker
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
 from gateway.security.auth import Principal
+from storage.errors import StorageUnavailable
 from storage.kv.base import KV
 
 DEFAULT_EXPIRY_S = 24 * 3600

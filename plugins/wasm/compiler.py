@@ -25,7 +25,7 @@ import sys
 
 import wasmtime
 
-from gateway.errors import CompileError, PayloadTooLarge
+from plugins.errors import CompileError, PayloadTooLarge
 from plugins.workers import FrameReader, describe_exit, encode
 
 from .abi import detect
