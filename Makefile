@@ -41,6 +41,7 @@ system-packages:
 
 test: $(VENV)/.test-deps system-packages
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest
 
 wrk:
@@ -51,6 +52,7 @@ bench: $(VENV)/.test-deps wrk
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) .tiergate bench/results

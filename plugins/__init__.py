@@ -1,4 +1,12 @@
-"""The public plugin API (re-exported by the top-level ``tiergate`` module)."""
+"""The public plugin API (re-exported by the top-level ``tiergate`` module).
+
+What a runtime plugin may build on, and so all the built-in runtimes (``plugins.wasm``,
+``plugins.python``) import: the names below, and the modules ``plugins.errors``,
+``plugins.runtime``, ``plugins.hookspecs``, ``plugins.logs``, ``plugins.workers`` and
+``plugins.sandbox``. Not for runtimes: ``plugins.manager`` (discovery and the runtime registry,
+the gateway's side), ``plugins.testing`` and ``plugins.conformance`` (the test suite), storage,
+and one built-in runtime for another. ``lint-imports`` checks it (``pyproject.toml``).
+"""
 
 from storage.files import write_once
 

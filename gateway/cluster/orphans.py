@@ -14,10 +14,10 @@ from typing import Any
 
 import orjson
 
-from gateway.cluster.periodic import Periodic
-from gateway.http.views import execution_body
 from gateway.invoke.callbacks import Callbacks
 from gateway.invoke.records import ExecutionRecords
+from gateway.periodic import Periodic
+from gateway.views import execution_body
 from storage.errors import StorageUnavailable
 from storage.kv.base import KV
 

@@ -14,13 +14,13 @@ import orjson
 
 from gateway.errors import REPORTED, BadRequest, ExecutionCancelled, InvalidInput, NotFound
 from gateway.functions.registry import FunctionRef
-from gateway.http.views import execution_body, render_logs
 from gateway.ids import new_id, new_trace_id, process_id
 from gateway.invoke.admission import Admission
 from gateway.invoke.callbacks import Callbacks
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
 from gateway.metrics import Metrics
+from gateway.views import execution_body, render_logs
 from plugins.errors import QueueFull
 from tiers.base import AwaitingHuman, Invocation
 from tiers.engine import CascadeEngine, CascadeOptions, Outcome
