@@ -42,6 +42,7 @@ system-packages:
 test: $(VENV)/.test-deps system-packages
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 wrk:
@@ -53,6 +54,7 @@ bench: $(VENV)/.test-deps wrk
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .tiergate bench/results

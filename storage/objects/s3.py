@@ -25,6 +25,7 @@ from .base import ObjectInfo, ObjectNotFound
 from .local import check_key
 
 T = TypeVar("T")
+Keys = list[str]  # named here: inside the class, ``list`` is the method
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 POOL = 32
 MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -92,9 +93,9 @@ class S3ObjectStore:
         for key in keys:
             yield key[len(self.prefix) :]
 
-    def _list(self, full_prefix: str) -> list[str]:
+    def _list(self, full_prefix: str) -> Keys:
         paginator = self._client.get_paginator("list_objects_v2")
-        keys = []
+        keys: Keys = []
         for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
             keys.extend(item["Key"] for item in page.get("Contents", []))
         return sorted(keys)
