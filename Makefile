@@ -41,6 +41,8 @@ system-packages:
 
 test: $(VENV)/.test-deps system-packages
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 wrk:
@@ -51,6 +53,8 @@ bench: $(VENV)/.test-deps wrk
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) .tiergate bench/results

@@ -1,14 +1,16 @@
-"""The one exception hierarchy of tiergate.
+"""The gateway's own API errors, and the list of errors raised below it that the API reports.
 
-Two families that never mix:
+``TiergateError`` and its subclasses are what the gateway itself refuses or fails with: each
+class carries its stable ``code`` and HTTP ``status``. Errors live with what raises them, so
+storage, the runtimes and the cascade raise errors of their own, which know nothing of HTTP:
+``StorageUnavailable`` (``storage/errors.py``); ``PluginError`` and its subclasses such as
+``CompileError``, ``QueueFull`` or ``RuntimeUnavailable`` (``plugins/errors.py``, the plugin API);
+the cascade's verdicts ``CascadeExhausted`` and ``InvocationTimeout`` (``tiers/errors.py``). Each
+of those carries its ``code``, ``detail`` and ``extensions``; ``gateway/http/problems.py`` gives
+every one its status and renders them all as RFC 9457 problems, in one place.
 
-* ``TiergateError`` and its subclasses are what the API reports as RFC 9457 problems. Each class
-  carries its stable ``code`` and HTTP ``status``; the problem middleware renders them.
-* ``AttemptFailure`` and its subclasses are how one tier attempt ends badly. They are recorded in
-  ``attempts[]`` and never become a response by themselves; only the cascade's final verdict
-  (``CascadeExhausted`` / ``InvocationTimeout``) does.
-
-This module is a leaf: stdlib imports only, so storage and plugins may import it.
+How one tier attempt ends badly (``AttemptFailure``, ``plugins/errors.py``) never becomes a
+response by itself: only the cascade's verdict does.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from typing import Any, ClassVar
+
+from plugins.errors import PluginError
+from storage.errors import StorageUnavailable
+from tiers.errors import InvocationError
 
 
 class TiergateError(Exception):
@@ -61,11 +67,6 @@ class InvalidFunctionId(BadRequest):
 class InvalidManifest(BadRequest):
     code = "invalid_manifest"
     title = "Invalid manifest"
-
-
-class UnknownRuntime(BadRequest):
-    code = "unknown_runtime"
-    title = "Unknown runtime"
 
 
 class InvalidInput(BadRequest):
@@ -179,30 +180,10 @@ class TaskClaimed(TiergateError):
     title = "Task claimed"
 
 
-class PayloadTooLarge(TiergateError):
-    code = "payload_too_large"
-    status = 413
-    title = "Payload too large"
-
-
-class CompileError(TiergateError):
-    """Raised by runtimes at deploy when code does not validate or compile."""
-
-    code = "compile_error"
-    status = 422
-    title = "Compile error"
-
-
 class RateLimited(RetryLater):
     code = "rate_limited"
     status = 429
     title = "Rate limited"
-
-
-class QueueFull(RetryLater):
-    code = "queue_full"
-    status = 429
-    title = "Queue full"
 
 
 class TooManyDeploys(RetryLater):
@@ -220,84 +201,9 @@ class CircuitOpen(RetryLater):
     title = "Circuit open"
 
 
-class StorageUnavailable(RetryLater):
-    """A transient storage fault. Backends raise only this (or their internal not-found)."""
+RAISED_BELOW = (StorageUnavailable, PluginError, InvocationError)
+"""The errors raised below the gateway that the API reports, each with ``code``, ``detail`` and
+``extensions`` (their statuses are in ``gateway/http/problems.py``)."""
 
-    code = "storage_unavailable"
-    status = 503
-    title = "Storage unavailable"
-
-    def __init__(self, detail: str | None = None, *, retry_after: float = 1, **ext: Any) -> None:
-        super().__init__(detail, retry_after=retry_after, **ext)
-
-
-class InvocationError(TiergateError):
-    """The cascade's final verdict when no tier produced an answer."""
-
-
-class CascadeExhausted(InvocationError):
-    code = "cascade_exhausted"
-    status = 500
-    title = "Cascade exhausted"
-
-
-class InvocationTimeout(InvocationError):
-    code = "timeout"
-    status = 504
-    title = "Timeout"
-
-
-class PluginError(TiergateError):
-    """A runtime plugin misbehaved at startup or deploy."""
-
-
-class RuntimeUnavailable(PluginError):
-    """A runtime cannot work on this machine (its interpreter is missing, or it cannot isolate
-    code here): deploys and calls of that runtime are refused until an operator fixes it."""
-
-    code = "runtime_unavailable"
-    status = 503
-    title = "Runtime unavailable"
-
-
-class AttemptFailure(Exception):
-    """How one tier attempt ended without an answer; recorded in ``attempts[]`` (with ``code``
-    when the failure has a stable name, e.g. ``output_too_large``)."""
-
-    status: ClassVar[str] = "failed"
-    code: ClassVar[str | None] = None
-
-    def __init__(self, message: str, *, logs: list[Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.logs = list(logs or [])
-
-
-class FunctionFailed(AttemptFailure):
-    """The code raised, trapped or exited non-zero."""
-
-
-class FunctionCrashed(FunctionFailed):
-    """The process running the code died (killed, out of memory); it has been replaced."""
-
-
-class BadOutput(FunctionFailed):
-    """The output is not JSON, or it breaks the function's output schema."""
-
-
-class OutputTooLarge(FunctionFailed):
-    """The output is larger than ``limits.max_output_kb``; it escalates like any failure."""
-
-    code = "output_too_large"
-
-
-class FunctionTimeout(AttemptFailure):
-    status = "timeout"
-
-
-class TierSkipped(AttemptFailure):
-    status = "skipped"
-
-
-class AttemptCancelled(AttemptFailure):
-    status = "cancelled"
+REPORTED = (TiergateError, StorageUnavailable, PluginError, InvocationError)
+"""Everything the API reports as a problem, for the places that catch exactly that."""

@@ -1,6 +1,16 @@
-"""The public plugin API (re-exported by the top-level ``tiergate`` module)."""
+"""The public plugin API (re-exported by the top-level ``tiergate`` module).
 
-from gateway.errors import (
+What a runtime plugin may build on, and so all the built-in runtimes (``plugins.wasm``,
+``plugins.python``) import: the names below, and the modules ``plugins.errors``,
+``plugins.runtime``, ``plugins.hookspecs``, ``plugins.logs``, ``plugins.workers`` and
+``plugins.sandbox``. Not for runtimes: ``plugins.manager`` (discovery and the runtime registry,
+the gateway's side), ``plugins.testing`` and ``plugins.conformance`` (the test suite), storage,
+and one built-in runtime for another. ``lint-imports`` checks it (``pyproject.toml``).
+"""
+
+from storage.files import write_once
+
+from .errors import (
     BadOutput,
     CompileError,
     FunctionCrashed,
@@ -10,8 +20,6 @@ from gateway.errors import (
     QueueFull,
     RuntimeUnavailable,
 )
-from storage.files import write_once
-
 from .hookspecs import hookimpl, hookspec
 from .logs import LogBudget, cap_entries
 from .runtime import (

@@ -32,6 +32,7 @@ def tiergate_runtimes(context: PluginContext) -> Iterable[RuntimeSpec]:
             yield tiergate.RuntimeSpec(name="reverse", factory=ReverseRuntime,
                                        description="returns its input reversed")
     """
+    raise NotImplementedError  # a hookspec: pluggy calls the plugins' implementations
 
 
 @hookspec

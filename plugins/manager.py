@@ -12,13 +12,12 @@ import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pluggy
 
-from gateway.errors import PluginError, RuntimeUnavailable, UnknownRuntime
-
 from . import hookspecs
+from .errors import PluginError, RuntimeUnavailable, UnknownRuntime
 from .runtime import PluginContext, Runtime, RuntimeSpec
 
 log = logging.getLogger("tiergate.plugins")
@@ -108,7 +107,8 @@ class RuntimeRegistry:
         for impl in pm.hook.tiergate_runtimes.get_hookimpls():
             source = sources.get(id(impl.plugin), f"plugin {impl.plugin_name}")
             try:
-                specs = list(impl.function(context=context) or ())
+                declared = impl.function(context=context) or ()
+                specs = list(cast("Iterable[RuntimeSpec]", declared))  # each checked in _add
             except Exception as exc:
                 log.warning("plugin %s failed to declare runtimes: %s", impl.plugin_name, exc)
                 entries[impl.plugin_name] = RuntimeEntry(

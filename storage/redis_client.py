@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from redis import asyncio as aioredis
 from redis import exceptions as redis_errors
 
-from gateway.errors import StorageUnavailable
+from storage.errors import StorageUnavailable
 
 T = TypeVar("T")
 NAMESPACE = "tiergate:"
@@ -26,8 +26,13 @@ def connect(url: str) -> aioredis.Redis:
     slot = _slot(url)
     client, users = _pools.get(slot, (None, 0))
     if client is None:
-        client = aioredis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=3,
-                                         health_check_interval=10, retry_on_timeout=True)
+        client = aioredis.Redis.from_url(
+            url,
+            socket_timeout=5,
+            socket_connect_timeout=3,
+            health_check_interval=10,
+            retry_on_timeout=True,
+        )
     _pools[slot] = (client, users + 1)
     return client
 

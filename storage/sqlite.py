@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from gateway.errors import StorageUnavailable
+from storage.errors import StorageUnavailable
 
 from .threads import Offload
 

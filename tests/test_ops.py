@@ -11,6 +11,7 @@ from conftest import assert_problem, deploy_wat, metric, unique
 import gateway.errors as errors
 from gateway.http.apidoc import ERROR_CODES, openapi_document
 from gateway.http.app import ROUTE_TABLES
+from gateway.http.problems import STATUSES
 
 ROOT = Path(__file__).resolve().parent.parent
 API_DOC = ROOT / "docs" / "api.md"
@@ -77,10 +78,25 @@ def _codes_in(path: Path, *, reserved: bool = True) -> dict[str, int]:
 
 
 def _error_classes() -> dict[str, int]:
+    """Every code the API reports, with its status: the gateway's own errors carry both, the
+    errors raised below it (storage, plugins, the cascade) get their status in ``STATUSES``."""
     found = {}
     for value in vars(errors).values():
         if isinstance(value, type) and issubclass(value, errors.TiergateError):
             found.setdefault(value.code, value.status)
+    for cls, (status, _) in STATUSES.items():
+        found.setdefault(cls.code, status)
+    return found
+
+
+def _declaring_classes() -> dict[str, list[type]]:
+    """The classes that declare each code themselves (not inherited from a base)."""
+    classes = [v for v in vars(errors).values() if isinstance(v, type)]
+    classes = [c for c in classes if issubclass(c, errors.TiergateError)] + list(STATUSES)
+    found: dict[str, list[type]] = {}
+    for cls in classes:
+        if "code" in vars(cls):
+            found.setdefault(cls.code, []).append(cls)
     return found
 
 
@@ -89,6 +105,9 @@ def test_every_error_code_has_one_class_and_is_documented():
     assert len(codes) >= 22
     classes = _error_classes()
     assert classes == codes
+    declared = _declaring_classes()  # internal_error is also every family's base's code
+    assert {c: cs for c, cs in declared.items() if len(cs) > 1 and c != "internal_error"} == {}
+    assert set(codes) <= set(declared)
     assert {c for cs in ERROR_CODES.values() for c in cs} == set(codes)
     for status, names in ERROR_CODES.items():
         for name in names:

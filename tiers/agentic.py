@@ -9,18 +9,19 @@ without calling a tool; that answer, as JSON, is the output.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import orjson
 
-from gateway.errors import FunctionFailed, NotFound, TiergateError
-from gateway.invoke.loaded import LoadedFunction
+from plugins.errors import FunctionFailed
 from plugins.runtime import LogEntry
 
 from .base import Invocation, Tier, TierResult
+from .errors import ToolCallFailed
+from .function import LoadedFunction
 from .llm import LLMEndpoint, describe_task, parse_json_reply
+from .ports import ToolGateway
 
 MAX_DEPTH = 3
 DEFAULT_STEPS = 8
@@ -29,25 +30,12 @@ TOOL_PROMPT = (
     "When you know the answer, reply with it as JSON and call no tool."
 )
 
-# (tenant, tool id, arguments JSON, depth, trace id) -> output value; raises TiergateError
-ToolCaller = Callable[[str, str, bytes, int, str], Awaitable[Any]]
-# (tenant, function id) -> the loaded function (for its description and input schema)
-ToolLookup = Callable[[str, str], Awaitable[LoadedFunction]]
-
-
-@dataclass
-class Tools:
-    """Late-bound: the invoke path that tools go through is built after the tiers."""
-
-    lookup: ToolLookup | None = None
-    call: ToolCaller | None = None
-
 
 class AgenticTier(Tier):
     name: ClassVar[str] = "agentic"
     default_timeout_ms: ClassVar[int] = 300_000
 
-    def __init__(self, llm: LLMEndpoint, tools: Tools) -> None:
+    def __init__(self, llm: LLMEndpoint, tools: ToolGateway) -> None:
         self._llm = llm
         self._tools = tools
 
@@ -109,9 +97,8 @@ class AgenticTier(Tier):
         input is not an object take it as ``{"input": …}`` (those are returned in ``wrapped``)."""
         tools, wrapped = [], set()
         for tool_id in ids:
-            try:
-                fn = await self._tools.lookup(tenant, tool_id)  # type: ignore[misc]
-            except NotFound:
+            fn = await self._tools.load_tool(tenant, tool_id)
+            if fn is None:
                 continue
             schema = fn.input_schema
             if not (isinstance(schema, dict) and schema.get("type") == "object"):
@@ -146,9 +133,9 @@ class AgenticTier(Tier):
         if name in wrapped:
             args = args.get("input") if isinstance(args, dict) else args
         try:
-            output = await self._tools.call(  # type: ignore[misc]
+            output = await self._tools.call_tool(
                 inv.tenant, name, orjson.dumps(args), inv.depth + 1, inv.trace_id
             )
-        except TiergateError as exc:
+        except ToolCallFailed as exc:
             return f"error: {exc.code}: {exc.detail}"
         return orjson.dumps(output).decode()

@@ -12,9 +12,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from gateway.invoke.loaded import LoadedFunction
 from plugins.logs import LogBudget
 from plugins.runtime import LogEntry
+
+from .function import LoadedFunction
 
 TIER_ORDER = ("code", "generative", "agentic", "human")
 

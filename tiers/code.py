@@ -5,10 +5,10 @@ from __future__ import annotations
 import time
 from typing import ClassVar
 
-from gateway.invoke.loaded import LoadedFunction
 from plugins.runtime import Call
 
 from .base import Invocation, Tier, TierResult
+from .function import LoadedFunction
 
 
 class CodeTier(Tier):

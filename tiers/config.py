@@ -1,4 +1,5 @@
-"""The manifest's ``tiers`` section: its schema and its check at deploy."""
+"""The manifest's ``tiers`` section: its schema and its check at deploy (``TierConfigError``, which
+the gateway reports as ``invalid_manifest``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
-from gateway.errors import InvalidManifest
+from .errors import TierConfigError
 
 TIERS_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -60,10 +61,10 @@ def tier_checker(available: Iterable[str]) -> Callable[[Mapping[str, Any]], None
             _VALIDATOR.iter_errors(dict(tiers)), key=lambda e: list(e.absolute_path)
         ):
             path = ".".join(["tiers", *(str(p) for p in error.absolute_path)])
-            raise InvalidManifest(f"{path}: {error.message}", field=path)
+            raise TierConfigError(f"{path}: {error.message}", field=path)
         for name in tiers:
             if name not in names:
-                raise InvalidManifest(
+                raise TierConfigError(
                     f"tiers.{name}: this gateway has no {name} tier", field=f"tiers.{name}"
                 )
 

@@ -2,32 +2,24 @@
 
 A tier attempt fails when it raises, times out, returns something that is not JSON, or returns
 output that breaks ``output_schema``. Failures are retried ``tier_retries[tier]`` times, then the
-cascade moves on (unless ``fallback`` is false). Every try is recorded in ``attempts``.
+cascade moves on (unless ``fallback`` is false). Every try is recorded in ``attempts`` and
+reported to the callable the engine is given (the gateway counts it in its metrics).
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from gateway.errors import (
-    AttemptCancelled,
-    AttemptFailure,
-    BadOutput,
-    CascadeExhausted,
-    FunctionTimeout,
-    InvocationTimeout,
-    OutputTooLarge,
-    TierSkipped,
-)
-from gateway.metrics import Metrics
+from plugins.errors import AttemptFailure, BadOutput, FunctionTimeout, OutputTooLarge
 
 from .base import TIER_ORDER, Invocation, Tier, TierResult
+from .errors import AttemptCancelled, CascadeExhausted, InvocationTimeout, TierSkipped
 
 
 @dataclass(frozen=True)
@@ -58,10 +50,31 @@ class Outcome:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+AttemptReport = Callable[[str, str, float], None]
+"""(tier, attempt status, seconds): called once per attempt, as it ends."""
+
+
 class CascadeEngine:
-    def __init__(self, tiers: Sequence[Tier], metrics: Metrics) -> None:
-        self._tiers = {t.name: t for t in tiers}
-        self._metrics = metrics
+    """Runs the cascade over the tiers it was given.
+
+    Tiers are added once, at startup, after the engine is made: the agentic and human tiers call
+    services (the invoke path, the review tasks) that themselves need the engine, so the app
+    factory makes the engine, then those services, then adds the tiers with them.
+    """
+
+    def __init__(self, report_attempt: AttemptReport) -> None:
+        self._tiers: dict[str, Tier] = {}
+        self._report_attempt = report_attempt
+
+    def add(self, *tiers: Tier) -> None:
+        for tier in tiers:
+            if tier.name in self._tiers:
+                raise ValueError(f"the {tier.name} tier is added twice")
+            self._tiers[tier.name] = tier
+
+    @property
+    def tier_names(self) -> list[str]:
+        return list(self._tiers)
 
     def plan(self, inv: Invocation, options: CascadeOptions) -> list[Tier]:
         """The tiers this invocation will try, in order."""
@@ -182,7 +195,7 @@ class CascadeEngine:
         code: str | None = None,
     ) -> None:
         elapsed = time.perf_counter() - started
-        entry = {
+        entry: dict[str, Any] = {
             "tier": tier,
             "attempt": attempt,
             "status": status,
@@ -192,7 +205,7 @@ class CascadeEngine:
         if code is not None:
             entry["code"] = code
         inv.attempts.append(entry)
-        self._metrics.attempt(tier, status, elapsed)
+        self._report_attempt(tier, status, elapsed)
 
     async def _run_parallel(
         self, inv: Invocation, options: CascadeOptions, plan: list[Tier]

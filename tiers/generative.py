@@ -6,9 +6,8 @@ from typing import ClassVar
 
 import orjson
 
-from gateway.invoke.loaded import LoadedFunction
-
 from .base import Invocation, Tier, TierResult
+from .function import LoadedFunction
 from .llm import LLMEndpoint, describe_task, parse_json_reply
 
 

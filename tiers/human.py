@@ -6,21 +6,13 @@ through the API or the reviewer page, or it expires.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, ClassVar
-
-from gateway.invoke.loaded import LoadedFunction
+from typing import ClassVar
 
 from .base import AwaitingHuman, Invocation, Tier, TierResult
+from .function import LoadedFunction
+from .ports import ReviewDesk
 
 DEFAULT_TIMEOUT_MS = 24 * 3600 * 1000
-
-
-@dataclass
-class TaskDesk:
-    """Late-bound: the task service is built after the tiers."""
-
-    tasks: Any = None
 
 
 class HumanTier(Tier):
@@ -28,7 +20,7 @@ class HumanTier(Tier):
     default_timeout_ms: ClassVar[int] = DEFAULT_TIMEOUT_MS
     ends_by_deadline: ClassVar[bool] = True  # it only files a task; the sweeper ends it later
 
-    def __init__(self, desk: TaskDesk) -> None:
+    def __init__(self, desk: ReviewDesk) -> None:
         self._desk = desk
 
     def configured(self, fn: LoadedFunction) -> bool:
@@ -37,7 +29,7 @@ class HumanTier(Tier):
     async def run(self, inv: Invocation, timeout_s: float) -> TierResult:
         config = inv.fn.tiers["human"]
         expires_in = config.get("expires_in_s", timeout_s)
-        task = await self._desk.tasks.create(
+        task = await self._desk.create(
             tenant=inv.tenant,
             function_id=inv.fn.function_id,
             version=inv.fn.version,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +18,9 @@ import openai
 import orjson
 import pybreaker
 
-from gateway.errors import BadOutput, FunctionFailed, TierSkipped
+from plugins.errors import BadOutput, FunctionFailed
+
+from .errors import TierSkipped
 
 FAIL_MAX = 5
 RESET_S = 30.0
@@ -45,11 +47,15 @@ class LLMEndpoint:
                 base_url=base_url, api_key=api_key or "not-needed", max_retries=0
             )
         )
+        excluded: list[type[BaseException] | Callable[[Any], bool]] = [
+            asyncio.CancelledError,
+            _is_not_the_providers_fault,
+        ]
         self._breaker = pybreaker.CircuitBreaker(
             fail_max=fail_max,
             reset_timeout=reset_s,
             throw_new_error_on_trip=False,
-            exclude=[asyncio.CancelledError, _is_not_the_providers_fault],
+            exclude=excluded,
         )
         self._format_index = 0
 

@@ -14,12 +14,12 @@ import time
 from typing import Any
 
 from gateway.cluster.events import EventBus
-from gateway.errors import StorageUnavailable
 from gateway.invoke.invoker import Invoker
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
 from gateway.security.auth import KeyStore
 from gateway.security.ratelimit import RateLimiter
+from storage.errors import StorageUnavailable
 from storage.executions.base import LIVE_STATUSES
 
 log = logging.getLogger("tiergate.coherence")

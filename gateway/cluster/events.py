@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 
-from gateway.cluster.periodic import Periodic
 from gateway.ids import process_id
+from gateway.periodic import Periodic
 from storage.kv.base import KV
 
 log = logging.getLogger("tiergate.events")

@@ -14,11 +14,11 @@ from typing import Any
 
 import orjson
 
-from gateway.cluster.periodic import Periodic
-from gateway.errors import StorageUnavailable
-from gateway.http.views import execution_body
 from gateway.invoke.callbacks import Callbacks
 from gateway.invoke.records import ExecutionRecords
+from gateway.periodic import Periodic
+from gateway.views import execution_body
+from storage.errors import StorageUnavailable
 from storage.kv.base import KV
 
 log = logging.getLogger("tiergate.orphans")

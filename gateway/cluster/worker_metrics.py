@@ -17,8 +17,8 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from gateway.cluster.periodic import Periodic
 from gateway.metrics import Metrics
+from gateway.periodic import Periodic
 from storage.files import write_atomically
 
 WRITE_EVERY_S = 1.0

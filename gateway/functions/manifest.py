@@ -18,8 +18,8 @@ from jsonschema import Draft202012Validator
 
 from gateway.errors import InvalidFunctionId, InvalidManifest
 from gateway.functions.quotas import Ceilings
-from gateway.functions.schemas import PatternError, check_patterns
 from plugins.runtime import MAX_OUTPUT_KB, Limits
+from tiers.schemas import PatternError, check_patterns
 
 FUNCTION_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 TIER_NAMES = ("code", "generative", "agentic", "human")

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import NotFound, TiergateError
+from gateway.errors import REPORTED, NotFound
 from gateway.functions.service import FunctionService
 from plugins.manager import RuntimeRegistry
 
@@ -77,7 +77,7 @@ async def preload(root: Path, functions: FunctionService, runtimes: RuntimeRegis
                 continue
             result = await functions.deploy(TENANT, manifest, code, "preload")
             print(f"deployed {result['id']} version {result['version']}", flush=True)
-        except TiergateError as exc:
+        except REPORTED as exc:
             log.error("preload: %s: %s", manifest.get("id"), exc.detail)
 
 

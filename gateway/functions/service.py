@@ -8,22 +8,25 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from gateway.errors import InvalidManifest, RuntimeUnavailable, StorageUnavailable, UnknownRuntime
+from gateway.errors import InvalidManifest
 from gateway.functions.manifest import Manifest, parse_manifest
 from gateway.functions.quotas import DeployQuotas
 from gateway.functions.registry import Registry, artifact_key, source_key
-from gateway.functions.schemas import SchemaCheck
-from gateway.invoke.loaded import LoadedFunction
 from gateway.metrics import Metrics
 from gateway.security.secrets import SecretStore
+from plugins.errors import RuntimeUnavailable, UnknownRuntime
 from plugins.manager import RuntimeRegistry
 from plugins.runtime import Artifact, FunctionInfo, Runtime, Source
+from storage.errors import StorageUnavailable
 from storage.hybrid import HybridCodeStore
 from storage.objects.base import ObjectNotFound
+from tiers.errors import TierConfigError
+from tiers.function import LoadedFunction
+from tiers.schemas import SchemaCheck
 
 log = logging.getLogger("tiergate.functions")
 
-TierCheck = Callable[[Mapping[str, Any]], None]  # raises InvalidManifest
+TierCheck = Callable[[Mapping[str, Any]], None]  # raises TierConfigError
 
 
 class FunctionService:
@@ -84,7 +87,10 @@ class FunctionService:
         manifest = parse_manifest(
             data, code=code, runtime_options=options, ceilings=self._quotas.ceilings
         )
-        self._check_tiers(manifest.tiers)
+        try:
+            self._check_tiers(manifest.tiers)
+        except TierConfigError as exc:
+            raise InvalidManifest(str(exc), field=exc.field) from None
         missing = await self._secrets.missing(tenant, manifest.secrets)
         if missing:
             raise InvalidManifest(

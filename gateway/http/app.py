@@ -51,12 +51,13 @@ from storage.urls import (
     open_object_store,
     redis_url,
 )
-from tiers.agentic import AgenticTier, Tools
+from tiers.agentic import AgenticTier
+from tiers.base import TIER_ORDER
 from tiers.code import CodeTier
 from tiers.config import tier_checker
 from tiers.engine import CascadeEngine
 from tiers.generative import GenerativeTier
-from tiers.human import HumanTier, TaskDesk
+from tiers.human import HumanTier
 from tiers.llm import LLMEndpoint
 
 log = logging.getLogger("tiergate.gateway")
@@ -151,9 +152,8 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
     registry = Registry(kv, code)
     llm = LLMEndpoint(settings.openai_base_url, settings.openai_api_key, settings.llm_model)
     stack.push_async_callback(llm.close)
-    tools, desk = Tools(), TaskDesk()
-    tiers = [CodeTier(), GenerativeTier(llm), AgenticTier(llm, tools), HumanTier(desk)]
-    checker = tier_checker(t.name for t in tiers)
+    engine = CascadeEngine(report_attempt=metrics.attempt)
+    checker = tier_checker(TIER_ORDER)  # every tier is added to the engine below
     quotas = DeployQuotas(settings)
     functions = FunctionService(registry, code, runtimes, metrics, checker, secrets, quotas)
     loader = Loader(
@@ -184,7 +184,7 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
     invoker = Invoker(
         loader,
         admission,
-        CascadeEngine(tiers, metrics),
+        engine,
         records,
         secrets.resolve,
         callbacks,
@@ -192,10 +192,12 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
         record_input_bytes=settings.record_input_bytes,
     )
     stack.push_async_callback(invoker.close)
-    tools.lookup, tools.call = invoker.load_tool, invoker.call_tool
-    desk.tasks = TaskService(kv, records, loader, invoker, sweep_s=settings.task_sweep_s)
-    desk.tasks.start()
-    stack.push_async_callback(desk.tasks.close)
+    review = TaskService(kv, records, loader, invoker, sweep_s=settings.task_sweep_s)
+    review.start()
+    stack.push_async_callback(review.close)
+    # The agentic tier calls the invoke path and the human tier files review tasks: both exist
+    # only now, and both need the engine, so the tiers join it here, once.
+    engine.add(CodeTier(), GenerativeTier(llm), AgenticTier(llm, invoker), HumanTier(review))
     rate = Rate(
         settings.rate_limit_rps, settings.rate_limit_burst or int(settings.rate_limit_rps) or 1
     )
@@ -229,7 +231,7 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
         secrets=secrets,
         ratelimit=ratelimit,
         audit=AuditLog(kv),
-        tasks=desk.tasks,
+        tasks=review,
         callbacks=callbacks,
         coherence=coherence,
     )

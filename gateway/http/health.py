@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import asyncio
 
-from gateway.errors import RuntimeUnavailable, StorageUnavailable
 from gateway.services import Services
+from plugins.errors import RuntimeUnavailable
+from storage.errors import StorageUnavailable
 
 PING_TIMEOUT_S = 2.0
 

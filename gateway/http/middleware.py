@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import StreamReader, web
 
-from gateway.errors import RequestTimeout, TiergateError, Unauthenticated
+from gateway.errors import REPORTED, RequestTimeout, TiergateError, Unauthenticated
 from gateway.http.keys import PRINCIPAL, SERVICES, SETTINGS
 from gateway.http.problems import from_http_exception, problem_response
 
@@ -25,7 +25,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     """Every error leaves as a problem document; unexpected ones are logged, never leaked."""
     try:
         return await handler(request)
-    except TiergateError as exc:
+    except REPORTED as exc:
         return problem_response(exc, request.path)
     except web.HTTPException as exc:
         if exc.status < 400:

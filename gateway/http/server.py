@@ -19,9 +19,9 @@ from typing import Any
 
 from aiohttp import web
 
-from gateway.errors import StorageUnavailable
 from gateway.http.app import create_app
 from gateway.settings import Settings
+from storage.errors import StorageUnavailable
 
 log = logging.getLogger("tiergate.gateway")
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 import asyncio
 import time
 
-from gateway.errors import QueueFull
-from gateway.invoke.loaded import LoadedFunction
 from gateway.metrics import Metrics
+from plugins.errors import QueueFull
+from tiers.function import LoadedFunction
 
 
 class Admission:

@@ -12,26 +12,20 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import (
-    AttemptCancelled,
-    BadRequest,
-    ExecutionCancelled,
-    InvalidInput,
-    InvocationError,
-    QueueFull,
-    TiergateError,
-)
+from gateway.errors import REPORTED, BadRequest, ExecutionCancelled, InvalidInput, NotFound
 from gateway.functions.registry import FunctionRef
-from gateway.http.views import execution_body, render_logs
 from gateway.ids import new_id, new_trace_id, process_id
 from gateway.invoke.admission import Admission
 from gateway.invoke.callbacks import Callbacks
-from gateway.invoke.loaded import LoadedFunction
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
 from gateway.metrics import Metrics
+from gateway.views import execution_body, render_logs
+from plugins.errors import QueueFull
 from tiers.base import AwaitingHuman, Invocation
 from tiers.engine import CascadeEngine, CascadeOptions, Outcome
+from tiers.errors import AttemptCancelled, InvocationError, InvocationTimeout, ToolCallFailed
+from tiers.function import LoadedFunction
 
 SecretResolver = Callable[[str, tuple[str, ...]], Awaitable[Mapping[str, str]]]
 
@@ -110,7 +104,7 @@ class Invoker:
             await self._execute(inv, cascade, record)
         except QueueFull as exc:  # the queue filled up between accepting the call and running it
             self._finish(record, inv, "failed", error=exc.detail)
-        except (TiergateError, asyncio.CancelledError):
+        except (*REPORTED, asyncio.CancelledError):
             pass
 
     async def _execute(
@@ -146,7 +140,7 @@ class Invoker:
         except QueueFull:
             raise  # refused before anything ran: nothing to record for a sync call
         except InvocationError as exc:
-            status = "timeout" if exc.status == 504 else "failed"
+            status = "timeout" if isinstance(exc, InvocationTimeout) else "failed"
             self._finish(record, inv, status, error=exc.detail)
             exc.extensions.setdefault("execution_id", inv.execution_id)
             raise
@@ -267,9 +261,13 @@ class Invoker:
             self._callbacks.send(record["callback_url"], execution_body(record))
         return record
 
-    async def load_tool(self, tenant: str, function_id: str) -> LoadedFunction:
-        """A function an agent may call, loaded (for its description and input schema)."""
-        fn, _ = await self._loader.get(tenant, function_id, None)
+    async def load_tool(self, tenant: str, function_id: str) -> LoadedFunction | None:
+        """A function an agent may call, loaded (for its description and input schema); None
+        when the tenant has none by that name (``tiers.ports.ToolGateway``)."""
+        try:
+            fn, _ = await self._loader.get(tenant, function_id, None)
+        except NotFound:
+            return None
         return fn
 
     async def call_tool(
@@ -277,7 +275,10 @@ class Invoker:
     ) -> Any:
         """An agent's tool call: this same invoke path, never reaching a human tier."""
         options = InvokeOptions(trace_id=trace_id, depth=depth, never_human=True)
-        record = await self.invoke(tenant, FunctionRef(function_id), body, options)
+        try:
+            record = await self.invoke(tenant, FunctionRef(function_id), body, options)
+        except REPORTED as exc:
+            raise ToolCallFailed(exc.code, exc.detail) from None
         return record["output"]
 
     def stop(self, execution_id: str) -> asyncio.Task[Any] | None:

@@ -22,10 +22,18 @@ from typing import Any
 import pybreaker
 from cachetools import LRUCache
 
-from gateway.errors import CircuitOpen, NotFound, RetryLater, RuntimeUnavailable, TiergateError
+from gateway.errors import CircuitOpen, NotFound, RetryLater, TiergateError
 from gateway.functions.registry import Registry
-from gateway.invoke.loaded import LoadedFunction
 from gateway.metrics import BREAKER_STATES, FunctionMetrics, Metrics
+from plugins.errors import (
+    CompileError,
+    PayloadTooLarge,
+    QueueFull,
+    RuntimeUnavailable,
+    UnknownRuntime,
+)
+from storage.errors import StorageUnavailable
+from tiers.function import LoadedFunction
 
 log = logging.getLogger("tiergate.loader")
 
@@ -118,7 +126,7 @@ class Loader:
         except NotFound:
             self.invalidate(*fkey)
             raise
-        except RetryLater:
+        except (RetryLater, StorageUnavailable):
             if known is None:
                 raise
             known.check_at = time.monotonic() + 1.0
@@ -221,5 +229,9 @@ class Loader:
 
 
 def _is_client_error(exc: BaseException) -> bool:
-    """Errors that describe the request (4xx), not the health of storage or the runtime."""
-    return isinstance(exc, TiergateError) and exc.status < 500
+    """Errors that describe the request (4xx), not the health of storage or the runtime: the
+    gateway's own 4xx errors and the 4xx errors of runtimes (no such runtime, code that does not
+    compile or is too large, a full queue)."""
+    if isinstance(exc, TiergateError):
+        return exc.status < 500
+    return isinstance(exc, (UnknownRuntime, CompileError, PayloadTooLarge, QueueFull))

@@ -11,9 +11,9 @@ import asyncio
 import logging
 import time
 
-from gateway.cluster.periodic import Periodic
-from gateway.errors import StorageUnavailable
+from gateway.periodic import Periodic
 from plugins.logs import ENTRY_OVERHEAD
+from storage.errors import StorageUnavailable
 from storage.executions.base import ExecutionStore, Record
 
 log = logging.getLogger("tiergate.records")

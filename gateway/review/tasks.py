@@ -16,12 +16,13 @@ from typing import Any
 
 import orjson
 
-from gateway.cluster.periodic import Periodic
-from gateway.errors import BadRequest, InvalidOutput, StorageUnavailable, TaskClaimed, TaskNotFound
+from gateway.errors import BadRequest, InvalidOutput, TaskClaimed, TaskNotFound
 from gateway.invoke.invoker import Invoker
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
+from gateway.periodic import Periodic
 from gateway.security.auth import Principal
+from storage.errors import StorageUnavailable
 from storage.kv.base import KV
 
 DEFAULT_EXPIRY_S = 24 * 3600
@@ -258,7 +259,7 @@ def _key(task_id: str) -> str:
 
 
 def public_task(task: dict[str, Any]) -> dict[str, Any]:
-    from gateway.http.views import iso
+    from gateway.views import iso
 
     shown = {
         k: task.get(k)

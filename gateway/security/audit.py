@@ -11,9 +11,9 @@ from typing import Any
 
 import orjson
 
-from gateway.http.views import iso
 from gateway.ids import new_id
 from gateway.security.auth import Principal
+from gateway.views import iso
 from storage.kv.base import KV
 
 _FAR_FUTURE_MS = 10**13

@@ -17,8 +17,9 @@ from typing import Any
 
 import orjson
 
-from gateway.errors import Forbidden, KeyNotFound, LastAdminKey, StorageUnavailable, Unauthenticated
-from gateway.http.views import iso
+from gateway.errors import Forbidden, KeyNotFound, LastAdminKey, Unauthenticated
+from gateway.views import iso
+from storage.errors import StorageUnavailable
 from storage.kv.base import KV
 
 ROLES = ("admin", "deploy", "invoke", "review")

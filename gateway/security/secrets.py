@@ -18,8 +18,8 @@ import orjson
 from cryptography.fernet import Fernet, InvalidToken
 
 from gateway.errors import BadRequest, SecretNotFound, TiergateError
-from gateway.http.views import iso
 from gateway.security.auth import write_secret_file
+from gateway.views import iso
 from storage.kv.base import KV
 
 MAX_VALUE_BYTES = 64 * 1024

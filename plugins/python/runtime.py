@@ -113,7 +113,8 @@ class PythonRuntime(Runtime[LoadedPython]):
             await process.wait()
             return {"ok": False, "error": f"importing the code took over {CHECK_TIMEOUT_S:g} s"}
         try:
-            return orjson.loads(out.splitlines()[-1])
+            answer: dict[str, Any] = orjson.loads(out.splitlines()[-1])
+            return answer
         except (IndexError, orjson.JSONDecodeError):
             tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
             return {"ok": False, "error": f"checking the code crashed: {tail[0]!r}"}

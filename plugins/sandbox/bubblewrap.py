@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from gateway.errors import RuntimeUnavailable
+from plugins.errors import RuntimeUnavailable
 
 from . import launch
 from .mounts import Mount, MountRefused, plan

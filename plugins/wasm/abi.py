@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 import wasmtime
@@ -42,7 +43,7 @@ def detect(module: wasmtime.Module) -> Abi:
     return "core"
 
 
-def _core_problems(exports: dict[str, object]) -> list[str]:
+def _core_problems(exports: Mapping[str, object]) -> list[str]:
     problems = []
     if not isinstance(exports.get("memory"), wasmtime.MemoryType):
         problems.append("it exports no memory named 'memory'")

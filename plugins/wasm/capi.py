@@ -11,13 +11,14 @@ from __future__ import annotations
 import ctypes
 from ctypes import byref
 from dataclasses import dataclass
+from typing import Any
 
 from wasmtime import _ffi as ffi
 
 _NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
 
 
-def _keeping_gil(*names: str) -> object:
+def _keeping_gil(*names: str) -> Any:
     """The same C functions through a ``PyDLL`` handle, which does not release the GIL: for calls
     that run no guest code and take microseconds, two GIL hand-offs per call cost more than the
     call (and let the event-loop thread and wasm threads ping-pong). Calls that run guest code
@@ -137,11 +138,11 @@ class Store:
     def call(
         self,
         func: ffi.wasmtime_func_t,
-        args: ctypes.Array,
-        nargs: int,  # type: ignore[type-arg]
-        results: ctypes.Array | None,
+        args: ctypes.Array[ffi.wasmtime_val_t],
+        nargs: int,
+        results: ctypes.Array[ffi.wasmtime_val_t] | None,
         nresults: int,
-    ) -> None:  # type: ignore[type-arg]
+    ) -> None:
         trap = ctypes.POINTER(ffi.wasm_trap_t)()
         error = ffi.wasmtime_func_call(
             self.ctx, byref(func), args, nargs, results, nresults, byref(trap)
@@ -155,7 +156,7 @@ class Store:
         return ctypes.addressof(base.contents), size
 
 
-def i32_args(*values: int) -> ctypes.Array:  # type: ignore[type-arg]
+def i32_args(*values: int) -> ctypes.Array[ffi.wasmtime_val_t]:
     args = (ffi.wasmtime_val_t * max(1, len(values)))()
     for slot, value in zip(args, values, strict=False):
         slot.kind = ffi.WASMTIME_I32
@@ -163,5 +164,5 @@ def i32_args(*values: int) -> ctypes.Array:  # type: ignore[type-arg]
     return args
 
 
-def results(n: int) -> ctypes.Array:  # type: ignore[type-arg]
+def results(n: int) -> ctypes.Array[ffi.wasmtime_val_t]:
     return (ffi.wasmtime_val_t * n)()

@@ -25,7 +25,7 @@ import sys
 
 import wasmtime
 
-from gateway.errors import CompileError, PayloadTooLarge
+from plugins.errors import CompileError, PayloadTooLarge
 from plugins.workers import FrameReader, describe_exit, encode
 
 from .abi import detect
@@ -94,11 +94,11 @@ class Compiler:
         )
 
 
-def compile_module(code: bytes, *, fuel: bool) -> tuple[dict[str, str], bytes]:
+def compile_module(code: bytes, *, fuel: bool) -> tuple[dict[str, str], bytes | bytearray]:
     """The child's work: validate, detect the ABI, check every import resolves, serialize."""
     engine = make_engine(fuel=fuel)
     try:
-        wasm = code if code.startswith(b"\0asm") else wasmtime.wat2wasm(code.decode("utf-8"))
+        wasm = code if code.startswith(b"\0asm") else bytes(wasmtime.wat2wasm(code.decode()))
         module = wasmtime.Module(engine, wasm)
         abi = detect(module)
         linker(engine, abi).instantiate_pre(module)

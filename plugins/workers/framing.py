@@ -25,7 +25,7 @@ class Frame(NamedTuple):
     data: bytes
 
 
-def encode(frame_id: int, meta: Any, data: bytes = b"") -> bytes:
+def encode(frame_id: int, meta: Any, data: bytes | bytearray = b"") -> bytes:
     raw = orjson.dumps(meta)
     return HEADER.pack(8 + len(raw) + len(data), frame_id, len(raw)) + raw + data
 

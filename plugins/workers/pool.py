@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from typing import Any
 
-from gateway.errors import FunctionCrashed, FunctionTimeout, QueueFull
+from plugins.errors import FunctionCrashed, FunctionTimeout, QueueFull
 
 from .budget import WorkerBudget
 from .framing import Frame

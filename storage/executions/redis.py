@@ -7,6 +7,7 @@ finished meanwhile; ``live`` checks each record and drops those."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import orjson
 
@@ -46,8 +47,9 @@ class RedisExecutionStore:
         for record in records:
             execution_id = record["execution_id"]
             finished = "0" if record.get("ended_at") is None else "1"
-            await self._put(keys=[_record(execution_id)], args=[orjson.dumps(record), finished],
-                            client=pipe)
+            await self._put(
+                keys=[_record(execution_id)], args=[orjson.dumps(record), finished], client=pipe
+            )
             pipe.zadd(_index(record["tenant"], record["function_id"]), {execution_id: 0})
             if record.get("ended_at") is not None:
                 pipe.zadd(ENDED, {execution_id: record["ended_at"]})
@@ -65,15 +67,23 @@ class RedisExecutionStore:
         self, tenant: str, function_id: str, *, limit: int, before: str | None = None
     ) -> list[Record]:
         high = f"({before}" if before else "+"
-        ids = await guarded(self._redis.zrevrangebylex, _index(tenant, function_id), high, "-",
-                            start=0, num=limit)
+        ids = _ids(
+            await guarded(
+                self._redis.zrevrangebylex,
+                _index(tenant, function_id),
+                high,
+                "-",
+                start=0,
+                num=limit,
+            )
+        )
         if not ids:
             return []
         values = await guarded(self._redis.mget, [_record(i.decode()) for i in ids])
         return [orjson.loads(v) for v in values if v is not None]
 
     async def delete_for_function(self, tenant: str, function_id: str) -> int:
-        ids = await guarded(self._redis.zrange, _index(tenant, function_id), 0, -1)
+        ids = _ids(await guarded(self._redis.zrange, _index(tenant, function_id), 0, -1))
         pipe = self._redis.pipeline(transaction=False)
         for execution_id in ids:
             pipe.delete(_record(execution_id.decode()))
@@ -84,7 +94,7 @@ class RedisExecutionStore:
         return len(ids)
 
     async def live(self, limit: int) -> list[Record]:
-        ids = await guarded(self._redis.zrangebylex, LIVE, "-", "+", start=0, num=limit)
+        ids = _ids(await guarded(self._redis.zrangebylex, LIVE, "-", "+", start=0, num=limit))
         if not ids:
             return []
         values = await guarded(self._redis.mget, [_record(i.decode()) for i in ids])
@@ -100,7 +110,7 @@ class RedisExecutionStore:
         return found
 
     async def purge(self, ended_before: float) -> int:
-        ids = await guarded(self._redis.zrangebyscore, ENDED, "-inf", f"({ended_before}")
+        ids = _ids(await guarded(self._redis.zrangebyscore, ENDED, "-inf", f"({ended_before}"))
         if not ids:
             return 0
         records = await guarded(self._redis.mget, [_record(i.decode()) for i in ids])
@@ -119,3 +129,9 @@ class RedisExecutionStore:
 
     async def close(self) -> None:
         await release(self._url)
+
+
+def _ids(reply: object) -> list[bytes]:
+    """A range of execution ids: bytes, since the client is made without ``decode_responses``
+    (redis-py's types cannot tell)."""
+    return cast("list[bytes]", reply)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import orjson
 
 from ..sqlite import SQLiteDatabase
 from .base import LIVE_STATUSES, Record
 
+T = TypeVar("T")
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS executions (execution_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, "
     "function_id TEXT NOT NULL, status TEXT NOT NULL, started_at REAL NOT NULL, ended_at REAL, "
@@ -40,7 +42,7 @@ class SQLiteExecutionStore:
         self._db = SQLiteDatabase.shared(path)
         self._ready = False
 
-    async def _run(self, work):  # type: ignore[no-untyped-def]
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if not self._ready:
             await self._db.run(lambda c: [c.execute(sql) for sql in SCHEMA])
             self._ready = True

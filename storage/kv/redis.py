@@ -4,6 +4,7 @@ script (atomic on the server); scans are sorted here, since Redis returns them i
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import cast
 
 from ..redis_client import NAMESPACE, connect, guarded, release
 
@@ -28,15 +29,17 @@ class RedisKV:
         self._cas = self._redis.register_script(CAS)
 
     async def get(self, key: str) -> bytes | None:
-        return await guarded(self._redis.get, NAMESPACE + key)
+        value = await guarded(self._redis.get, NAMESPACE + key)
+        return cast("bytes | None", value)  # bytes: the client does not decode responses
 
     async def set(self, key: str, value: bytes) -> None:
         await guarded(self._redis.set, NAMESPACE + key, value)
 
     async def compare_and_set(self, key: str, expected: bytes | None, value: bytes) -> bool:
         absent = "1" if expected is None else "0"
-        done = await guarded(self._cas, keys=[NAMESPACE + key],
-                             args=[absent, expected or b"", value])
+        done = await guarded(
+            self._cas, keys=[NAMESPACE + key], args=[absent, expected or b"", value]
+        )
         return bool(done)
 
     async def delete(self, key: str) -> None:
@@ -48,16 +51,16 @@ class RedisKV:
         cursor = 0
         while True:
             cursor, batch = await guarded(self._redis.scan, cursor, match=pattern, count=1000)
-            keys.extend(batch)
+            keys.extend(cast("list[bytes]", batch))
             if cursor == 0:
                 break
         names = sorted(k.decode() for k in keys)
         for start in range(0, len(names), 500):
-            chunk = names[start:start + 500]
-            values = await guarded(self._redis.mget, chunk)
+            chunk = names[start : start + 500]
+            values = cast("list[bytes | None]", await guarded(self._redis.mget, chunk))
             for name, value in zip(chunk, values, strict=True):
                 if value is not None:
-                    yield name[len(NAMESPACE):], value
+                    yield name[len(NAMESPACE) :], value
 
     async def ping(self) -> None:
         await guarded(self._redis.ping)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import TypeVar
 
 from ..sqlite import SQLiteDatabase, transaction
 
+T = TypeVar("T")
 SCHEMA = "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID"
 SCAN_PAGE = 500
 
@@ -25,7 +28,7 @@ class SQLiteKV:
         self._db = SQLiteDatabase.shared(path)
         self._ready = False
 
-    async def _run(self, work):  # type: ignore[no-untyped-def]
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         if not self._ready:
             await self._db.run(lambda c: c.execute(SCHEMA))
             self._ready = True
@@ -69,7 +72,7 @@ class SQLiteKV:
         start, end = prefix, prefix_end(prefix)
         first = True
         while True:
-            page = await self._run(lambda c, s=start, f=first: _page(c, s, end, f))
+            page = await self._run(functools.partial(_page, start=start, end=end, inclusive=first))
             for key, value in page:
                 yield key, value
             if len(page) < SCAN_PAGE:

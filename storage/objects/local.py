@@ -8,7 +8,7 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from gateway.errors import StorageUnavailable
+from storage.errors import StorageUnavailable
 
 from ..files import write_atomically
 from ..threads import Offload

@@ -18,13 +18,14 @@ import botocore.config
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig
 
-from gateway.errors import StorageUnavailable
+from storage.errors import StorageUnavailable
 
 from ..threads import Offload
 from .base import ObjectInfo, ObjectNotFound
 from .local import check_key
 
 T = TypeVar("T")
+Keys = list[str]  # named here: inside the class, ``list`` is the method
 MULTIPART_THRESHOLD = 8 * 1024 * 1024
 POOL = 32
 MISSING = {"404", "NoSuchKey", "NotFound"}
@@ -35,12 +36,18 @@ class S3ObjectStore:
         self.bucket = bucket
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         config = botocore.config.Config(
-            max_pool_connections=POOL, connect_timeout=5, read_timeout=30,
-            retries={"mode": "standard", "max_attempts": 3}, signature_version="s3v4")
-        self._client = boto3.session.Session().client("s3", endpoint_url=endpoint_url,
-                                                      config=config)
-        self._transfer = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD,
-                                        multipart_chunksize=MULTIPART_THRESHOLD)
+            max_pool_connections=POOL,
+            connect_timeout=5,
+            read_timeout=30,
+            retries={"mode": "standard", "max_attempts": 3},
+            signature_version="s3v4",
+        )
+        self._client = boto3.session.Session().client(
+            "s3", endpoint_url=endpoint_url, config=config
+        )
+        self._transfer = TransferConfig(
+            multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD
+        )
         self._io = Offload("s3", POOL)
 
     def _key(self, key: str) -> str:
@@ -52,8 +59,14 @@ class S3ObjectStore:
 
     async def put(self, key: str, data: bytes) -> ObjectInfo:
         info = ObjectInfo.of(data)
-        await self._run(self._client.upload_fileobj, io.BytesIO(data), self.bucket, self._key(key),
-                        ExtraArgs={"Metadata": {"sha256": info.sha256}}, Config=self._transfer)
+        await self._run(
+            self._client.upload_fileobj,
+            io.BytesIO(data),
+            self.bucket,
+            self._key(key),
+            ExtraArgs={"Metadata": {"sha256": info.sha256}},
+            Config=self._transfer,
+        )
         return info
 
     async def get(self, key: str) -> bytes:
@@ -62,8 +75,9 @@ class S3ObjectStore:
 
     async def head(self, key: str) -> ObjectInfo | None:
         try:
-            response = await self._run(self._client.head_object, Bucket=self.bucket,
-                                       Key=self._key(key))
+            response = await self._run(
+                self._client.head_object, Bucket=self.bucket, Key=self._key(key)
+            )
         except ObjectNotFound:
             return None
         sha = response.get("Metadata", {}).get("sha256")
@@ -77,11 +91,11 @@ class S3ObjectStore:
     async def list(self, prefix: str) -> AsyncIterator[str]:
         keys = await self._run(self._list, self.prefix + prefix)
         for key in keys:
-            yield key[len(self.prefix):]
+            yield key[len(self.prefix) :]
 
-    def _list(self, full_prefix: str) -> list[str]:
+    def _list(self, full_prefix: str) -> Keys:
         paginator = self._client.get_paginator("list_objects_v2")
-        keys = []
+        keys: Keys = []
         for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
             keys.extend(item["Key"] for item in page.get("Contents", []))
         return sorted(keys)

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from conftest import run
 
-from gateway.errors import StorageUnavailable
+from storage.errors import StorageUnavailable
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -9,7 +9,7 @@ import os
 import pytest
 from conftest import run
 
-from gateway.errors import StorageUnavailable
+from storage.errors import StorageUnavailable
 from storage.objects.base import ObjectNotFound
 
 

@@ -9,8 +9,8 @@ from aiohttp import web
 from gateway.errors import ExecutionNotFound
 from gateway.http.keys import PRINCIPAL
 from gateway.http.routes.common import json_response, services
-from gateway.http.views import execution_body
 from gateway.security.auth import Principal
+from gateway.views import execution_body
 
 routes = web.RouteTableDef()
 

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from aiohttp import BodyPartReader, web
 
-from gateway.errors import BadRequest, InvalidManifest, PayloadTooLarge
+from gateway.errors import BadRequest, InvalidManifest
 from gateway.functions.manifest import check_function_id
 from gateway.http.routes.common import (
     caller,
@@ -17,7 +17,8 @@ from gateway.http.routes.common import (
     tenant_of,
     whole_number,
 )
-from gateway.http.views import iso, log_entry_body
+from gateway.views import iso, log_entry_body
+from plugins.errors import PayloadTooLarge
 
 routes = web.RouteTableDef()
 

@@ -10,9 +10,9 @@ from aiohttp import web
 from gateway.errors import BadRequest
 from gateway.functions.registry import FunctionRef
 from gateway.http.routes.common import caller, json_response, services, tenant_of, whole_number
-from gateway.http.views import accepted_body, execution_body
 from gateway.ids import new_span_id
 from gateway.invoke.invoker import InvokeOptions
+from gateway.views import accepted_body, execution_body
 
 routes = web.RouteTableDef()
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from gateway.errors import StorageUnavailable
 from gateway.http.apidoc import openapi_document
 from gateway.http.health import runtime_checks, store_checks
 from gateway.http.routes.common import caller, json_response, services
+from storage.errors import StorageUnavailable
 
 routes = web.RouteTableDef()
 

@@ -8,8 +8,8 @@ from aiohttp import web
 
 from gateway.errors import BadRequest
 from gateway.http.routes.common import caller, json_response, read_json, services, tenant_of
-from gateway.http.views import execution_body
 from gateway.review.tasks import public_task
+from gateway.views import execution_body
 
 routes = web.RouteTableDef()
 

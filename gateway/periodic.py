@@ -1,6 +1,10 @@
 """Background work a service repeats while the gateway runs (flushing records, polling events,
 heartbeats, sweeps): one loop, one way to stop it, one way to report its failures. A store that
-is away is a warning (the next round retries); anything else is logged with its traceback."""
+is away is a warning (the next round retries); anything else is logged with its traceback.
+
+A root module: execution records (``invoke``), review tasks (``review``) and the cluster's
+services all repeat work, and none of them may import the others for it.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from gateway.errors import StorageUnavailable
+from storage.errors import StorageUnavailable
 
 log = logging.getLogger("tiergate.periodic")
 

@@ -1,6 +1,8 @@
 """``LoadedFunction``: everything decided once per function version at load time.
 
-The warm path reads only this object: no storage I/O, no plugin calls, no schema compilation.
+The warm path reads only this object: no storage I/O, no plugin calls, no schema compilation. It
+lives here, below the gateway, because the tiers read it on every call; the gateway builds it (at
+a cold start) and caches it.
 """
 
 from __future__ import annotations
@@ -8,11 +10,29 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from gateway.functions.schemas import SchemaCheck
-from gateway.metrics import FunctionMetrics
 from plugins.runtime import Limits, Runtime
+
+from .schemas import SchemaCheck
+
+
+class Observer(Protocol):
+    def observe(self, seconds: float) -> None: ...
+
+
+class FunctionCounters(Protocol):
+    """The per-function counters the gateway bumps on the warm path (cache hits, outcomes,
+    durations). They ride on the loaded function so a call finds them without a lookup; the
+    tiers never touch them, so only their shape is named here, not the gateway's metrics."""
+
+    cache_hits: int
+    cold_starts: int
+
+    @property
+    def duration(self) -> Observer: ...
+
+    def outcome(self, status: str, tier: str) -> None: ...
 
 
 @dataclass(eq=False)
@@ -26,7 +46,7 @@ class LoadedFunction:
     secrets: tuple[str, ...]
     input_check: SchemaCheck
     output_check: SchemaCheck
-    metrics: FunctionMetrics
+    metrics: FunctionCounters
     runtime: Runtime[Any] | None = None
     handle: Any = None
     slots: asyncio.Semaphore | None = None
@@ -50,8 +70,10 @@ class LoadedFunction:
 
     @property
     def tiers(self) -> Mapping[str, Any]:
-        return self.manifest.get("tiers") or {}
+        tiers: Mapping[str, Any] = self.manifest.get("tiers") or {}
+        return tiers
 
     @property
     def cascade(self) -> Mapping[str, Any]:
-        return self.manifest.get("cascade") or {}
+        cascade: Mapping[str, Any] = self.manifest.get("cascade") or {}
+        return cascade

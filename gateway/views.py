@@ -1,4 +1,8 @@
-"""How records look on the wire: ISO-8601 times, the API's field names, nothing internal."""
+"""How records look on the wire: ISO-8601 times, the API's field names, nothing internal.
+
+A root module, not part of ``http``: the invoker and the orphan sweeper send the same execution
+document to callbacks, and key, secret and audit records carry the same times.
+"""
 
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ Schemas are the tenant's and run on the event loop, so they must not be able to 
 instead of Python's ``re``, whose backtracking lets one pattern like ``(a+)+$`` and one input
 hold the loop for hours. Patterns RE2 cannot run (backreferences, lookaround) are refused at
 deploy; a ``$ref`` that cannot be resolved (tiergate never fetches schemas) is a check error.
+
+Here, below the gateway, because the loaded function carries its checks and the cascade engine
+checks every tier's output with them; the gateway's manifest check uses ``check_patterns``.
 """
 
 from __future__ import annotations

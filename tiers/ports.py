@@ -1,0 +1,50 @@
+"""What the tiers need from the services above them, as ``Protocol``s the gateway implements.
+
+The agentic tier calls other functions and the human tier files review tasks; both services live
+in the gateway (the invoker, the task service), which also runs the cascade. So the tiers name
+only what they call, and the app factory hands them the gateway's services once, at startup:
+nothing here imports the gateway, and nothing is looked up per call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from .function import LoadedFunction
+
+
+class ToolGateway(Protocol):
+    """The invoke path, as an agent's tools see it (implemented by ``gateway.invoke.Invoker``)."""
+
+    async def load_tool(self, tenant: str, function_id: str) -> LoadedFunction | None:
+        """The tenant's function, loaded (for its description and input schema); ``None`` when
+        the tenant has no such function. Other errors (storage away, an open circuit) propagate."""
+        ...
+
+    async def call_tool(
+        self, tenant: str, function_id: str, body: bytes, depth: int, trace_id: str
+    ) -> Any:
+        """Invoke the function with ``body`` (JSON) through the gateway's own invoke path, never
+        reaching a human tier; returns its output value, or raises ``ToolCallFailed`` with the
+        API's error code and detail when the call is refused or fails."""
+        ...
+
+
+class ReviewDesk(Protocol):
+    """Durable review tasks, as the human tier files them (``gateway.review.TaskService``)."""
+
+    async def create(
+        self,
+        *,
+        tenant: str,
+        function_id: str,
+        version: int,
+        execution_id: str,
+        input: Any,
+        instructions: str,
+        attempts: list[dict[str, Any]],
+        expires_in_s: float,
+    ) -> Mapping[str, Any]:
+        """File a pending task for the execution; returns the task (with its ``id``)."""
+        ...
