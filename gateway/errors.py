@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 
 class TiergateError(Exception):
@@ -264,7 +264,7 @@ class AttemptFailure(Exception):
     """How one tier attempt ended without an answer; recorded in ``attempts[]`` (with ``code``
     when the failure has a stable name, e.g. ``output_too_large``)."""
 
-    status: ClassVar[str] = "failed"
+    status: ClassVar[Literal["failed", "timeout", "skipped", "cancelled"]] = "failed"
     code: ClassVar[str | None] = None
 
     def __init__(self, message: str, *, logs: list[Any] | None = None) -> None:

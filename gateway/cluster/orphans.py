@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Any
 
 import orjson
 
@@ -18,6 +17,7 @@ from gateway.cluster.periodic import Periodic
 from gateway.errors import StorageUnavailable
 from gateway.http.views import execution_body
 from gateway.invoke.callbacks import Callbacks
+from gateway.invoke.execution import ExecutionRecord
 from gateway.invoke.records import ExecutionRecords
 from storage.kv.base import KV
 
@@ -62,7 +62,7 @@ class OrphanSweeper:
         verdicts: dict[str, bool] = {self._owner: True}
         ended = 0
         for record in await self._records.live(SWEEP_BATCH):
-            owner = record.get("owner") or ""
+            owner = record.owner
             if owner not in verdicts:
                 raw = await self._kv.get(_alive(owner)) if owner else None
                 verdicts[owner] = raw is not None and now - orjson.loads(raw) < self._after
@@ -74,17 +74,14 @@ class OrphanSweeper:
             log.warning("ended %d execution(s) whose gateway process had stopped", ended)
         return ended
 
-    def _end(self, record: dict[str, Any], now: float) -> None:
-        record = {
-            **record,
-            "status": "failed",
-            "error": REASON,
-            "ended_at": now,
-            "duration_ms": round((now - record["started_at"]) * 1000, 3),
-        }
+    def _end(self, record: ExecutionRecord, now: float) -> None:
+        record.status = "failed"
+        record.error = REASON
+        record.ended_at = now
+        record.duration_ms = round((now - record.started_at) * 1000, 3)
         self._records.save(record)
-        if record.get("callback_url"):
-            self._callbacks.send(record["callback_url"], execution_body(record))
+        if record.callback_url:
+            self._callbacks.send(record.callback_url, execution_body(record))
 
 
 def _alive(owner: str) -> str:

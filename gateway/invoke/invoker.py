@@ -22,14 +22,16 @@ from gateway.errors import (
     TiergateError,
 )
 from gateway.functions.registry import FunctionRef
-from gateway.http.views import execution_body, render_logs
+from gateway.http.views import execution_body
 from gateway.ids import new_id, new_trace_id, process_id
 from gateway.invoke.admission import Admission
 from gateway.invoke.callbacks import Callbacks
+from gateway.invoke.execution import ExecutionRecord, FinalStatus, Review, log_lines
 from gateway.invoke.loaded import LoadedFunction
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
 from gateway.metrics import Metrics
+from tiers.attempt import Attempt
 from tiers.base import AwaitingHuman, Invocation
 from tiers.engine import CascadeEngine, CascadeOptions, Outcome
 
@@ -81,7 +83,7 @@ class Invoker:
 
     async def invoke(
         self, tenant: str, ref: FunctionRef, body: bytes, options: InvokeOptions
-    ) -> dict[str, Any]:
+    ) -> ExecutionRecord:
         """Run a call; returns its finished record (or, for async calls, the pending record)."""
         fn, cache_hit = await self._loader.get(tenant, ref.function_id, ref.version)
         value, body = _parse_input(body, fn)
@@ -90,7 +92,7 @@ class Invoker:
             cascade = dataclasses.replace(cascade, skip_tiers=cascade.skip_tiers | {"human"})
         record = self._new_record(fn, body, value, options, cache_hit)
         inv = Invocation(
-            fn, body, value, record["execution_id"], record["trace_id"], tenant, depth=options.depth
+            fn, body, value, record.execution_id, record.trace_id, tenant, depth=options.depth
         )
         if options.respond_async:
             self._admission.check()
@@ -103,7 +105,7 @@ class Invoker:
         return await self._execute(inv, cascade, record)
 
     async def _execute_in_background(
-        self, inv: Invocation, cascade: CascadeOptions, record: dict[str, Any]
+        self, inv: Invocation, cascade: CascadeOptions, record: ExecutionRecord
     ) -> None:
         """An async call: its outcome lives only in its record, so errors end here."""
         try:
@@ -114,16 +116,16 @@ class Invoker:
             pass
 
     async def _execute(
-        self, inv: Invocation, cascade: CascadeOptions, record: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, inv: Invocation, cascade: CascadeOptions, record: ExecutionRecord
+    ) -> ExecutionRecord:
         task = asyncio.current_task()
         assert task is not None
         running = self._running[inv.execution_id] = _Running(task, inv.tenant)
         admitted = False
         try:
-            record["queue_ms"] = await self._admission.enter(inv.fn)
+            record.queue_ms = await self._admission.enter(inv.fn)
             admitted = True
-            record["status"] = "running"
+            record.status = "running"
             self._records.save(record)
             inv.started = time.monotonic()
             if inv.fn.secrets:
@@ -132,13 +134,11 @@ class Invoker:
             self._finish(record, inv, "completed", outcome=outcome)
             return record
         except AwaitingHuman as waiting:
-            record.update(
-                status="awaiting_human",
-                tier="human",
-                task_id=waiting.task["id"],
-                attempts=inv.attempts,
-                logs=render_logs(inv.final_logs()),
-            )
+            record.status = "awaiting_human"
+            record.tier = "human"
+            record.task_id = waiting.task_id
+            record.attempts = inv.attempts
+            record.logs = log_lines(inv.final_logs())
             self._records.save(record)
             # A reviewer on any instance may answer the task at once: the record must be there.
             await self._records.flush_soon()
@@ -146,7 +146,7 @@ class Invoker:
         except QueueFull:
             raise  # refused before anything ran: nothing to record for a sync call
         except InvocationError as exc:
-            status = "timeout" if exc.status == 504 else "failed"
+            status: FinalStatus = "timeout" if exc.status == 504 else "failed"
             self._finish(record, inv, status, error=exc.detail)
             exc.extensions.setdefault("execution_id", inv.execution_id)
             raise
@@ -178,93 +178,82 @@ class Invoker:
         value: Any,
         options: InvokeOptions,
         cache_hit: bool,
-    ) -> dict[str, Any]:
+    ) -> ExecutionRecord:
         recorded_input: Any = value
         if len(body) > self._record_input_bytes:
             recorded_input = {"truncated": True, "size": len(body)}
-        return {
-            "execution_id": new_id(),
-            "tenant": fn.tenant,
-            "function_id": fn.function_id,
-            "version": fn.version,
-            "status": "pending",
-            "tier": None,
-            "output": None,
-            "error": None,
-            "attempts": [],
-            "logs": [],
-            "input": recorded_input,
-            "trace_id": options.trace_id or new_trace_id(),
-            "started_at": time.time(),
-            "ended_at": None,
-            "duration_ms": None,
-            "queue_ms": 0.0,
-            "cold_start": not cache_hit,
-            "cache_hit": cache_hit,
-            "callback_url": options.callback_url,
-            "owner": self._owner,
-        }
+        return ExecutionRecord(
+            execution_id=new_id(),
+            tenant=fn.tenant,
+            function_id=fn.function_id,
+            version=fn.version,
+            trace_id=options.trace_id or new_trace_id(),
+            started_at=time.time(),
+            input=recorded_input,
+            cold_start=not cache_hit,
+            cache_hit=cache_hit,
+            callback_url=options.callback_url,
+            owner=self._owner,
+        )
 
     def _finish(
         self,
-        record: dict[str, Any],
+        record: ExecutionRecord,
         inv: Invocation,
-        status: str,
+        status: FinalStatus,
         *,
         outcome: Outcome | None = None,
         error: str | None = None,
     ) -> None:
         duration = time.monotonic() - inv.started
-        record["status"] = status
-        record["ended_at"] = time.time()
-        record["duration_ms"] = round(duration * 1000, 3)
-        record["attempts"] = inv.attempts
-        record["logs"] = render_logs(inv.final_logs())
-        record["error"] = error
+        record.status = status
+        record.ended_at = time.time()
+        record.duration_ms = round(duration * 1000, 3)
+        record.attempts = inv.attempts
+        record.logs = log_lines(inv.final_logs())
+        record.error = error
         if outcome is not None:
-            record["tier"] = outcome.tier
-            record["output"] = outcome.output
+            record.tier = outcome.tier
+            record.output = outcome.output
             if outcome.details:
-                record["details"] = dict(outcome.details)
+                record.details = dict(outcome.details)
         elif inv.attempts:
-            record["tier"] = inv.attempts[-1]["tier"]
+            record.tier = inv.attempts[-1].tier
         self._records.save(record)
-        inv.fn.metrics.outcome(status, record["tier"] or "none")
+        inv.fn.metrics.outcome(status, record.tier or "none")
         inv.fn.metrics.duration.observe(duration)
-        if record["callback_url"]:
-            self._callbacks.send(record["callback_url"], execution_body(record))
+        if record.callback_url:
+            self._callbacks.send(record.callback_url, execution_body(record))
 
     def finish_elsewhere(
         self,
-        record: dict[str, Any],
-        status: str,
+        record: ExecutionRecord,
+        status: FinalStatus,
         *,
         tier: str,
         output: Any = None,
         error: str | None = None,
-        attempt: dict[str, Any] | None = None,
-        review: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
+        attempt: Attempt | None = None,
+        review: Review | None = None,
+    ) -> ExecutionRecord:
         """End an execution this process is not running (a reviewer answered, a task expired):
         the same record, metrics and callback as a call that ends here."""
         now = time.time()
-        record.update(
-            status=status,
-            tier=tier,
-            output=output,
-            error=error,
-            ended_at=now,
-            duration_ms=round((now - record["started_at"]) * 1000, 3),
-        )
+        record.status = status
+        record.tier = tier
+        record.output = output
+        record.error = error
+        record.ended_at = now
+        record.duration_ms = round((now - record.started_at) * 1000, 3)
         if attempt is not None:
-            record["attempts"] = [*record["attempts"], attempt]
+            record.attempts = [*record.attempts, attempt]
         if review is not None:
-            record["review"] = review
+            record.review = review
         self._records.save(record)
-        metrics = self._metrics.for_function(record["tenant"], record["function_id"])
+        metrics = self._metrics.for_function(record.tenant, record.function_id)
         metrics.outcome(status, tier)
-        if record.get("callback_url"):
-            self._callbacks.send(record["callback_url"], execution_body(record))
+        if record.callback_url:
+            self._callbacks.send(record.callback_url, execution_body(record))
         return record
 
     async def load_tool(self, tenant: str, function_id: str) -> LoadedFunction:
@@ -278,7 +267,7 @@ class Invoker:
         """An agent's tool call: this same invoke path, never reaching a human tier."""
         options = InvokeOptions(trace_id=trace_id, depth=depth, never_human=True)
         record = await self.invoke(tenant, FunctionRef(function_id), body, options)
-        return record["output"]
+        return record.output
 
     def stop(self, execution_id: str) -> asyncio.Task[Any] | None:
         """Ask a running execution of this process to stop; None when it is not running here."""

@@ -38,9 +38,9 @@ async def invoke(request: web.Request) -> web.Response:
     )
     body = await request.read()
     record = await svc.invoker.invoke(tenant, ref, body, options)
-    headers = {"traceparent": f"00-{record['trace_id']}-{new_span_id()}-{flags}"}
-    if record["status"] in ("pending", "running", "awaiting_human"):
-        headers["Location"] = f"/executions/{record['execution_id']}"
+    headers = {"traceparent": f"00-{record.trace_id}-{new_span_id()}-{flags}"}
+    if record.status in ("pending", "running", "awaiting_human"):
+        headers["Location"] = f"/executions/{record.execution_id}"
         return json_response(accepted_body(record), status=202, headers=headers)
     return json_response(execution_body(record, full=False), headers=headers)
 
