@@ -22,18 +22,15 @@ from gateway.errors import (
     TiergateError,
 )
 from gateway.functions.registry import FunctionRef
-from gateway.http.views import execution_body
 from gateway.ids import new_id, new_trace_id, process_id
 from gateway.invoke.admission import Admission
-from gateway.invoke.callbacks import Callbacks
-from gateway.invoke.execution import ExecutionRecord, FinalStatus, Review, log_lines
+from gateway.invoke.execution import ExecutionRecord, FinalStatus, log_lines
+from gateway.invoke.finish import Finisher
 from gateway.invoke.loaded import LoadedFunction
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
-from gateway.metrics import Metrics
-from tiers.attempt import Attempt
 from tiers.base import AwaitingHuman, Invocation
-from tiers.engine import CascadeEngine, CascadeOptions, Outcome
+from tiers.engine import CascadeEngine, CascadeOptions
 
 SecretResolver = Callable[[str, tuple[str, ...]], Awaitable[Mapping[str, str]]]
 
@@ -63,8 +60,7 @@ class Invoker:
         engine: CascadeEngine,
         records: ExecutionRecords,
         resolve_secrets: SecretResolver,
-        callbacks: Callbacks,
-        metrics: Metrics,
+        finisher: Finisher,
         *,
         record_input_bytes: int,
     ) -> None:
@@ -73,8 +69,7 @@ class Invoker:
         self._engine = engine
         self._records = records
         self._resolve_secrets = resolve_secrets
-        self._callbacks = callbacks
-        self._metrics = metrics
+        self._finisher = finisher
         self._record_input_bytes = record_input_bytes
         self._owner = process_id()
         self._closing = False
@@ -111,7 +106,7 @@ class Invoker:
         try:
             await self._execute(inv, cascade, record)
         except QueueFull as exc:  # the queue filled up between accepting the call and running it
-            self._finish(record, inv, "failed", error=exc.detail)
+            self._finisher.finish(record, "failed", run=inv, error=exc.detail)
         except (TiergateError, asyncio.CancelledError):
             pass
 
@@ -131,8 +126,14 @@ class Invoker:
             if inv.fn.secrets:
                 inv.secrets = await self._resolve_secrets(inv.tenant, inv.fn.secrets)
             outcome = await self._engine.run(inv, cascade)
-            self._finish(record, inv, "completed", outcome=outcome)
-            return record
+            return self._finisher.finish(
+                record,
+                "completed",
+                run=inv,
+                tier=outcome.tier,
+                output=outcome.output,
+                details=outcome.details,
+            )
         except AwaitingHuman as waiting:
             record.status = "awaiting_human"
             record.tier = "human"
@@ -147,7 +148,7 @@ class Invoker:
             raise  # refused before anything ran: nothing to record for a sync call
         except InvocationError as exc:
             status: FinalStatus = "timeout" if exc.status == 504 else "failed"
-            self._finish(record, inv, status, error=exc.detail)
+            self._finisher.finish(record, status, run=inv, error=exc.detail)
             exc.extensions.setdefault("execution_id", inv.execution_id)
             raise
         except (asyncio.CancelledError, AttemptCancelled):
@@ -157,14 +158,14 @@ class Invoker:
                 reason = "the gateway stopped before the execution finished"
             else:
                 reason = "the client went away"
-            self._finish(record, inv, "cancelled", error=reason)
+            self._finisher.finish(record, "cancelled", run=inv, error=reason)
             if running.cancel_requested and task.uncancel() == 0:
                 raise ExecutionCancelled(
                     "the execution was cancelled", execution_id=inv.execution_id
                 ) from None
             raise
         except BaseException as exc:
-            self._finish(record, inv, "failed", error=inv.redact(str(exc)))
+            self._finisher.finish(record, "failed", run=inv, error=str(exc))
             raise
         finally:
             if admitted:
@@ -195,66 +196,6 @@ class Invoker:
             callback_url=options.callback_url,
             owner=self._owner,
         )
-
-    def _finish(
-        self,
-        record: ExecutionRecord,
-        inv: Invocation,
-        status: FinalStatus,
-        *,
-        outcome: Outcome | None = None,
-        error: str | None = None,
-    ) -> None:
-        duration = time.monotonic() - inv.started
-        record.status = status
-        record.ended_at = time.time()
-        record.duration_ms = round(duration * 1000, 3)
-        record.attempts = inv.attempts
-        record.logs = log_lines(inv.final_logs())
-        record.error = error
-        if outcome is not None:
-            record.tier = outcome.tier
-            record.output = outcome.output
-            if outcome.details:
-                record.details = dict(outcome.details)
-        elif inv.attempts:
-            record.tier = inv.attempts[-1].tier
-        self._records.save(record)
-        inv.fn.metrics.outcome(status, record.tier or "none")
-        inv.fn.metrics.duration.observe(duration)
-        if record.callback_url:
-            self._callbacks.send(record.callback_url, execution_body(record))
-
-    def finish_elsewhere(
-        self,
-        record: ExecutionRecord,
-        status: FinalStatus,
-        *,
-        tier: str,
-        output: Any = None,
-        error: str | None = None,
-        attempt: Attempt | None = None,
-        review: Review | None = None,
-    ) -> ExecutionRecord:
-        """End an execution this process is not running (a reviewer answered, a task expired):
-        the same record, metrics and callback as a call that ends here."""
-        now = time.time()
-        record.status = status
-        record.tier = tier
-        record.output = output
-        record.error = error
-        record.ended_at = now
-        record.duration_ms = round((now - record.started_at) * 1000, 3)
-        if attempt is not None:
-            record.attempts = [*record.attempts, attempt]
-        if review is not None:
-            record.review = review
-        self._records.save(record)
-        metrics = self._metrics.for_function(record.tenant, record.function_id)
-        metrics.outcome(status, tier)
-        if record.callback_url:
-            self._callbacks.send(record.callback_url, execution_body(record))
-        return record
 
     async def load_tool(self, tenant: str, function_id: str) -> LoadedFunction:
         """A function an agent may call, loaded (for its description and input schema)."""

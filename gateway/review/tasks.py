@@ -3,8 +3,8 @@ instances), claimable, answered through the API or the reviewer page, and expire
 
 A task moves from ``pending`` to exactly one of ``completed``, ``rejected``, ``expired`` or
 ``cancelled``, always by compare-and-set, so two reviewers (or a reviewer and the sweeper) can
-never both decide it. Deciding a task finishes its execution through the invoker, which records
-who answered and when, counts it, and sends the execution's callback.
+never both decide it. Deciding a task ends its execution through ``Finisher.finish``, like any
+other ending: recorded with who answered and when, counted, and called back.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 from gateway.cluster.periodic import Periodic
 from gateway.errors import BadRequest, InvalidOutput, StorageUnavailable, TaskClaimed, TaskNotFound
 from gateway.invoke.execution import ExecutionRecord, FinalStatus, Review, ReviewAction
-from gateway.invoke.invoker import Invoker
+from gateway.invoke.finish import Finisher
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
 from gateway.review.task import ReviewTask
@@ -44,14 +44,14 @@ class TaskService:
         kv: KV,
         records: ExecutionRecords,
         loader: Loader,
-        invoker: Invoker,
+        finisher: Finisher,
         *,
         sweep_s: float = 5.0,
     ) -> None:
         self._kv = kv
         self._records = records
         self._loader = loader
-        self._invoker = invoker
+        self._finisher = finisher
         self._sweep_s = sweep_s
         self._sweeper = Periodic("review task sweep")
 
@@ -210,7 +210,7 @@ class TaskService:
             error,
             round((time.time() - task.created_at) * 1000, 3),
         )
-        return self._invoker.finish_elsewhere(
+        return self._finisher.finish(
             record,
             status,
             tier="human",
