@@ -17,7 +17,7 @@ as ``tiergate.X``. Standard library only: a worker process or the compiler's chi
 from __future__ import annotations
 
 import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 
 class PluginError(Exception):
@@ -78,7 +78,7 @@ class AttemptFailure(Exception):
     """How one tier attempt ended without an answer; recorded in ``attempts[]`` (with ``code``
     when the failure has a stable name, e.g. ``output_too_large``)."""
 
-    status: ClassVar[str] = "failed"
+    status: ClassVar[Literal["failed", "timeout", "skipped", "cancelled"]] = "failed"
     code: ClassVar[str | None] = None
 
     def __init__(self, message: str, *, logs: list[Any] | None = None) -> None:

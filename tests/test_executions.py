@@ -6,7 +6,7 @@ import time
 
 import httpx
 import pytest
-from conftest import assert_problem, deploy_wat, start_slow_execution, unique
+from conftest import assert_problem, deploy_wat, run, start_slow_execution, unique
 
 
 def wait_for(
@@ -167,3 +167,71 @@ def test_a_gateway_stopped_cleanly_records_its_async_executions_as_cancelled(tie
         record = api.get(f"/executions/{execution}").json()
         assert record["status"] == "cancelled"
         assert record["error"] == "the gateway stopped before the execution finished"
+
+
+def test_records_of_another_tiergate_version_still_read(tiergate_server, api):
+    """A shared store may hold records written by an older or newer gateway: keys this one does
+    not know are ignored, keys it lacks take their defaults."""
+    from storage.executions.sqlite import SQLiteExecutionStore
+
+    fn = unique("versions")
+    deploy_wat(api, fn)
+    stored = {
+        "execution_id": "00000000000100000000000001",
+        "tenant": "default",
+        "function_id": fn,
+        "version": 3,
+        "status": "failed",
+        "tier": "code",
+        "output": None,
+        "error": "boom",
+        "attempts": [
+            {
+                "tier": "code",
+                "attempt": 1,
+                "status": "failed",
+                "error": "boom",
+                "duration_ms": 2.5,
+                "retry_of": "x",
+            }
+        ],
+        "logs": [{"ts": "1970-01-01T00:00:01.000Z", "stream": "stderr", "message": "boom"}],
+        "input": {"n": 1},
+        "trace_id": "0af7651916cd43dd8448eb211c80319c",
+        "started_at": 1.0,
+        "ended_at": 2.0,
+        "duration_ms": 1000.0,
+        "queue_ms": 0.0,
+        "cold_start": True,
+        "cache_hit": False,
+        "cause": {"kind": "event", "event_id": "ev_1"},
+    }
+
+    async def write():
+        store = SQLiteExecutionStore(tiergate_server.data_dir / "tiergate.db")
+        await store.put_many([stored])
+        await store.close()
+
+    run(write())
+    record = api.get(f"/executions/{stored['execution_id']}")
+    assert record.status_code == 200, record.text
+    assert record.json() == {
+        "execution_id": stored["execution_id"],
+        "function_id": fn,
+        "version": 3,
+        "status": "failed",
+        "tier": "code",
+        "output": None,
+        "attempts": [
+            {"tier": "code", "attempt": 1, "status": "failed", "error": "boom", "duration_ms": 2.5}
+        ],
+        "logs": stored["logs"],
+        "metrics": {"duration_ms": 1000.0, "queue_ms": 0.0, "cold_start": True, "cache_hit": False},
+        "error": "boom",
+        "trace_id": stored["trace_id"],
+        "input": {"n": 1},
+        "started_at": "1970-01-01T00:00:01.000Z",
+        "ended_at": "1970-01-01T00:00:02.000Z",
+    }
+    logs = api.get(f"/functions/{fn}/logs").json()["executions"]
+    assert [entry["execution_id"] for entry in logs] == [stored["execution_id"]]

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from plugins.logs import LogBudget
 from plugins.runtime import LogEntry
 
+from .attempt import Attempt
 from .function import LoadedFunction
 
 TIER_ORDER = ("code", "generative", "agentic", "human")
@@ -32,7 +33,7 @@ class Invocation:
     tenant: str
     depth: int = 0
     secrets: Mapping[str, str] = field(default_factory=dict)
-    attempts: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     logs: list[LogEntry] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     log_budget: LogBudget = field(default_factory=LogBudget)
@@ -69,11 +70,11 @@ class Invocation:
 
 
 class AwaitingHuman(Exception):
-    """The cascade handed the execution to a person; ``task`` is the review task."""
+    """The cascade handed the execution to a person, through the review task ``task_id``."""
 
-    def __init__(self, task: Mapping[str, Any]) -> None:
-        super().__init__(f"awaiting human review (task {task['id']})")
-        self.task = task
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"awaiting human review (task {task_id})")
+        self.task_id = task_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import orjson
 
 from plugins.errors import AttemptFailure, BadOutput, FunctionTimeout, OutputTooLarge
 
+from .attempt import Attempt, AttemptStatus, attempts_json
 from .base import TIER_ORDER, Invocation, Tier, TierResult
 from .errors import AttemptCancelled, CascadeExhausted, InvocationTimeout, TierSkipped
 
@@ -189,22 +190,13 @@ class CascadeEngine:
         inv: Invocation,
         tier: str,
         attempt: int,
-        status: str,
+        status: AttemptStatus,
         error: str | None,
         started: float,
         code: str | None = None,
     ) -> None:
         elapsed = time.perf_counter() - started
-        entry: dict[str, Any] = {
-            "tier": tier,
-            "attempt": attempt,
-            "status": status,
-            "error": error,
-            "duration_ms": round(elapsed * 1000, 3),
-        }
-        if code is not None:
-            entry["code"] = code
-        inv.attempts.append(entry)
+        inv.attempts.append(Attempt(tier, attempt, status, error, round(elapsed * 1000, 3), code))
         self._report_attempt(tier, status, elapsed)
 
     async def _run_parallel(
@@ -232,16 +224,17 @@ class CascadeEngine:
         if last is None:
             return CascadeExhausted(
                 "no tier could run: the function has no code and no tier configured for this call",
-                attempts=inv.attempts,
+                attempts=attempts_json(inv.attempts),
             )
         if isinstance(last, AttemptCancelled):
             return last
-        names = ", ".join(sorted({a["tier"] for a in inv.attempts}))
+        names = ", ".join(sorted({a.tier for a in inv.attempts}))
+        attempts = attempts_json(inv.attempts)
         if isinstance(last, FunctionTimeout):
-            tier = inv.attempts[-1]["tier"] if inv.attempts else "last"
+            tier = inv.attempts[-1].tier if inv.attempts else "last"
             return InvocationTimeout(
-                f"the {tier} tier timed out: {last.message}", attempts=inv.attempts
+                f"the {tier} tier timed out: {last.message}", attempts=attempts
             )
         return CascadeExhausted(
-            f"every tier tried failed ({names}); last error: {last.message}", attempts=inv.attempts
+            f"every tier tried failed ({names}); last error: {last.message}", attempts=attempts
         )

@@ -39,4 +39,4 @@ class HumanTier(Tier):
             attempts=inv.attempts,
             expires_in_s=expires_in,
         )
-        raise AwaitingHuman(task)
+        raise AwaitingHuman(task.id)

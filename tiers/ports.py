@@ -8,9 +8,10 @@ nothing here imports the gateway, and nothing is looked up per call.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from typing import Any, Protocol
 
+from .attempt import Attempt
 from .function import LoadedFunction
 
 
@@ -31,6 +32,13 @@ class ToolGateway(Protocol):
         ...
 
 
+class FiledTask(Protocol):
+    """A review task as the human tier needs it: something with an id."""
+
+    @property
+    def id(self) -> str: ...
+
+
 class ReviewDesk(Protocol):
     """Durable review tasks, as the human tier files them (``gateway.review.TaskService``)."""
 
@@ -43,8 +51,8 @@ class ReviewDesk(Protocol):
         execution_id: str,
         input: Any,
         instructions: str,
-        attempts: list[dict[str, Any]],
+        attempts: Sequence[Attempt],
         expires_in_s: float,
-    ) -> Mapping[str, Any]:
+    ) -> FiledTask:
         """File a pending task for the execution; returns the task (with its ``id``)."""
         ...

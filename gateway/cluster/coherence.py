@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from gateway.cluster.events import EventBus
+from gateway.invoke.execution import ExecutionRecord
 from gateway.invoke.invoker import Invoker
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
@@ -61,18 +62,18 @@ class Coherence:
         self._ratelimit.forget(tenant)
         await self._tell("ratelimit.changed", tenant=tenant)
 
-    async def cancel_execution(self, execution_id: str) -> dict[str, Any] | None:
+    async def cancel_execution(self, execution_id: str) -> ExecutionRecord | None:
         """Cancel an execution wherever it runs; its record afterwards (or as it was, if the
         process running it did not answer within ``CANCEL_WAIT_S``)."""
         if not await self._invoker.cancel(execution_id):
             record = await self._records.get(execution_id)
-            if record is None or record["status"] not in LIVE_STATUSES:
+            if record is None or record.status not in LIVE_STATUSES:
                 return record  # finished, or waiting for a person: nothing runs to stop
             await self._bus.publish("execution.cancel", execution_id=execution_id)
             deadline = time.monotonic() + CANCEL_WAIT_S
             while time.monotonic() < deadline:
                 record = await self._records.get(execution_id)
-                if record is None or record["status"] not in LIVE_STATUSES:
+                if record is None or record.status not in LIVE_STATUSES:
                     return record
                 await asyncio.sleep(0.05)
         return await self._records.get(execution_id)

@@ -1,8 +1,9 @@
 """Executions whose gateway process died — killed, out of memory, its pod evicted — would stay
 ``pending`` or ``running`` forever, and their callers would poll forever. Every process therefore
 writes a heartbeat (``alive/<process id>`` in the KV) and every process sweeps for live executions
-whose owner's heartbeat is older than ``orphan_after_s``, ending them ``failed`` with a reason and
-sending their callback. A process that stops cleanly records its executions itself.
+whose owner's heartbeat is older than ``orphan_after_s``, ending them ``failed`` with a reason
+through ``Finisher.finish`` (recorded, counted and called back like any ending). A process that
+stops cleanly records its executions itself.
 """
 
 from __future__ import annotations
@@ -10,14 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from typing import Any
 
 import orjson
 
-from gateway.invoke.callbacks import Callbacks
+from gateway.invoke.finish import Finisher
 from gateway.invoke.records import ExecutionRecords
 from gateway.periodic import Periodic
-from gateway.views import execution_body
 from storage.errors import StorageUnavailable
 from storage.kv.base import KV
 
@@ -32,14 +31,14 @@ class OrphanSweeper:
         self,
         kv: KV,
         records: ExecutionRecords,
-        callbacks: Callbacks,
+        finisher: Finisher,
         owner: str,
         *,
         orphan_after_s: float,
     ) -> None:
         self._kv = kv
         self._records = records
-        self._callbacks = callbacks
+        self._finisher = finisher
         self._owner = owner
         self._after = orphan_after_s
         self._background = Periodic("orphan sweep")
@@ -62,29 +61,17 @@ class OrphanSweeper:
         verdicts: dict[str, bool] = {self._owner: True}
         ended = 0
         for record in await self._records.live(SWEEP_BATCH):
-            owner = record.get("owner") or ""
+            owner = record.owner
             if owner not in verdicts:
                 raw = await self._kv.get(_alive(owner)) if owner else None
                 verdicts[owner] = raw is not None and now - orjson.loads(raw) < self._after
             if verdicts[owner]:
                 continue
-            self._end(record, now)
+            self._finisher.finish(record, "failed", error=REASON)
             ended += 1
         if ended:
             log.warning("ended %d execution(s) whose gateway process had stopped", ended)
         return ended
-
-    def _end(self, record: dict[str, Any], now: float) -> None:
-        record = {
-            **record,
-            "status": "failed",
-            "error": REASON,
-            "ended_at": now,
-            "duration_ms": round((now - record["started_at"]) * 1000, 3),
-        }
-        self._records.save(record)
-        if record.get("callback_url"):
-            self._callbacks.send(record["callback_url"], execution_body(record))
 
 
 def _alive(owner: str) -> str:

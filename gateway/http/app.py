@@ -27,9 +27,11 @@ from gateway.http.health import store_checks
 from gateway.http.keys import SERVICES, SETTINGS
 from gateway.http.middleware import auth_middleware, body_deadline_middleware, problem_middleware
 from gateway.http.routes import admin, executions, functions, invoke, ops, storage_admin, tasks, ui
+from gateway.http.views import execution_body
 from gateway.ids import process_id
 from gateway.invoke.admission import Admission
 from gateway.invoke.callbacks import Callbacks
+from gateway.invoke.finish import Finisher
 from gateway.invoke.invoker import Invoker
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
@@ -181,18 +183,18 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
     admission = Admission(settings.concurrency, settings.queue_size, metrics)
     callbacks = Callbacks(allow_private=settings.callback_allow_private)
     stack.push_async_callback(callbacks.close)
+    finisher = Finisher(records, callbacks, metrics, execution_body)
     invoker = Invoker(
         loader,
         admission,
         engine,
         records,
         secrets.resolve,
-        callbacks,
-        metrics,
+        finisher,
         record_input_bytes=settings.record_input_bytes,
     )
     stack.push_async_callback(invoker.close)
-    review = TaskService(kv, records, loader, invoker, sweep_s=settings.task_sweep_s)
+    review = TaskService(kv, records, loader, finisher, sweep_s=settings.task_sweep_s)
     review.start()
     stack.push_async_callback(review.close)
     # The agentic tier calls the invoke path and the human tier files review tasks: both exist
@@ -210,7 +212,7 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
     await bus.start()
     stack.push_async_callback(bus.close)
     orphans = OrphanSweeper(
-        kv, records, callbacks, process_id(), orphan_after_s=settings.orphan_after_s
+        kv, records, finisher, process_id(), orphan_after_s=settings.orphan_after_s
     )
     orphans.start()
     stack.push_async_callback(orphans.close)

@@ -16,14 +16,13 @@ from gateway.errors import REPORTED, BadRequest, ExecutionCancelled, InvalidInpu
 from gateway.functions.registry import FunctionRef
 from gateway.ids import new_id, new_trace_id, process_id
 from gateway.invoke.admission import Admission
-from gateway.invoke.callbacks import Callbacks
+from gateway.invoke.execution import ExecutionRecord, FinalStatus, log_lines
+from gateway.invoke.finish import Finisher
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
-from gateway.metrics import Metrics
-from gateway.views import execution_body, render_logs
 from plugins.errors import QueueFull
 from tiers.base import AwaitingHuman, Invocation
-from tiers.engine import CascadeEngine, CascadeOptions, Outcome
+from tiers.engine import CascadeEngine, CascadeOptions
 from tiers.errors import AttemptCancelled, InvocationError, InvocationTimeout, ToolCallFailed
 from tiers.function import LoadedFunction
 
@@ -55,8 +54,7 @@ class Invoker:
         engine: CascadeEngine,
         records: ExecutionRecords,
         resolve_secrets: SecretResolver,
-        callbacks: Callbacks,
-        metrics: Metrics,
+        finisher: Finisher,
         *,
         record_input_bytes: int,
     ) -> None:
@@ -65,8 +63,7 @@ class Invoker:
         self._engine = engine
         self._records = records
         self._resolve_secrets = resolve_secrets
-        self._callbacks = callbacks
-        self._metrics = metrics
+        self._finisher = finisher
         self._record_input_bytes = record_input_bytes
         self._owner = process_id()
         self._closing = False
@@ -75,7 +72,7 @@ class Invoker:
 
     async def invoke(
         self, tenant: str, ref: FunctionRef, body: bytes, options: InvokeOptions
-    ) -> dict[str, Any]:
+    ) -> ExecutionRecord:
         """Run a call; returns its finished record (or, for async calls, the pending record)."""
         fn, cache_hit = await self._loader.get(tenant, ref.function_id, ref.version)
         value, body = _parse_input(body, fn)
@@ -84,7 +81,7 @@ class Invoker:
             cascade = dataclasses.replace(cascade, skip_tiers=cascade.skip_tiers | {"human"})
         record = self._new_record(fn, body, value, options, cache_hit)
         inv = Invocation(
-            fn, body, value, record["execution_id"], record["trace_id"], tenant, depth=options.depth
+            fn, body, value, record.execution_id, record.trace_id, tenant, depth=options.depth
         )
         if options.respond_async:
             self._admission.check()
@@ -97,42 +94,46 @@ class Invoker:
         return await self._execute(inv, cascade, record)
 
     async def _execute_in_background(
-        self, inv: Invocation, cascade: CascadeOptions, record: dict[str, Any]
+        self, inv: Invocation, cascade: CascadeOptions, record: ExecutionRecord
     ) -> None:
         """An async call: its outcome lives only in its record, so errors end here."""
         try:
             await self._execute(inv, cascade, record)
         except QueueFull as exc:  # the queue filled up between accepting the call and running it
-            self._finish(record, inv, "failed", error=exc.detail)
+            self._finisher.finish(record, "failed", run=inv, error=exc.detail)
         except (*REPORTED, asyncio.CancelledError):
             pass
 
     async def _execute(
-        self, inv: Invocation, cascade: CascadeOptions, record: dict[str, Any]
-    ) -> dict[str, Any]:
+        self, inv: Invocation, cascade: CascadeOptions, record: ExecutionRecord
+    ) -> ExecutionRecord:
         task = asyncio.current_task()
         assert task is not None
         running = self._running[inv.execution_id] = _Running(task, inv.tenant)
         admitted = False
         try:
-            record["queue_ms"] = await self._admission.enter(inv.fn)
+            record.queue_ms = await self._admission.enter(inv.fn)
             admitted = True
-            record["status"] = "running"
+            record.status = "running"
             self._records.save(record)
             inv.started = time.monotonic()
             if inv.fn.secrets:
                 inv.secrets = await self._resolve_secrets(inv.tenant, inv.fn.secrets)
             outcome = await self._engine.run(inv, cascade)
-            self._finish(record, inv, "completed", outcome=outcome)
-            return record
-        except AwaitingHuman as waiting:
-            record.update(
-                status="awaiting_human",
-                tier="human",
-                task_id=waiting.task["id"],
-                attempts=inv.attempts,
-                logs=render_logs(inv.final_logs()),
+            return self._finisher.finish(
+                record,
+                "completed",
+                run=inv,
+                tier=outcome.tier,
+                output=outcome.output,
+                details=outcome.details,
             )
+        except AwaitingHuman as waiting:
+            record.status = "awaiting_human"
+            record.tier = "human"
+            record.task_id = waiting.task_id
+            record.attempts = inv.attempts
+            record.logs = log_lines(inv.final_logs())
             self._records.save(record)
             # A reviewer on any instance may answer the task at once: the record must be there.
             await self._records.flush_soon()
@@ -140,8 +141,8 @@ class Invoker:
         except QueueFull:
             raise  # refused before anything ran: nothing to record for a sync call
         except InvocationError as exc:
-            status = "timeout" if isinstance(exc, InvocationTimeout) else "failed"
-            self._finish(record, inv, status, error=exc.detail)
+            status: FinalStatus = "timeout" if isinstance(exc, InvocationTimeout) else "failed"
+            self._finisher.finish(record, status, run=inv, error=exc.detail)
             exc.extensions.setdefault("execution_id", inv.execution_id)
             raise
         except (asyncio.CancelledError, AttemptCancelled):
@@ -151,14 +152,14 @@ class Invoker:
                 reason = "the gateway stopped before the execution finished"
             else:
                 reason = "the client went away"
-            self._finish(record, inv, "cancelled", error=reason)
+            self._finisher.finish(record, "cancelled", run=inv, error=reason)
             if running.cancel_requested and task.uncancel() == 0:
                 raise ExecutionCancelled(
                     "the execution was cancelled", execution_id=inv.execution_id
                 ) from None
             raise
         except BaseException as exc:
-            self._finish(record, inv, "failed", error=inv.redact(str(exc)))
+            self._finisher.finish(record, "failed", run=inv, error=str(exc))
             raise
         finally:
             if admitted:
@@ -172,94 +173,23 @@ class Invoker:
         value: Any,
         options: InvokeOptions,
         cache_hit: bool,
-    ) -> dict[str, Any]:
+    ) -> ExecutionRecord:
         recorded_input: Any = value
         if len(body) > self._record_input_bytes:
             recorded_input = {"truncated": True, "size": len(body)}
-        return {
-            "execution_id": new_id(),
-            "tenant": fn.tenant,
-            "function_id": fn.function_id,
-            "version": fn.version,
-            "status": "pending",
-            "tier": None,
-            "output": None,
-            "error": None,
-            "attempts": [],
-            "logs": [],
-            "input": recorded_input,
-            "trace_id": options.trace_id or new_trace_id(),
-            "started_at": time.time(),
-            "ended_at": None,
-            "duration_ms": None,
-            "queue_ms": 0.0,
-            "cold_start": not cache_hit,
-            "cache_hit": cache_hit,
-            "callback_url": options.callback_url,
-            "owner": self._owner,
-        }
-
-    def _finish(
-        self,
-        record: dict[str, Any],
-        inv: Invocation,
-        status: str,
-        *,
-        outcome: Outcome | None = None,
-        error: str | None = None,
-    ) -> None:
-        duration = time.monotonic() - inv.started
-        record["status"] = status
-        record["ended_at"] = time.time()
-        record["duration_ms"] = round(duration * 1000, 3)
-        record["attempts"] = inv.attempts
-        record["logs"] = render_logs(inv.final_logs())
-        record["error"] = error
-        if outcome is not None:
-            record["tier"] = outcome.tier
-            record["output"] = outcome.output
-            if outcome.details:
-                record["details"] = dict(outcome.details)
-        elif inv.attempts:
-            record["tier"] = inv.attempts[-1]["tier"]
-        self._records.save(record)
-        inv.fn.metrics.outcome(status, record["tier"] or "none")
-        inv.fn.metrics.duration.observe(duration)
-        if record["callback_url"]:
-            self._callbacks.send(record["callback_url"], execution_body(record))
-
-    def finish_elsewhere(
-        self,
-        record: dict[str, Any],
-        status: str,
-        *,
-        tier: str,
-        output: Any = None,
-        error: str | None = None,
-        attempt: dict[str, Any] | None = None,
-        review: dict[str, Any] | None = None,
-    ) -> dict[str, Any]:
-        """End an execution this process is not running (a reviewer answered, a task expired):
-        the same record, metrics and callback as a call that ends here."""
-        now = time.time()
-        record.update(
-            status=status,
-            tier=tier,
-            output=output,
-            error=error,
-            ended_at=now,
-            duration_ms=round((now - record["started_at"]) * 1000, 3),
+        return ExecutionRecord(
+            execution_id=new_id(),
+            tenant=fn.tenant,
+            function_id=fn.function_id,
+            version=fn.version,
+            trace_id=options.trace_id or new_trace_id(),
+            started_at=time.time(),
+            input=recorded_input,
+            cold_start=not cache_hit,
+            cache_hit=cache_hit,
+            callback_url=options.callback_url,
+            owner=self._owner,
         )
-        if attempt is not None:
-            record["attempts"] = [*record["attempts"], attempt]
-        if review is not None:
-            record["review"] = review
-        self._records.save(record)
-        metrics = self._metrics.for_function(record["tenant"], record["function_id"])
-        metrics.outcome(status, tier)
-        if record.get("callback_url"):
-            self._callbacks.send(record["callback_url"], execution_body(record))
-        return record
 
     async def load_tool(self, tenant: str, function_id: str) -> LoadedFunction | None:
         """A function an agent may call, loaded (for its description and input schema); None
@@ -279,7 +209,7 @@ class Invoker:
             record = await self.invoke(tenant, FunctionRef(function_id), body, options)
         except REPORTED as exc:
             raise ToolCallFailed(exc.code, exc.detail) from None
-        return record["output"]
+        return record.output
 
     def stop(self, execution_id: str) -> asyncio.Task[Any] | None:
         """Ask a running execution of this process to stop; None when it is not running here."""

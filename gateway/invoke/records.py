@@ -3,6 +3,10 @@
 ``save`` only puts the record in a pending map (no I/O, so it is safe even while the calling task
 is being cancelled); a background task flushes pending records in one transaction every few
 milliseconds. Reads look at the pending map first, so a record is visible the moment it is saved.
+
+This is the storage boundary of ``ExecutionRecord``: orjson encodes the dataclass as it stands
+when a batch is written (no dict is built for it), and what the store returns is read back with
+``ExecutionRecord.from_json``.
 """
 
 from __future__ import annotations
@@ -10,15 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Iterable
 
+import orjson
+
+from gateway.invoke.execution import ExecutionRecord
 from gateway.periodic import Periodic
 from plugins.logs import ENTRY_OVERHEAD
 from storage.errors import StorageUnavailable
-from storage.executions.base import ExecutionStore, Record
+from storage.executions.base import EncodedRecord, ExecutionStore, Record
 
 log = logging.getLogger("tiergate.records")
 
-FINISHED = frozenset({"completed", "failed", "timeout", "cancelled"})
 MAX_PENDING = 10_000
 LOG_PAGE_BYTES = 4 * 1024 * 1024
 LOG_PAGE_BATCH = 4
@@ -34,29 +41,32 @@ class ExecutionRecords:
         purge_interval: float = 3600,
     ) -> None:
         self._store = store
-        self._pending: dict[str, Record] = {}
+        self._pending: dict[str, ExecutionRecord] = {}
+        self._writing: dict[str, ExecutionRecord] = {}
         self._flush_interval = flush_interval
         self._retention_s = retention_s
         self._purge_interval = purge_interval
         self._background = Periodic("execution records")
         self._lock = asyncio.Lock()
 
-    def save(self, record: Record) -> None:
-        self._pending[record["execution_id"]] = record
+    def save(self, record: ExecutionRecord) -> None:
+        self._pending[record.execution_id] = record
 
     def unsaved(self) -> int:
-        return len(self._pending)
+        """Records not in the store yet: pending, and the batch being written (which, while the
+        store is away, may take seconds to fail)."""
+        return len(self._pending) + len(self._writing)
 
-    async def get(self, execution_id: str) -> Record | None:
-        record = self._pending.get(execution_id)
+    async def get(self, execution_id: str) -> ExecutionRecord | None:
+        record = self._pending.get(execution_id) or self._writing.get(execution_id)
         if record is not None:
             return record
-        return await self._store.get(execution_id)
+        return _read(await self._store.get(execution_id))
 
-    async def persist(self, record: Record) -> None:
+    async def persist(self, record: ExecutionRecord) -> None:
         """Write one record now, around the batch; raises (and keeps nothing) if the store is
         down. For a record another instance may be asked for before the next flush."""
-        await self._store.put_many([record])
+        await self._store.put_encoded(_encoded([record]))
 
     async def flush_soon(self) -> None:
         """Flush now; if the store is down the records stay pending for the next try."""
@@ -65,36 +75,37 @@ class ExecutionRecords:
         except StorageUnavailable as exc:
             log.warning("execution records: %s (will retry)", exc.detail)
 
-    async def live(self, limit: int) -> list[Record]:
+    async def live(self, limit: int) -> list[ExecutionRecord]:
         """Pending and running executions of every process (this one's saved first)."""
         await self.flush()
-        return await self._store.live(limit)
+        return [ExecutionRecord.from_json(r) for r in await self._store.live(limit)]
 
     async def list_for_function(
         self, tenant: str, function_id: str, *, limit: int, before: str | None
-    ) -> list[Record]:
+    ) -> list[ExecutionRecord]:
         await self.flush()
-        return await self._store.list_for_function(tenant, function_id, limit=limit, before=before)
+        found = await self._store.list_for_function(tenant, function_id, limit=limit, before=before)
+        return [ExecutionRecord.from_json(r) for r in found]
 
     async def log_page(
         self, tenant: str, function_id: str, *, limit: int, before: str | None
-    ) -> list[Record]:
+    ) -> list[ExecutionRecord]:
         """Newest first, at most ``limit`` records, ending early once their logs pass
         ``LOG_PAGE_BYTES`` (a record may hold 1 MiB of logs, and ``limit`` may be 1000); read a
         few records at a time, so a page never holds more than it answers."""
-        page: list[Record] = []
+        page: list[ExecutionRecord] = []
         size = 0
         while len(page) < limit:
             wanted = min(LOG_PAGE_BATCH, limit - len(page))
             batch = await self.list_for_function(tenant, function_id, limit=wanted, before=before)
             for record in batch:
                 page.append(record)
-                size += sum(len(entry["message"]) + ENTRY_OVERHEAD for entry in record["logs"])
+                size += sum(len(entry["message"]) + ENTRY_OVERHEAD for entry in record.logs)
                 if size >= LOG_PAGE_BYTES:
                     return page
             if len(batch) < wanted:
                 break
-            before = batch[-1]["execution_id"]
+            before = batch[-1].execution_id
         return page
 
     async def delete_for_function(self, tenant: str, function_id: str) -> None:
@@ -105,14 +116,16 @@ class ExecutionRecords:
         async with self._lock:
             if not self._pending:
                 return
-            batch = self._pending
+            batch = self._writing = self._pending
             self._pending = {}
             try:
-                await self._store.put_many(list(batch.values()))
+                await self._store.put_encoded(_encoded(batch.values()))
             except BaseException:
                 self._pending = {**batch, **self._pending}  # keep them for the next try
                 self._shed()
                 raise
+            finally:
+                self._writing = {}
 
     def _shed(self) -> None:
         """While the store is down, keep the newest ``MAX_PENDING`` records, not all of them:
@@ -134,3 +147,17 @@ class ExecutionRecords:
     async def close(self) -> None:
         await self._background.close()
         await self.flush()
+
+
+def _encoded(records: Iterable[ExecutionRecord]) -> list[EncodedRecord]:
+    """What the store writes: orjson encodes each dataclass as it stands."""
+    return [
+        EncodedRecord(
+            r.execution_id, r.tenant, r.function_id, r.status, r.ended_at, orjson.dumps(r)
+        )
+        for r in records
+    ]
+
+
+def _read(stored: Record | None) -> ExecutionRecord | None:
+    return None if stored is None else ExecutionRecord.from_json(stored)

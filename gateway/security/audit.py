@@ -13,7 +13,7 @@ import orjson
 
 from gateway.ids import new_id
 from gateway.security.auth import Principal
-from gateway.views import iso
+from gateway.times import iso
 from storage.kv.base import KV
 
 _FAR_FUTURE_MS = 10**13

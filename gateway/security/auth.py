@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import Forbidden, KeyNotFound, LastAdminKey, Unauthenticated
-from gateway.views import iso
+from gateway.times import iso
 from storage.errors import StorageUnavailable
 from storage.kv.base import KV
 

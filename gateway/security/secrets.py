@@ -19,7 +19,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from gateway.errors import BadRequest, SecretNotFound, TiergateError
 from gateway.security.auth import write_secret_file
-from gateway.views import iso
+from gateway.times import iso
 from storage.kv.base import KV
 
 MAX_VALUE_BYTES = 64 * 1024

@@ -12,7 +12,7 @@ from typing import cast
 import orjson
 
 from ..redis_client import NAMESPACE, connect, guarded, release
-from .base import LIVE_STATUSES, Record
+from .base import LIVE_STATUSES, EncodedRecord, Record
 
 ENDED = NAMESPACE + "exec-ended"
 LIVE = NAMESPACE + "exec-live"
@@ -43,17 +43,18 @@ class RedisExecutionStore:
         self._put = self._redis.register_script(PUT)
 
     async def put_many(self, records: Sequence[Record]) -> None:
+        await self.put_encoded([EncodedRecord.of(record) for record in records])
+
+    async def put_encoded(self, records: Sequence[EncodedRecord]) -> None:
         pipe = self._redis.pipeline(transaction=False)
         for record in records:
-            execution_id = record["execution_id"]
-            finished = "0" if record.get("ended_at") is None else "1"
-            await self._put(
-                keys=[_record(execution_id)], args=[orjson.dumps(record), finished], client=pipe
-            )
-            pipe.zadd(_index(record["tenant"], record["function_id"]), {execution_id: 0})
-            if record.get("ended_at") is not None:
-                pipe.zadd(ENDED, {execution_id: record["ended_at"]})
-            if record["status"] in LIVE_STATUSES:
+            execution_id = record.execution_id
+            finished = "0" if record.ended_at is None else "1"
+            await self._put(keys=[_record(execution_id)], args=[record.body, finished], client=pipe)
+            pipe.zadd(_index(record.tenant, record.function_id), {execution_id: 0})
+            if record.ended_at is not None:
+                pipe.zadd(ENDED, {execution_id: record.ended_at})
+            if record.status in LIVE_STATUSES:
                 pipe.zadd(LIVE, {execution_id: 0})
             else:
                 pipe.zrem(LIVE, execution_id)

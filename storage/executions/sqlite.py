@@ -10,7 +10,7 @@ from typing import TypeVar
 import orjson
 
 from ..sqlite import SQLiteDatabase
-from .base import LIVE_STATUSES, Record
+from .base import LIVE_STATUSES, EncodedRecord, Record
 
 T = TypeVar("T")
 SCHEMA = (
@@ -49,8 +49,12 @@ class SQLiteExecutionStore:
         return await self._db.run(work)
 
     async def put_many(self, records: Sequence[Record]) -> None:
-        batch = orjson.dumps(list(records)).decode()
-        await self._run(lambda c: c.execute(UPSERT, (batch,)))
+        await self.put_encoded([EncodedRecord.of(record) for record in records])
+
+    async def put_encoded(self, records: Sequence[EncodedRecord]) -> None:
+        batch = b"[" + b",".join(record.body for record in records) + b"]"
+        text = batch.decode()
+        await self._run(lambda c: c.execute(UPSERT, (text,)))
 
     async def get(self, execution_id: str) -> Record | None:
         def read(conn: sqlite3.Connection) -> Record | None:

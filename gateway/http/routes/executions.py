@@ -2,26 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from gateway.errors import ExecutionNotFound
 from gateway.http.keys import PRINCIPAL
 from gateway.http.routes.common import json_response, services
+from gateway.http.views import execution_body
+from gateway.invoke.execution import ExecutionRecord
 from gateway.security.auth import Principal
-from gateway.views import execution_body
 
 routes = web.RouteTableDef()
 
 
-async def _visible(request: web.Request) -> dict[str, Any]:
+async def _visible(request: web.Request) -> ExecutionRecord:
     principal: Principal = request[PRINCIPAL]
     if not principal.roles & {"invoke", "deploy", "admin"}:
         principal.require("invoke")
     execution_id = request.match_info["execution_id"]
     record = await services(request).records.get(execution_id)
-    if record is None or not (principal.is_admin or record["tenant"] == principal.tenant):
+    if record is None or not (principal.is_admin or record.tenant == principal.tenant):
         raise ExecutionNotFound(f"execution {execution_id!r} not found", execution_id=execution_id)
     return record
 
@@ -37,8 +36,8 @@ async def cancel_execution(request: web.Request) -> web.Response:
     principal.require("invoke")
     record = await _visible(request)
     svc = services(request)
-    if record["status"] == "awaiting_human":
-        record = await svc.tasks.cancel(record["task_id"], principal)
+    if record.status == "awaiting_human" and record.task_id is not None:
+        record = await svc.tasks.cancel(record.task_id, principal)
     else:
-        record = await svc.coherence.cancel_execution(record["execution_id"]) or record
+        record = await svc.coherence.cancel_execution(record.execution_id) or record
     return json_response(execution_body(record))

@@ -17,7 +17,7 @@ from gateway.http.routes.common import (
     tenant_of,
     whole_number,
 )
-from gateway.views import iso, log_entry_body
+from gateway.http.views import iso, log_entry_body
 from plugins.errors import PayloadTooLarge
 
 routes = web.RouteTableDef()

@@ -10,9 +10,9 @@ from aiohttp import web
 from gateway.errors import BadRequest
 from gateway.functions.registry import FunctionRef
 from gateway.http.routes.common import caller, json_response, services, tenant_of, whole_number
+from gateway.http.views import accepted_body, execution_body
 from gateway.ids import new_span_id
 from gateway.invoke.invoker import InvokeOptions
-from gateway.views import accepted_body, execution_body
 
 routes = web.RouteTableDef()
 
@@ -38,9 +38,9 @@ async def invoke(request: web.Request) -> web.Response:
     )
     body = await request.read()
     record = await svc.invoker.invoke(tenant, ref, body, options)
-    headers = {"traceparent": f"00-{record['trace_id']}-{new_span_id()}-{flags}"}
-    if record["status"] in ("pending", "running", "awaiting_human"):
-        headers["Location"] = f"/executions/{record['execution_id']}"
+    headers = {"traceparent": f"00-{record.trace_id}-{new_span_id()}-{flags}"}
+    if record.status in ("pending", "running", "awaiting_human"):
+        headers["Location"] = f"/executions/{record.execution_id}"
         return json_response(accepted_body(record), status=202, headers=headers)
     return json_response(execution_body(record, full=False), headers=headers)
 

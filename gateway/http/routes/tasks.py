@@ -8,8 +8,8 @@ from aiohttp import web
 
 from gateway.errors import BadRequest
 from gateway.http.routes.common import caller, json_response, read_json, services, tenant_of
-from gateway.review.tasks import public_task
-from gateway.views import execution_body
+from gateway.http.views import execution_body, task_body
+from gateway.review.task import ReviewTask
 
 routes = web.RouteTableDef()
 
@@ -27,7 +27,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     everyone = principal.is_admin and "tenant" not in request.query
     tenant = None if everyone else tenant_of(request, principal)
     tasks = await services(request).tasks.list(tenant, status)
-    return json_response({"tasks": [public_task(t) for t in tasks]})
+    return json_response({"tasks": [task_body(t) for t in tasks]})
 
 
 @routes.get("/tasks/{task_id}")
@@ -37,13 +37,11 @@ async def get_task(request: web.Request) -> web.Response:
     return json_response(await _with_schema(request, task))
 
 
-async def _with_schema(request: web.Request, task: dict[str, Any]) -> dict[str, Any]:
+async def _with_schema(request: web.Request, task: ReviewTask) -> dict[str, Any]:
     """The task plus what the reviewer page needs to build its form."""
-    shown = public_task(task)
+    shown = task_body(task)
     try:
-        fn, _ = await services(request).loader.get(
-            task["tenant"], task["function_id"], task["version"]
-        )
+        fn, _ = await services(request).loader.get(task.tenant, task.function_id, task.version)
         shown.update(output_schema=fn.output_schema, description=fn.description)
     except Exception:  # the function may have been deleted since; the task still stands
         shown.update(output_schema=None, description="")
@@ -54,14 +52,14 @@ async def _with_schema(request: web.Request, task: dict[str, Any]) -> dict[str, 
 async def claim(request: web.Request) -> web.Response:
     principal = caller(request, "review")
     task = await services(request).tasks.claim(request.match_info["task_id"], principal)
-    return json_response(public_task(task))
+    return json_response(task_body(task))
 
 
 @routes.post("/tasks/{task_id}/release")
 async def release(request: web.Request) -> web.Response:
     principal = caller(request, "review")
     task = await services(request).tasks.release(request.match_info["task_id"], principal)
-    return json_response(public_task(task))
+    return json_response(task_body(task))
 
 
 @routes.post("/tasks/{task_id}/complete")

@@ -1,0 +1,102 @@
+"""How records look on the wire: ISO-8601 times, the API's field names, nothing internal.
+
+HTTP's: the finisher that sends callbacks is handed ``execution_body`` by the app factory, and
+times come from ``gateway.times``, so nothing below ``http`` imports this. Each function renders
+one typed record (``ExecutionRecord``, ``ReviewTask``) as the API document
+the contract fixes; nothing else in the gateway builds these documents.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway.invoke.execution import ExecutionRecord
+from gateway.review.task import ReviewTask
+from gateway.times import iso
+from tiers.attempt import Attempt, attempts_json
+
+__all__ = ["accepted_body", "execution_body", "iso", "log_entry_body", "task_body"]
+
+
+def execution_body(record: ExecutionRecord, *, full: bool = True) -> dict[str, Any]:
+    """The API's execution document: ``POST /invoke`` 200 (``full=False``: the contract's fields
+    only, on the hot path) and ``GET /executions/{id}`` (with input, trace id and times)."""
+    body = {
+        "execution_id": record.execution_id,
+        "function_id": record.function_id,
+        "version": record.version,
+        "status": record.status,
+        "tier": record.tier,
+        "output": record.output,
+        "attempts": list(map(Attempt.as_json, record.attempts)),  # hot path: no helper call
+        "logs": record.logs,
+        "metrics": {
+            "duration_ms": record.duration_ms,
+            "queue_ms": record.queue_ms,
+            "cold_start": record.cold_start,
+            "cache_hit": record.cache_hit,
+        },
+    }
+    if record.error is not None:
+        body["error"] = record.error
+    if record.details:
+        body["details"] = record.details
+    if not full:
+        return body
+    body["trace_id"] = record.trace_id
+    if record.input is not None:
+        body["input"] = record.input
+    if record.review is not None:
+        body["review"] = record.review.as_json()
+    if record.task_id is not None:
+        body["task_id"] = record.task_id
+    body["started_at"] = iso(record.started_at)
+    body["ended_at"] = iso(record.ended_at)
+    return body
+
+
+def log_entry_body(record: ExecutionRecord) -> dict[str, Any]:
+    """One item of ``GET /functions/{id}/logs``."""
+    return {
+        "execution_id": record.execution_id,
+        "version": record.version,
+        "status": record.status,
+        "tier": record.tier,
+        "started_at": iso(record.started_at),
+        "ended_at": iso(record.ended_at),
+        "duration_ms": record.duration_ms,
+        "error": record.error,
+        "logs": record.logs,
+    }
+
+
+def accepted_body(record: ExecutionRecord) -> dict[str, Any]:
+    """The 202 answer for async calls and calls waiting for a human."""
+    return {
+        "execution_id": record.execution_id,
+        "status": record.status,
+        "status_url": f"/executions/{record.execution_id}",
+    }
+
+
+def task_body(task: ReviewTask) -> dict[str, Any]:
+    """A review task as ``GET /tasks`` and the reviewer page show it: who holds it by name."""
+    shown: dict[str, Any] = {
+        "id": task.id,
+        "function_id": task.function_id,
+        "execution_id": task.execution_id,
+        "input": task.input,
+        "instructions": task.instructions,
+        "attempts": attempts_json(task.attempts),
+        "status": task.status,
+        "version": task.version,
+        "created_at": iso(task.created_at),
+        "expires_at": iso(task.expires_at),
+        "claimed_by": task.claimed_name or task.claimed_by,
+        "claimed_until": iso(task.claimed_until),
+    }
+    if task.answered_name:
+        shown["answered_by"] = task.answered_name
+    if task.reason:
+        shown["reason"] = task.reason
+    return shown
