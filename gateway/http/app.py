@@ -15,7 +15,6 @@ from typing import Any
 from aiohttp import web
 
 from gateway.cluster.coherence import Coherence
-from gateway.cluster.events import EventBus
 from gateway.cluster.orphans import OrphanSweeper
 from gateway.cluster.worker_metrics import WorkerMetrics
 from gateway.functions.preload import preload
@@ -46,10 +45,10 @@ from plugins.workers import WorkerBudget
 from storage.hybrid import HybridCodeStore
 from storage.urls import (
     open_buckets,
+    open_events,
     open_execution_store,
     open_kv,
     open_object_store,
-    redis_url,
 )
 from tiers.agentic import AgenticTier, Tools
 from tiers.code import CodeTier
@@ -203,10 +202,10 @@ async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Servic
     buckets = open_buckets(settings.kv, kv, processes=settings.workers)
     stack.push_async_callback(buckets.close)
     ratelimit = RateLimiter(kv, rate, buckets)
-    bus = EventBus(kv, redis_url(settings.kv))
-    coherence = Coherence(bus, loader, keys, ratelimit, invoker, records)
-    await bus.start()
-    stack.push_async_callback(bus.close)
+    events = open_events(settings.kv, kv, origin=process_id())
+    coherence = Coherence(events, loader, keys, ratelimit, invoker, records)
+    await coherence.start()
+    stack.push_async_callback(coherence.close)
     orphans = OrphanSweeper(
         kv, records, callbacks, process_id(), orphan_after_s=settings.orphan_after_s
     )
