@@ -86,11 +86,9 @@ async def _unchanged(
 ) -> bool:
     try:
         record = await functions.registry.get_function(TENANT, manifest["id"])
-        latest = await functions.registry.get_version(
-            TENANT, manifest["id"], record["latest_version"]
-        )
+        latest = await functions.registry.get_version(TENANT, manifest["id"], record.latest)
     except NotFound:
         return False
     sha = hashlib.sha256(code).hexdigest() if code is not None else None
     stored = {k: v for k, v in manifest.items() if k not in ("code", "code_encoding")}
-    return bool(latest.get("code_sha256") == sha and latest["manifest"] == stored)
+    return bool(latest.code_sha256 == sha and latest.manifest == stored)

@@ -6,11 +6,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from gateway.errors import InvalidManifest, RuntimeUnavailable, StorageUnavailable, UnknownRuntime
 from gateway.functions.manifest import Manifest, parse_manifest
 from gateway.functions.quotas import DeployQuotas
+from gateway.functions.records import VersionRecord
 from gateway.functions.registry import Registry, artifact_key, source_key
 from gateway.functions.schemas import SchemaCheck
 from gateway.invoke.loaded import LoadedFunction
@@ -101,21 +103,21 @@ class FunctionService:
         if manifest.code is not None and runtime is None:
             raise InvalidManifest("runtime: required when code is given", field="runtime")
         functions = await self.registry.list_functions(tenant)
-        self._quotas.check_function_count(manifest.id, {f["id"] for f in functions})
+        self._quotas.check_function_count(manifest.id, {f.id for f in functions})
         artifact = None
         if runtime is not None and manifest.code is not None:
             artifact = await runtime.compile(_source(manifest, 0))
         version = await self.registry.reserve_version(tenant, manifest.id, deployed_by)
         record = await self._store(tenant, manifest, version, artifact, deployed_by)
-        await self.registry.publish(tenant, record)
+        await self.registry.publish(record)
         return {
             "id": manifest.id,
             "version": version,
             "runtime": manifest.runtime,
-            "code_sha256": record["code_sha256"],
-            "code_size": record["code_size"],
-            "deployed_at": record["deployed_at"],
-            "precompiled": record["precompiled"],
+            "code_sha256": record.code_sha256,
+            "code_size": record.code_size,
+            "deployed_at": record.deployed_at,
+            "precompiled": record.precompiled,
         }
 
     async def _store(
@@ -125,35 +127,35 @@ class FunctionService:
         version: int,
         artifact: Artifact | None,
         deployed_by: str,
-    ) -> dict[str, Any]:
+    ) -> VersionRecord:
         code_sha256, code_size = None, 0
         if manifest.code is not None:
             info = await self._code.put(source_key(tenant, manifest.id, version), manifest.code)
             code_sha256, code_size = info.sha256, info.size
-        artifacts: dict[str, Any] = {}
+        artifacts: dict[str, dict[str, Any]] = {}
         if artifact is not None:
             path = artifact_key(tenant, manifest.id, version, artifact.key)
             await self._code.put(path, artifact.data)
             artifacts[artifact.key] = dict(artifact.metadata)
-        return {
-            "id": manifest.id,
-            "tenant": tenant,
-            "version": version,
-            "runtime": manifest.runtime,
-            "description": manifest.description,
-            "manifest": dict(manifest.raw),
-            "code_sha256": code_sha256,
-            "code_size": code_size,
-            "deployed_at": time.time(),
-            "deployed_by": deployed_by,
-            "precompiled": bool(artifact and artifact.precompiled),
-            "artifacts": artifacts,
-        }
+        return VersionRecord(
+            id=manifest.id,
+            tenant=tenant,
+            version=version,
+            runtime=manifest.runtime,
+            description=manifest.description,
+            manifest=dict(manifest.raw),
+            code_sha256=code_sha256,
+            code_size=code_size,
+            deployed_at=time.time(),
+            deployed_by=deployed_by,
+            precompiled=bool(artifact and artifact.precompiled),
+            artifacts=artifacts,
+        )
 
     async def start_runtimes_in_use(self) -> None:
         """Start, at gateway startup, every runtime a deployed function needs, so the first call
         after a restart pays only for loading its function (not for starting worker processes)."""
-        names = {f.get("runtime") for f in await self.registry.list_functions(None)}
+        names = {f.runtime for f in await self.registry.list_functions(None)}
         for name in sorted(n for n in names if n):
             try:
                 await self._runtimes.acquire(name)
@@ -163,13 +165,12 @@ class FunctionService:
     async def load(self, tenant: str, function_id: str, version: int) -> LoadedFunction:
         """A cold start: version record → artifact (or recompile from source) → runtime.load."""
         record = await self.registry.get_version(tenant, function_id, version)
-        raw = record["manifest"]
         runtime = None
-        if record.get("code_sha256") and record.get("runtime"):
-            runtime = await self._runtimes.acquire(record["runtime"])
+        if record.code_sha256 and record.runtime:
+            runtime = await self._runtimes.acquire(record.runtime)
         options = runtime.manifest_options if runtime else {}
         manifest = parse_manifest(
-            raw, runtime_options=options, ceilings=self._quotas.ceilings, stored=True
+            record.manifest, runtime_options=options, ceilings=self._quotas.ceilings, stored=True
         )
         fn = LoadedFunction(
             tenant=tenant,
@@ -185,7 +186,7 @@ class FunctionService:
             slots=asyncio.Semaphore(manifest.max_concurrency) if manifest.max_concurrency else None,
         )
         if runtime is not None:
-            artifact = await self._artifact(tenant, record, manifest, runtime)
+            artifact = await self._artifact(record, manifest, runtime)
             info = FunctionInfo(
                 function_id, version, tenant, manifest.limits, manifest.env, manifest.options
             )
@@ -194,11 +195,11 @@ class FunctionService:
         return fn
 
     async def _artifact(
-        self, tenant: str, record: Mapping[str, Any], manifest: Manifest, runtime: Runtime[Any]
+        self, record: VersionRecord, manifest: Manifest, runtime: Runtime[Any]
     ) -> Artifact:
-        function_id, version = record["id"], record["version"]
+        tenant, function_id, version = record.tenant, record.id, record.version
         key = runtime.artifact_key(manifest.limits)
-        metadata = record.get("artifacts", {}).get(key)
+        metadata = record.artifacts.get(key)
         if metadata is not None:
             try:
                 data = await self._code.get(artifact_key(tenant, function_id, version, key))
@@ -215,18 +216,12 @@ class FunctionService:
         await self._code.put(
             artifact_key(tenant, function_id, version, artifact.key), artifact.data
         )
-        await self._remember_artifact(tenant, record, artifact)
+        await self._remember_artifact(record, artifact)
         return artifact
 
-    async def _remember_artifact(
-        self, tenant: str, record: Mapping[str, Any], artifact: Artifact
-    ) -> None:
-        updated = dict(record)
-        updated["artifacts"] = {
-            **record.get("artifacts", {}),
-            artifact.key: dict(artifact.metadata),
-        }
-        await self.registry.save_version(tenant, updated)
+    async def _remember_artifact(self, record: VersionRecord, artifact: Artifact) -> None:
+        artifacts = {**record.artifacts, artifact.key: dict(artifact.metadata)}
+        await self.registry.save_version(replace(record, artifacts=artifacts))
 
 
 def _source(manifest: Manifest, version: int, code: bytes | None = None) -> Source:

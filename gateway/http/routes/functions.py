@@ -9,6 +9,7 @@ from aiohttp import BodyPartReader, web
 
 from gateway.errors import BadRequest, InvalidManifest, PayloadTooLarge
 from gateway.functions.manifest import check_function_id
+from gateway.functions.records import FunctionRecord, VersionRecord
 from gateway.http.routes.common import (
     caller,
     json_response,
@@ -92,16 +93,16 @@ async def list_functions(request: web.Request) -> web.Response:
     return json_response({"functions": [_summary(r, everyone) for r in records]})
 
 
-def _summary(record: dict[str, Any], with_tenant: bool) -> dict[str, Any]:
+def _summary(record: FunctionRecord, with_tenant: bool) -> dict[str, Any]:
     summary = {
-        "id": record["id"],
-        "latest_version": record["latest_version"],
-        "runtime": record.get("runtime"),
-        "description": record.get("description", ""),
-        "updated_at": iso(record.get("updated_at")),
+        "id": record.id,
+        "latest_version": record.latest_version,
+        "runtime": record.runtime,
+        "description": record.description,
+        "updated_at": iso(record.updated_at),
     }
     if with_tenant:
-        summary["tenant"] = record["tenant"]
+        summary["tenant"] = record.tenant
     return summary
 
 
@@ -112,31 +113,31 @@ async def get_function(request: web.Request) -> web.Response:
     function_id = check_function_id(request.match_info["id"])
     registry = services(request).registry
     record = await registry.get_function(tenant, function_id)
-    latest = await registry.get_version(tenant, function_id, record["latest_version"])
+    latest = await registry.get_version(tenant, function_id, record.latest)
     versions = await registry.list_versions(tenant, function_id)
     return json_response(
         {
-            **latest["manifest"],
+            **latest.manifest,
             "tenant": tenant,
-            "latest_version": record["latest_version"],
-            "created_at": iso(record.get("created_at")),
-            "updated_at": iso(record.get("updated_at")),
-            "code_sha256": latest.get("code_sha256"),
-            "code_size": latest.get("code_size"),
+            "latest_version": record.latest_version,
+            "created_at": iso(record.created_at),
+            "updated_at": iso(record.updated_at),
+            "code_sha256": latest.code_sha256,
+            "code_size": latest.code_size,
             "versions": [_version(v) for v in versions],
         }
     )
 
 
-def _version(record: dict[str, Any]) -> dict[str, Any]:
+def _version(record: VersionRecord) -> dict[str, Any]:
     return {
-        "version": record["version"],
-        "runtime": record.get("runtime"),
-        "code_sha256": record.get("code_sha256"),
-        "code_size": record.get("code_size"),
-        "deployed_at": iso(record["deployed_at"]),
-        "precompiled": record.get("precompiled", False),
-        "description": record.get("description", ""),
+        "version": record.version,
+        "runtime": record.runtime,
+        "code_sha256": record.code_sha256,
+        "code_size": record.code_size,
+        "deployed_at": iso(record.deployed_at),
+        "precompiled": record.precompiled,
+        "description": record.description,
     }
 
 
@@ -151,7 +152,7 @@ async def list_versions(request: web.Request) -> web.Response:
     return json_response(
         {
             "id": function_id,
-            "latest_version": record["latest_version"],
+            "latest_version": record.latest_version,
             "versions": [_version(v) for v in versions],
         }
     )
@@ -172,7 +173,7 @@ async def rollback(request: web.Request) -> web.Response:
     await svc.audit.record(
         principal, "function.rollback", f"{tenant}/{function_id}", version=version
     )
-    return json_response({"id": function_id, "latest_version": record["latest_version"]})
+    return json_response({"id": function_id, "latest_version": record.latest_version})
 
 
 @routes.delete("/functions/{id}")
