@@ -39,12 +39,22 @@ async def deploy(request: web.Request) -> web.Response:
             f"unsupported content type {request.content_type!r}: send the manifest as "
             "application/json, or multipart/form-data with parts 'manifest' and 'code'"
         )
-    result = await svc.functions.deploy(tenant, manifest, code, principal.key_id)
-    result["deployed_at"] = iso(result["deployed_at"])
-    await svc.coherence.function_changed(tenant, result["id"])
-    target = f"{tenant}/{result['id']}"
-    await svc.audit.record(principal, "function.deploy", target, version=result["version"])
-    return json_response(result, status=201, headers={"Location": f"/functions/{result['id']}"})
+    record = await svc.functions.deploy(principal, tenant, manifest, code)
+    return json_response(
+        _deployed(record), status=201, headers={"Location": f"/functions/{record.id}"}
+    )
+
+
+def _deployed(record: VersionRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "version": record.version,
+        "runtime": record.runtime,
+        "code_sha256": record.code_sha256,
+        "code_size": record.code_size,
+        "deployed_at": iso(record.deployed_at),
+        "precompiled": record.precompiled,
+    }
 
 
 async def _read_multipart(
@@ -167,12 +177,7 @@ async def rollback(request: web.Request) -> web.Response:
     version = body.get("version") if isinstance(body, dict) else None
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise BadRequest('send {"version": N} with N a version number from 1')
-    svc = services(request)
-    record = await svc.registry.rollback(tenant, function_id, version)
-    await svc.coherence.function_changed(tenant, function_id)
-    await svc.audit.record(
-        principal, "function.rollback", f"{tenant}/{function_id}", version=version
-    )
+    record = await services(request).functions.rollback(principal, tenant, function_id, version)
     return json_response({"id": function_id, "latest_version": record.latest_version})
 
 
@@ -181,11 +186,7 @@ async def delete_function(request: web.Request) -> web.Response:
     principal = caller(request, "deploy")
     tenant = tenant_of(request, principal)
     function_id = check_function_id(request.match_info["id"])
-    svc = services(request)
-    await svc.registry.delete(tenant, function_id)
-    await svc.coherence.function_changed(tenant, function_id)
-    await svc.records.delete_for_function(tenant, function_id)
-    await svc.audit.record(principal, "function.delete", f"{tenant}/{function_id}")
+    await services(request).functions.delete(principal, tenant, function_id)
     return web.Response(status=204)
 
 
