@@ -9,12 +9,12 @@ services all repeat work, and none of them may import the others for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from storage.errors import StorageUnavailable
+from storage.tasks import stop
 
 log = logging.getLogger("tiergate.periodic")
 
@@ -35,11 +35,11 @@ class Periodic:
         self._tasks.append(asyncio.create_task(work))
 
     async def close(self) -> None:
+        """Stop every task, for good even if a store client swallowed a cancel (``stop``)."""
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop(task)
         self._tasks.clear()
 
     async def _repeat(

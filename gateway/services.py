@@ -1,4 +1,10 @@
-"""The services one gateway process runs, built and torn down in one place (``app.py``)."""
+"""The services one gateway process runs: what routes and middleware read (``services(request)``).
+
+Built area by area in ``http/wiring.py`` and torn down in one place (``http/app.py``). A route
+reads what it renders from here and calls one service method per change: ``functions`` (deploy,
+rollback, delete), ``admin`` (keys, secrets, rate limits) and ``storage_admin`` (moving code
+between stores) each make the change, tell the other processes and write the audit trail.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,10 @@ from dataclasses import dataclass
 
 from gateway.cluster.coherence import Coherence
 from gateway.cluster.worker_metrics import WorkerMetrics
+from gateway.functions.load import VersionLoader
 from gateway.functions.registry import Registry
 from gateway.functions.service import FunctionService
+from gateway.functions.storage_admin import CodeStorageAdmin
 from gateway.invoke.admission import Admission
 from gateway.invoke.callbacks import Callbacks
 from gateway.invoke.invoker import Invoker
@@ -15,27 +23,31 @@ from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
 from gateway.metrics import Metrics
 from gateway.review.tasks import TaskService
+from gateway.security.admin import SecurityAdmin
 from gateway.security.audit import AuditLog
 from gateway.security.auth import KeyStore
 from gateway.security.ratelimit import RateLimiter
 from gateway.security.secrets import SecretStore
 from gateway.settings import Settings
 from plugins.manager import RuntimeRegistry
-from storage.hybrid import HybridCodeStore
 from storage.kv.base import KV
 from storage.objects.base import ObjectStore
 
 
-@dataclass
+@dataclass(slots=True)
 class Services:
     settings: Settings
     objects: ObjectStore
     kv: KV
-    code: HybridCodeStore
+    # changes: one call each
+    functions: FunctionService
+    admin: SecurityAdmin
+    storage_admin: CodeStorageAdmin
+    # reads, and the request path
     keys: KeyStore
     registry: Registry
     runtimes: RuntimeRegistry
-    functions: FunctionService
+    versions: VersionLoader
     loader: Loader
     admission: Admission
     records: ExecutionRecords

@@ -1,1 +1,2 @@
-"""Storage: small async interfaces (object store, KV, execution records) and their backends."""
+"""Storage: small async interfaces (object store, KV, execution records, events between
+processes) and their backends."""

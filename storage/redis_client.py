@@ -1,5 +1,5 @@
 """One Redis connection pool per URL (and event loop), shared by the KV, the execution store and
-the event bus of a process; Redis errors become ``StorageUnavailable`` here and nowhere else."""
+the event channel of a process; Redis errors become ``StorageUnavailable`` here and nowhere else."""
 
 from __future__ import annotations
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from .buckets import Buckets
+from .events.base import EventTransport
 from .executions.base import ExecutionStore
 from .kv.base import KV
 from .objects.base import ObjectStore
@@ -124,7 +125,7 @@ def local_paths(object_store: str | None, kv: str | None, data_dir: Path) -> lis
 
 
 def redis_url(kv_url: str | None) -> str | None:
-    """The Redis server behind a KV URL, when it is one (for publish/subscribe)."""
+    """The Redis server behind a KV URL, when it is one (for publish/subscribe, buckets)."""
     return kv_url if kv_url and urlparse(kv_url).scheme in ("redis", "rediss") else None
 
 
@@ -137,3 +138,16 @@ def open_buckets(kv_url: str | None, kv: KV, *, processes: int) -> Buckets:
     if url is not None:
         return RedisBuckets(url)
     return KVBuckets(kv) if processes > 1 else MemoryBuckets()
+
+
+def open_events(kv_url: str | None, kv: KV, *, origin: str) -> EventTransport:
+    """Events between the processes sharing ``kv``: its event log, and beside it a Redis
+    channel when the KV is Redis. ``origin`` names this process (its own events stay here)."""
+    from .events.log import KVEventLog
+
+    url = redis_url(kv_url)
+    if url is None:
+        return KVEventLog(kv, origin)
+    from .events.redis import RedisEventChannel
+
+    return KVEventLog(kv, origin, channel=RedisEventChannel(url))

@@ -137,3 +137,30 @@ def test_delete_removes_code_metadata_and_cache(api, tiergate_server):
     assert_problem(api.delete(f"/functions/{fn}"), 404, "function_not_found")
     assert fn not in [f["id"] for f in api.get("/functions").json()["functions"]]
     assert deploy_wat(api, fn)["version"] == 1
+
+
+def test_records_with_fields_this_gateway_does_not_know(tiergate_server, api):
+    """A newer gateway sharing the KV may store fields this one does not know: the records still
+    read, deploys and rollbacks still rewrite them, and the unknown fields stay."""
+    import sqlite3
+
+    fn = unique("future")
+    deploy_wat(api, fn)
+    keys = (f"fn/default/{fn}", f"fnv/default/{fn}/{1:010d}")
+    database = tiergate_server.data_dir / "tiergate.db"
+
+    def stored(db, key):
+        return json.loads(db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()[0])
+
+    with sqlite3.connect(database, timeout=10) as db:
+        for key in keys:
+            record = {**stored(db, key), "from_a_newer_gateway": [1]}
+            db.execute("UPDATE kv SET value = ? WHERE key = ?", (json.dumps(record).encode(), key))
+    assert api.get(f"/functions/{fn}").json()["latest_version"] == 1
+    assert [v["version"] for v in api.get(f"/functions/{fn}/versions").json()["versions"]] == [1]
+    deploy_wat(api, fn, "hello.wat")
+    rolled = api.post(f"/functions/{fn}/rollback", json={"version": 1})
+    assert rolled.json()["latest_version"] == 1
+    assert api.post(f"/invoke/{fn}", json=[1]).json()["output"] == [1]
+    with sqlite3.connect(database, timeout=10) as db:
+        assert all(stored(db, key)["from_a_newer_gateway"] == [1] for key in keys)

@@ -73,3 +73,50 @@ def test_make_run_from_a_checkout_with_the_default_relative_data_dir(tmp_path):
     finally:
         process.terminate()
         process.wait(20)
+
+
+def test_a_preload_is_audited_like_any_deploy(tiergate_factory, tmp_path):
+    """``serve --deploy`` goes through the same deploy call as ``POST /deploy``: the audit trail
+    shows it, and a restart that finds the file unchanged deploys (and audits) nothing."""
+    import shutil
+
+    functions = tmp_path / "functions"
+    functions.mkdir()
+    shutil.copy(EXAMPLES / "echo.wat", functions / "echo.wat")
+    server = tiergate_factory(args=("--deploy", str(functions)))
+    with server.client() as api:
+        entries = api.get("/admin/audit").json()["entries"]
+        deploys = [e for e in entries if e["action"] == "function.deploy"]
+        assert [(e["target"], e["details"], e["key_id"]) for e in deploys] == [
+            ("default/echo", {"version": 1}, "preload")
+        ], entries
+    server.restart()
+    with server.client() as api:
+        entries = api.get("/admin/audit").json()["entries"]
+        assert len([e for e in entries if e["action"] == "function.deploy"]) == 1, entries
+
+
+def test_a_preload_reaches_an_instance_sharing_the_stores_at_once(tiergate_factory, tmp_path):
+    """An instance already serving a function hears of a new version that another instance's
+    ``serve --deploy`` published, by the event log, not only by its slow version check."""
+    import shutil
+
+    shared = tmp_path / "shared"
+    stores = {
+        "TIERGATE_KV": f"sqlite://{shared}/tiergate.db",
+        "TIERGATE_OBJECT_STORE": f"file://{shared}/objects",
+        "TIERGATE_VERIFY_S": "600",
+    }
+    functions = tmp_path / "functions"
+    functions.mkdir()
+    shutil.copy(EXAMPLES / "hello.wat", functions / "greet.wat")
+    first = tiergate_factory(stores, args=("--deploy", str(functions)))
+    with first.client() as api:
+        assert api.post("/invoke/greet", json=1).json()["version"] == 1
+        shutil.copy(EXAMPLES / "echo.wat", functions / "greet.wat")
+        tiergate_factory(stores, args=("--deploy", str(functions)))
+        served = eventually(
+            lambda: (r := api.post("/invoke/greet", json=2).json())["version"] == 2 and r,
+            timeout=5,
+        )
+        assert served["output"] == 2

@@ -1,3 +1,3 @@
-"""Several gateway processes as one: the event log and bus, cache coherence, orphaned
-executions and per-worker metrics. May import ``invoke``, ``functions``, ``security`` and
-``storage``; never ``http`` or ``cli``."""
+"""Several gateway processes as one: cache coherence (what events mean; ``storage/events``
+carries them), orphaned executions and per-worker metrics. May import ``invoke``, ``functions``,
+``security`` and ``storage``; never ``http`` or ``cli``."""

@@ -1,9 +1,10 @@
-"""Changes that every gateway process must act on: made here, then told to the others.
+"""What events mean: changes every gateway process must act on, made here, told to the others.
 
-A route calls one method; this process drops what it cached at once and the event bus carries
-the change to the other processes, whose handlers (registered here too) do the same. When the
-bus cannot publish, the change itself is stored already: the loader's version check and the short
-key and rate-limit cache times bound how long another process can lag.
+A service calls one method (``function_changed``, ``key_revoked``, ``rate_changed``); this
+process drops what it cached at once, and the event transport (``storage/events/``) carries the
+change to the other processes, where ``_meanings`` says what each kind of event drops there. When
+the transport cannot publish, the change itself is stored already: the loader's version check and
+the short key and rate-limit cache times bound how long another process can lag.
 """
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from gateway.cluster.events import EventBus
 from gateway.invoke.execution import ExecutionRecord
 from gateway.invoke.invoker import Invoker
 from gateway.invoke.loader import Loader
@@ -21,34 +22,45 @@ from gateway.invoke.records import ExecutionRecords
 from gateway.security.auth import KeyStore
 from gateway.security.ratelimit import RateLimiter
 from storage.errors import StorageUnavailable
+from storage.events.base import Event, EventTransport
 from storage.executions.base import LIVE_STATUSES
 
 log = logging.getLogger("tiergate.coherence")
 
 CANCEL_WAIT_S = 2.0
 
+Meaning = Callable[[Mapping[str, Any]], object]
+
 
 class Coherence:
     def __init__(
         self,
-        bus: EventBus,
+        transport: EventTransport,
         loader: Loader,
         keys: KeyStore,
         ratelimit: RateLimiter,
         invoker: Invoker,
         records: ExecutionRecords,
     ) -> None:
-        self._bus = bus
+        self._bus = transport
         self._loader = loader
         self._keys = keys
         self._ratelimit = ratelimit
         self._invoker = invoker
         self._records = records
-        bus.on("function.changed", lambda e: loader.invalidate(e["tenant"], e["function_id"]))
-        bus.on("key.revoked", lambda e: keys.forget(e["key_id"]))
-        bus.on("ratelimit.changed", lambda e: ratelimit.forget(e["tenant"]))
-        bus.on("execution.cancel", lambda e: invoker.stop(e["execution_id"]))
-        bus.on_gap(self._forget_everything)
+        self._meanings: dict[str, Meaning] = {
+            "function.changed": lambda e: loader.invalidate(e["tenant"], e["function_id"]),
+            "key.revoked": lambda e: keys.forget(e["key_id"]),
+            "ratelimit.changed": lambda e: ratelimit.forget(e["tenant"]),
+            "execution.cancel": lambda e: invoker.stop(e["execution_id"]),
+        }
+
+    async def start(self) -> None:
+        """Act, from now on, on what the other processes announce."""
+        await self._bus.start(self._receive, self._forget_everything)
+
+    async def close(self) -> None:
+        await self._bus.close()
 
     async def function_changed(self, tenant: str, function_id: str) -> None:
         self._loader.invalidate(tenant, function_id)
@@ -83,6 +95,11 @@ class Coherence:
             await self._bus.publish(kind, **payload)
         except StorageUnavailable as exc:
             log.warning("could not tell other processes of %s %s: %s", kind, payload, exc.detail)
+
+    async def _receive(self, event: Event) -> None:
+        meaning = self._meanings.get(event.kind)
+        if meaning is not None:
+            meaning(event.data)
 
     def _forget_everything(self) -> None:
         self._loader.invalidate_all()

@@ -1,3 +1,4 @@
-"""Deployed functions: manifests and their checks, quotas and ceilings, the registry of versions,
-the deploy/rollback/delete service, preloading, and runtime plugin setup. May import
+"""Deployed functions: manifests and their checks, quotas and ceilings, typed function and version
+records and the registry that stores them, deploying and loading, the deploy/rollback/delete
+service, moving code between stores, preloading, and runtime plugin setup. May import
 ``security``, ``tiers``, ``plugins`` and ``storage``; never ``http``, ``invoke`` or ``cli``."""

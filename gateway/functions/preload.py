@@ -4,6 +4,9 @@ Each code file (suffix known to an installed runtime) becomes a function named a
 (``hello.wat`` → ``hello``; ``c/echo.wasm`` → ``c-echo``). A ``NAME.json`` beside it adds manifest
 fields; a ``NAME.json`` with no code file beside it is deployed as a manifest of its own. A file
 whose code and manifest equal the latest version is left alone, so restarts do not pile up versions.
+
+A preload is a deploy like any other (``FunctionService.deploy``): other processes sharing the
+stores hear of it, and the audit trail names its principal, ``preload``.
 """
 
 from __future__ import annotations
@@ -16,16 +19,20 @@ from typing import Any
 import orjson
 
 from gateway.errors import REPORTED, NotFound
+from gateway.functions.registry import Registry
 from gateway.functions.service import FunctionService
+from gateway.security.auth import Principal
 from plugins.manager import RuntimeRegistry
 
 log = logging.getLogger("tiergate.preload")
 
 TENANT = "default"
+PRELOAD = Principal("preload", TENANT, frozenset({"deploy"}), "serve --deploy")
+"""Who deploys what ``serve --deploy`` finds (``deployed_by`` and the audit entries say so)."""
 
 
 def _suffixes(runtimes: RuntimeRegistry) -> dict[str, str]:
-    found = {}
+    found: dict[str, str] = {}
     for name, entry in runtimes.entries.items():
         if entry.spec is not None and entry.status == "active":
             for suffix in entry.spec.suffixes:
@@ -35,7 +42,7 @@ def _suffixes(runtimes: RuntimeRegistry) -> dict[str, str]:
 
 def discover(root: Path, runtimes: RuntimeRegistry) -> list[tuple[dict[str, Any], bytes | None]]:
     suffixes = _suffixes(runtimes)
-    found = []
+    found: list[tuple[dict[str, Any], bytes | None]] = []
     code_stems = set()
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         runtime = suffixes.get(path.suffix)
@@ -69,28 +76,26 @@ def _function_id(root: Path, path: Path) -> str:
     return "-".join(parts).lower().replace(".", "-")
 
 
-async def preload(root: Path, functions: FunctionService, runtimes: RuntimeRegistry) -> None:
+async def preload(
+    root: Path, functions: FunctionService, registry: Registry, runtimes: RuntimeRegistry
+) -> None:
     for manifest, code in discover(root, runtimes):
         try:
-            if await _unchanged(functions, manifest, code):
+            if await _unchanged(registry, manifest, code):
                 log.info("preload: %s is up to date", manifest["id"])
                 continue
-            result = await functions.deploy(TENANT, manifest, code, "preload")
-            print(f"deployed {result['id']} version {result['version']}", flush=True)
+            record = await functions.deploy(PRELOAD, TENANT, manifest, code)
+            print(f"deployed {record.id} version {record.version}", flush=True)
         except REPORTED as exc:
             log.error("preload: %s: %s", manifest.get("id"), exc.detail)
 
 
-async def _unchanged(
-    functions: FunctionService, manifest: dict[str, Any], code: bytes | None
-) -> bool:
+async def _unchanged(registry: Registry, manifest: dict[str, Any], code: bytes | None) -> bool:
     try:
-        record = await functions.registry.get_function(TENANT, manifest["id"])
-        latest = await functions.registry.get_version(
-            TENANT, manifest["id"], record["latest_version"]
-        )
+        record = await registry.get_function(TENANT, manifest["id"])
+        latest = await registry.get_version(TENANT, manifest["id"], record.latest)
     except NotFound:
         return False
     sha = hashlib.sha256(code).hexdigest() if code is not None else None
     stored = {k: v for k, v in manifest.items() if k not in ("code", "code_encoding")}
-    return bool(latest.get("code_sha256") == sha and latest["manifest"] == stored)
+    return bool(latest.code_sha256 == sha and latest.manifest == stored)

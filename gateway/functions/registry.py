@@ -6,6 +6,8 @@ KV layout (per tenant namespace):
 * ``fnv/<tenant>/<id>/<version:010d>`` — one version: its manifest (without code), code facts.
 * code and artifacts live in the hybrid code store under ``code/<tenant>/<id>/v<version>/…``.
 
+Records are typed (``records.py``); this module is where they meet their JSON.
+
 A deploy reserves its version number with a compare-and-set on the function record, writes code
 and the version record, then moves ``latest`` with another compare-and-set, so concurrent deploys
 (even on different instances) never share a number and a failed deploy changes nothing visible.
@@ -17,19 +19,25 @@ import functools
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import Any
-
-import orjson
+from dataclasses import dataclass, replace
 
 from gateway.errors import FunctionNotFound, VersionNotFound
 from gateway.functions.manifest import check_function_id
+from gateway.functions.records import (
+    FunctionRecord,
+    Record,
+    UnreadableRecord,
+    VersionRecord,
+    decode_function,
+    decode_version,
+    encode,
+)
 from storage.hybrid import HybridCodeStore
 from storage.kv.base import KV
 
 log = logging.getLogger("tiergate.registry")
 
-Mutation = Callable[[dict[str, Any] | None], dict[str, Any] | None]
+Mutation = Callable[[FunctionRecord | None], FunctionRecord | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,18 +86,20 @@ def artifact_key(tenant: str, function_id: str, version: int, key: str) -> str:
 
 
 class Registry:
+    """Function and version records in the KV, and the code under them in the hybrid store."""
+
     def __init__(self, kv: KV, code: HybridCodeStore) -> None:
         self.kv = kv
         self.code = code
 
-    async def get_function(self, tenant: str, function_id: str) -> dict[str, Any]:
+    async def get_function(self, tenant: str, function_id: str) -> FunctionRecord:
         raw = await self.kv.get(_fn_key(tenant, function_id))
-        record = None if raw is None else orjson.loads(raw)
-        if record is None or record["latest_version"] is None:  # absent, or first deploy unfinished
+        record = None if raw is None else decode_function(raw)
+        if record is None or record.latest_version is None:  # absent, or first deploy unfinished
             raise FunctionNotFound(f"function {function_id!r} not found", function_id=function_id)
         return record
 
-    async def get_version(self, tenant: str, function_id: str, version: int) -> dict[str, Any]:
+    async def get_version(self, tenant: str, function_id: str, version: int) -> VersionRecord:
         raw = await self.kv.get(_version_key(tenant, function_id, version))
         if raw is None:
             await self.get_function(tenant, function_id)
@@ -98,58 +108,52 @@ class Registry:
                 function_id=function_id,
                 version=version,
             )
-        return orjson.loads(raw)
+        return decode_version(raw)
 
     async def resolve(self, tenant: str, function_id: str, version: int | None) -> int:
         if version is not None:
             return version
-        return int((await self.get_function(tenant, function_id))["latest_version"])
+        return (await self.get_function(tenant, function_id)).latest
 
-    async def list_functions(self, tenant: str | None) -> list[dict[str, Any]]:
+    async def list_functions(self, tenant: str | None) -> list[FunctionRecord]:
         prefix = "fn/" if tenant is None else f"fn/{tenant}/"
-        records = [r async for r in _readable(self.kv.scan(prefix))]
-        return [r for r in records if r.get("latest_version") is not None]
+        records = [r async for r in _readable(self.kv.scan(prefix), decode_function)]
+        return [r for r in records if r.latest_version is not None]
 
-    async def list_versions(self, tenant: str, function_id: str) -> list[dict[str, Any]]:
+    async def list_versions(self, tenant: str, function_id: str) -> list[VersionRecord]:
         await self.get_function(tenant, function_id)
         prefix = f"fnv/{tenant}/{function_id}/"
-        return [r async for r in _readable(self.kv.scan(prefix))]
+        return [r async for r in _readable(self.kv.scan(prefix), decode_version)]
 
     async def reserve_version(self, tenant: str, function_id: str, principal: str) -> int:
         """Take the next version number; nothing is visible to readers until ``publish``."""
         now = time.time()
         reserved = 0
 
-        def bump(record: dict[str, Any] | None) -> dict[str, Any]:
+        def bump(record: FunctionRecord | None) -> FunctionRecord:
             nonlocal reserved
-            record = record or {
-                "id": function_id,
-                "tenant": tenant,
-                "latest_version": None,
-                "next_version": 1,
-                "created_at": now,
-                "created_by": principal,
-            }
-            reserved = record["next_version"]
-            return {**record, "next_version": reserved + 1}
+            record = record or FunctionRecord(
+                id=function_id, tenant=tenant, created_at=now, created_by=principal
+            )
+            reserved = record.next_version
+            return replace(record, next_version=reserved + 1)
 
         await self._mutate(_fn_key(tenant, function_id), bump)
         return reserved
 
-    async def publish(self, tenant: str, version_record: dict[str, Any]) -> None:
+    async def publish(self, version: VersionRecord) -> None:
         """Store a version record and point ``latest`` at it."""
-        function_id, version = version_record["id"], version_record["version"]
-        await self.kv.set(_version_key(tenant, function_id, version), orjson.dumps(version_record))
-        await self._point_latest(tenant, function_id, version_record)
+        await self.save_version(version)
+        await self._point_latest(version)
 
-    async def save_version(self, tenant: str, version_record: dict[str, Any]) -> None:
+    async def save_version(self, version: VersionRecord) -> None:
         """Rewrite a version record's derived facts (e.g. a new artifact); never its manifest."""
-        key = _version_key(tenant, version_record["id"], version_record["version"])
-        await self.kv.set(key, orjson.dumps(version_record))
+        key = _version_key(version.tenant, version.id, version.version)
+        await self.kv.set(key, encode(version))
 
-    async def rollback(self, tenant: str, function_id: str, version: int) -> dict[str, Any]:
+    async def rollback(self, tenant: str, function_id: str, version: int) -> FunctionRecord:
         record = await self.get_version(tenant, function_id, version)
-        await self._point_latest(tenant, function_id, record)
+        await self._point_latest(record)
         return await self.get_function(tenant, function_id)
 
     async def delete(self, tenant: str, function_id: str) -> None:
@@ -161,39 +165,39 @@ class Registry:
             await self.kv.delete(key)
         await self.code.delete_prefix(code_prefix(tenant, function_id))
 
-    async def _point_latest(self, tenant: str, function_id: str, version: dict[str, Any]) -> None:
-        def point(record: dict[str, Any] | None) -> dict[str, Any]:
+    async def _point_latest(self, version: VersionRecord) -> None:
+        def point(record: FunctionRecord | None) -> FunctionRecord:
             if record is None:
-                raise FunctionNotFound(
-                    f"function {function_id!r} not found", function_id=function_id
-                )
-            return {
-                **record,
-                "latest_version": version["version"],
-                "runtime": version.get("runtime"),
-                "description": version.get("description", ""),
-                "updated_at": time.time(),
-            }
+                raise FunctionNotFound(f"function {version.id!r} not found", function_id=version.id)
+            return replace(
+                record,
+                latest_version=version.version,
+                runtime=version.runtime,
+                description=version.description,
+                updated_at=time.time(),
+            )
 
-        await self._mutate(_fn_key(tenant, function_id), point)
+        await self._mutate(_fn_key(version.tenant, version.id), point)
 
     async def _mutate(self, key: str, change: Mutation) -> None:
         """Read-modify-write with compare-and-set, retried until no one else wrote in between."""
         while True:
             old = await self.kv.get(key)
-            new = change(None if old is None else orjson.loads(old))
-            if new is None or await self.kv.compare_and_set(key, old, orjson.dumps(new)):
+            new = change(None if old is None else decode_function(old))
+            if new is None or await self.kv.compare_and_set(key, old, encode(new)):
                 return
 
 
-async def _readable(entries: AsyncIterator[tuple[str, bytes]]) -> AsyncIterator[dict[str, Any]]:
+async def _readable(
+    entries: AsyncIterator[tuple[str, bytes]], decode: Callable[[bytes], Record]
+) -> AsyncIterator[Record]:
     """Records from a scan; one that does not parse is logged and left out, so a single damaged
     entry cannot take listings (or the gateway's startup) down with it."""
     async for key, value in entries:
         try:
-            yield orjson.loads(value)
-        except orjson.JSONDecodeError:
-            log.error("skipping unreadable record %s in the KV store", key)
+            yield decode(value)
+        except UnreadableRecord as exc:
+            log.error("skipping unreadable record %s in the KV store: %s", key, exc)
 
 
 def _fn_key(tenant: str, function_id: str) -> str:

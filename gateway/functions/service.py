@@ -1,246 +1,112 @@
-"""Deploying and loading functions: manifest → compile → store → publish, and back again."""
+"""Changes to functions — deploy, rollback, delete — one call each, whoever asks.
+
+Each call makes the change, tells every gateway process (this one drops its caches at once, the
+others on the event), and writes the audit entry: the HTTP handlers and ``serve --deploy`` call
+the same method, so no caller can forget a step. Once started, a change runs to its end even if
+its caller goes away (a client disconnecting, say): cut short, it could be made but never
+announced or audited — or, for a deploy, leave a compiler's processes running, uncounted by the
+tenant's quota of deploys in progress.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, Protocol, TypeVar
 
-from gateway.errors import InvalidManifest
-from gateway.functions.manifest import Manifest, parse_manifest
-from gateway.functions.quotas import DeployQuotas
-from gateway.functions.registry import Registry, artifact_key, source_key
-from gateway.metrics import Metrics
-from gateway.security.secrets import SecretStore
-from plugins.errors import RuntimeUnavailable, UnknownRuntime
-from plugins.manager import RuntimeRegistry
-from plugins.runtime import Artifact, FunctionInfo, Runtime, Source
-from storage.errors import StorageUnavailable
-from storage.hybrid import HybridCodeStore
-from storage.objects.base import ObjectNotFound
-from tiers.errors import TierConfigError
-from tiers.function import LoadedFunction
-from tiers.schemas import SchemaCheck
+from gateway.functions.deploy import Deployer
+from gateway.functions.records import FunctionRecord, VersionRecord
+from gateway.functions.registry import Registry
+from gateway.security.audit import AuditLog
+from gateway.security.auth import Principal
 
 log = logging.getLogger("tiergate.functions")
 
-TierCheck = Callable[[Mapping[str, Any]], None]  # raises TierConfigError
+T = TypeVar("T")
+
+
+class FunctionChanges(Protocol):
+    """How a change reaches every process's caches (``gateway/cluster/coherence.py``)."""
+
+    async def function_changed(self, tenant: str, function_id: str) -> None: ...
+
+
+class ExecutionHistory(Protocol):
+    """The execution records a deleted function leaves behind (``ExecutionRecords``)."""
+
+    async def delete_for_function(self, tenant: str, function_id: str) -> None: ...
 
 
 class FunctionService:
     def __init__(
         self,
+        deployer: Deployer,
         registry: Registry,
-        code: HybridCodeStore,
-        runtimes: RuntimeRegistry,
-        metrics: Metrics,
-        check_tiers: TierCheck,
-        secrets: SecretStore,
-        quotas: DeployQuotas,
+        changes: FunctionChanges,
+        history: ExecutionHistory,
+        audit: AuditLog,
     ) -> None:
-        self.registry = registry
-        self._code = code
-        self._runtimes = runtimes
-        self._metrics = metrics
-        self._check_tiers = check_tiers
-        self._secrets = secrets
-        self._quotas = quotas
-        self._deploys: set[asyncio.Task[dict[str, Any]]] = set()
+        self._deployer = deployer
+        self._registry = registry
+        self._changes = changes
+        self._history = history
+        self._audit = audit
+        self._running: set[asyncio.Task[Any]] = set()
 
     async def deploy(
-        self, tenant: str, data: Any, code: bytes | None, deployed_by: str
-    ) -> dict[str, Any]:
-        """Validate, check quotas and compile first; only then reserve a version and store
-        anything. The deploy holds one of the tenant's places among its deploys in progress
-        until it has ended, even when its client goes away: cancelled, it could leave a
-        compiler's processes running, uncounted. Holding the place to the end also bounds how far
-        racing deploys can overshoot the tenant's function quota (see docs/api.md)."""
-        task = asyncio.create_task(self._deploy_in_place(tenant, data, code, deployed_by))
-        self._deploys.add(task)
-        task.add_done_callback(self._deployed)
-        return await asyncio.shield(task)
+        self, principal: Principal, tenant: str, manifest: Any, code: bytes | None
+    ) -> VersionRecord:
+        """A new version from a manifest (and code), published as ``latest``."""
+        return await self._to_the_end(self._deploy(principal, tenant, manifest, code))
 
-    async def _deploy_in_place(
-        self, tenant: str, data: Any, code: bytes | None, deployed_by: str
-    ) -> dict[str, Any]:
-        with self._quotas.deploying(tenant):
-            return await self._deploy(tenant, data, code, deployed_by)
+    async def rollback(
+        self, principal: Principal, tenant: str, function_id: str, version: int
+    ) -> FunctionRecord:
+        """Point ``latest`` at an earlier (or any existing) version."""
+        return await self._to_the_end(self._rollback(principal, tenant, function_id, version))
 
-    def _deployed(self, task: asyncio.Task[dict[str, Any]]) -> None:
-        """Forget a finished deploy. Its failure is its client's answer; if the client went
-        away, it is logged here rather than as a task exception nobody retrieved."""
-        self._deploys.discard(task)
-        failure = None if task.cancelled() else task.exception()
-        if failure is not None:
-            log.debug("deploy failed: %s", failure)
+    async def delete(self, principal: Principal, tenant: str, function_id: str) -> None:
+        """The function, its versions, code and execution records, from every store."""
+        await self._to_the_end(self._delete(principal, tenant, function_id))
 
     async def _deploy(
-        self, tenant: str, data: Any, code: bytes | None, deployed_by: str
-    ) -> dict[str, Any]:
-        runtime_name = data.get("runtime") if isinstance(data, dict) else None
-        runtime = None
-        if isinstance(runtime_name, str) and runtime_name:
-            runtime = await self._runtimes.acquire(runtime_name)
-        options = runtime.manifest_options if runtime else {}
-        manifest = parse_manifest(
-            data, code=code, runtime_options=options, ceilings=self._quotas.ceilings
+        self, principal: Principal, tenant: str, manifest: Any, code: bytes | None
+    ) -> VersionRecord:
+        record = await self._deployer.deploy(tenant, manifest, code, principal.key_id)
+        await self._changes.function_changed(tenant, record.id)
+        await self._audit.record(
+            principal, "function.deploy", f"{tenant}/{record.id}", version=record.version
         )
-        try:
-            self._check_tiers(manifest.tiers)
-        except TierConfigError as exc:
-            raise InvalidManifest(str(exc), field=exc.field) from None
-        missing = await self._secrets.missing(tenant, manifest.secrets)
-        if missing:
-            raise InvalidManifest(
-                f"secrets: {', '.join(missing)} not set for tenant {tenant!r} "
-                f"(PUT /admin/secrets/{tenant}/<name> first)",
-                field="secrets",
-            )
-        if manifest.code is None and not manifest.tiers:
-            raise InvalidManifest(
-                "code: a function needs code, or at least one of the generative, agentic or "
-                "human tiers",
-                field="code",
-            )
-        if manifest.code is not None and runtime is None:
-            raise InvalidManifest("runtime: required when code is given", field="runtime")
-        functions = await self.registry.list_functions(tenant)
-        self._quotas.check_function_count(manifest.id, {f["id"] for f in functions})
-        artifact = None
-        if runtime is not None and manifest.code is not None:
-            artifact = await runtime.compile(_source(manifest, 0))
-        version = await self.registry.reserve_version(tenant, manifest.id, deployed_by)
-        record = await self._store(tenant, manifest, version, artifact, deployed_by)
-        await self.registry.publish(tenant, record)
-        return {
-            "id": manifest.id,
-            "version": version,
-            "runtime": manifest.runtime,
-            "code_sha256": record["code_sha256"],
-            "code_size": record["code_size"],
-            "deployed_at": record["deployed_at"],
-            "precompiled": record["precompiled"],
-        }
+        return record
 
-    async def _store(
-        self,
-        tenant: str,
-        manifest: Manifest,
-        version: int,
-        artifact: Artifact | None,
-        deployed_by: str,
-    ) -> dict[str, Any]:
-        code_sha256, code_size = None, 0
-        if manifest.code is not None:
-            info = await self._code.put(source_key(tenant, manifest.id, version), manifest.code)
-            code_sha256, code_size = info.sha256, info.size
-        artifacts: dict[str, Any] = {}
-        if artifact is not None:
-            path = artifact_key(tenant, manifest.id, version, artifact.key)
-            await self._code.put(path, artifact.data)
-            artifacts[artifact.key] = dict(artifact.metadata)
-        return {
-            "id": manifest.id,
-            "tenant": tenant,
-            "version": version,
-            "runtime": manifest.runtime,
-            "description": manifest.description,
-            "manifest": dict(manifest.raw),
-            "code_sha256": code_sha256,
-            "code_size": code_size,
-            "deployed_at": time.time(),
-            "deployed_by": deployed_by,
-            "precompiled": bool(artifact and artifact.precompiled),
-            "artifacts": artifacts,
-        }
-
-    async def start_runtimes_in_use(self) -> None:
-        """Start, at gateway startup, every runtime a deployed function needs, so the first call
-        after a restart pays only for loading its function (not for starting worker processes)."""
-        names = {f.get("runtime") for f in await self.registry.list_functions(None)}
-        for name in sorted(n for n in names if n):
-            try:
-                await self._runtimes.acquire(name)
-            except (UnknownRuntime, RuntimeUnavailable) as exc:
-                log.warning("functions need runtime %r, which cannot start: %s", name, exc.detail)
-
-    async def load(self, tenant: str, function_id: str, version: int) -> LoadedFunction:
-        """A cold start: version record → artifact (or recompile from source) → runtime.load."""
-        record = await self.registry.get_version(tenant, function_id, version)
-        raw = record["manifest"]
-        runtime = None
-        if record.get("code_sha256") and record.get("runtime"):
-            runtime = await self._runtimes.acquire(record["runtime"])
-        options = runtime.manifest_options if runtime else {}
-        manifest = parse_manifest(
-            raw, runtime_options=options, ceilings=self._quotas.ceilings, stored=True
+    async def _rollback(
+        self, principal: Principal, tenant: str, function_id: str, version: int
+    ) -> FunctionRecord:
+        record = await self._registry.rollback(tenant, function_id, version)
+        await self._changes.function_changed(tenant, function_id)
+        await self._audit.record(
+            principal, "function.rollback", f"{tenant}/{function_id}", version=version
         )
-        fn = LoadedFunction(
-            tenant=tenant,
-            function_id=function_id,
-            version=version,
-            manifest=manifest.raw,
-            limits=manifest.limits,
-            env=manifest.env,
-            secrets=manifest.secrets,
-            input_check=SchemaCheck(manifest.input_schema),
-            output_check=SchemaCheck(manifest.output_schema),
-            metrics=self._metrics.for_function(tenant, function_id),
-            slots=asyncio.Semaphore(manifest.max_concurrency) if manifest.max_concurrency else None,
-        )
-        if runtime is not None:
-            artifact = await self._artifact(tenant, record, manifest, runtime)
-            info = FunctionInfo(
-                function_id, version, tenant, manifest.limits, manifest.env, manifest.options
-            )
-            fn.handle = await runtime.load(artifact, info)
-            fn.runtime = runtime
-        return fn
+        return record
 
-    async def _artifact(
-        self, tenant: str, record: Mapping[str, Any], manifest: Manifest, runtime: Runtime[Any]
-    ) -> Artifact:
-        function_id, version = record["id"], record["version"]
-        key = runtime.artifact_key(manifest.limits)
-        metadata = record.get("artifacts", {}).get(key)
-        if metadata is not None:
-            try:
-                data = await self._code.get(artifact_key(tenant, function_id, version, key))
-                return Artifact(key, data, metadata, precompiled=True)
-            except ObjectNotFound:
-                pass
-        try:
-            code = await self._code.get(source_key(tenant, function_id, version))
-        except ObjectNotFound:
-            raise StorageUnavailable(
-                f"the code of {function_id!r} version {version} is missing from storage"
-            ) from None
-        artifact = await runtime.compile(_source(manifest, version, code))
-        await self._code.put(
-            artifact_key(tenant, function_id, version, artifact.key), artifact.data
-        )
-        await self._remember_artifact(tenant, record, artifact)
-        return artifact
+    async def _delete(self, principal: Principal, tenant: str, function_id: str) -> None:
+        await self._registry.delete(tenant, function_id)
+        await self._changes.function_changed(tenant, function_id)
+        await self._history.delete_for_function(tenant, function_id)
+        await self._audit.record(principal, "function.delete", f"{tenant}/{function_id}")
 
-    async def _remember_artifact(
-        self, tenant: str, record: Mapping[str, Any], artifact: Artifact
-    ) -> None:
-        updated = dict(record)
-        updated["artifacts"] = {
-            **record.get("artifacts", {}),
-            artifact.key: dict(artifact.metadata),
-        }
-        await self.registry.save_version(tenant, updated)
+    async def _to_the_end(self, change: Coroutine[Any, Any, T]) -> T:
+        """Run ``change`` in a task of its own that a cancelled caller does not cancel."""
+        task = asyncio.create_task(change)
+        self._running.add(task)
+        task.add_done_callback(self._ended)
+        return await asyncio.shield(task)
 
-
-def _source(manifest: Manifest, version: int, code: bytes | None = None) -> Source:
-    return Source(
-        function_id=manifest.id,
-        version=version,
-        code=code if code is not None else manifest.code or b"",
-        limits=manifest.limits,
-        filename=manifest.filename,
-        options=manifest.options,
-    )
+    def _ended(self, task: asyncio.Task[Any]) -> None:
+        """Forget a finished change. Its failure is its caller's answer; if the caller went
+        away, it is logged here rather than as a task exception nobody retrieved."""
+        self._running.discard(task)
+        failure = None if task.cancelled() else task.exception()
+        if failure is not None:
+            log.debug("function change failed: %s", failure)

@@ -1,66 +1,39 @@
 """The app factory: ``create_app(settings)`` wires services and routes; nothing happens at import.
 
-Every resource with a lifetime is started in one ``cleanup_ctx`` and closed there in reverse.
+Every resource with a lifetime is started in one ``cleanup_ctx`` and closed there in reverse:
+``_build`` makes the areas one by one (``wiring.py``), then start-up runs once (the admin key,
+``serve --deploy`` preloads, the runtimes deployed functions need).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 from aiohttp import web
 
-from gateway.cluster.coherence import Coherence
-from gateway.cluster.events import EventBus
-from gateway.cluster.orphans import OrphanSweeper
-from gateway.cluster.worker_metrics import WorkerMetrics
 from gateway.functions.preload import preload
-from gateway.functions.quotas import DeployQuotas
-from gateway.functions.registry import Registry
-from gateway.functions.runtimes import runtime_registry, sandbox, worker_budget
-from gateway.functions.service import FunctionService
 from gateway.http.health import store_checks
 from gateway.http.keys import SERVICES, SETTINGS
 from gateway.http.middleware import auth_middleware, body_deadline_middleware, problem_middleware
 from gateway.http.routes import admin, executions, functions, invoke, ops, storage_admin, tasks, ui
-from gateway.http.views import execution_body
-from gateway.ids import process_id
-from gateway.invoke.admission import Admission
-from gateway.invoke.callbacks import Callbacks
-from gateway.invoke.finish import Finisher
-from gateway.invoke.invoker import Invoker
-from gateway.invoke.loader import Loader
-from gateway.invoke.records import ExecutionRecords
+from gateway.http.wiring import (
+    bind_tier_ports,
+    build_changes,
+    build_cluster,
+    build_functions,
+    build_invoke,
+    build_review,
+    build_security,
+    build_stores,
+    build_tiers,
+)
 from gateway.metrics import Metrics
-from gateway.review.tasks import TaskService
-from gateway.security.audit import AuditLog
-from gateway.security.auth import KeyStore, bootstrap_admin
-from gateway.security.ratelimit import Rate, RateLimiter
-from gateway.security.secrets import SecretStore, master_key
+from gateway.security.auth import bootstrap_admin
 from gateway.services import Services
 from gateway.settings import Settings
-from plugins.manager import RuntimeRegistry
-from plugins.workers import WorkerBudget
-from storage.hybrid import HybridCodeStore
-from storage.urls import (
-    open_buckets,
-    open_execution_store,
-    open_kv,
-    open_object_store,
-    redis_url,
-)
-from tiers.agentic import AgenticTier
-from tiers.base import TIER_ORDER
-from tiers.code import CodeTier
-from tiers.config import tier_checker
-from tiers.engine import CascadeEngine
-from tiers.generative import GenerativeTier
-from tiers.human import HumanTier
-from tiers.llm import LLMEndpoint
 
 log = logging.getLogger("tiergate.gateway")
 
@@ -102,23 +75,17 @@ def _services_ctx(
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as stack:
-            svc = await _build(settings, stack)
+            svc = await _build(settings, stack, worker)
             for store, problem in (await store_checks(svc)).items():
                 if problem != "ok":
                     log.warning("%s: %s (serving anyway; /readyz says so)", store, problem)
-            if worker is not None:
-                svc.worker_metrics = WorkerMetrics(
-                    svc.metrics, settings.data_dir / "metrics", worker
-                )
-                svc.worker_metrics.start()
-                stack.push_async_callback(svc.worker_metrics.close)
             app[SERVICES] = svc
             new_key = await bootstrap_admin(svc.keys, settings.admin_key, settings.admin_key_path)
             if new_key and on_new_admin_key:
                 on_new_admin_key(new_key)
             for root in settings.preload:
-                await preload(root, svc.functions, svc.runtimes)
-            await svc.functions.start_runtimes_in_use()
+                await preload(root, svc.functions, svc.registry, svc.runtimes)
+            await svc.versions.start_runtimes_in_use()
             # The startup heap (modules, engines, plugins) never becomes garbage: frozen, it is
             # not walked by every full collection while serving (p99 latency -25% measured).
             gc.collect()
@@ -128,134 +95,41 @@ def _services_ctx(
     return ctx
 
 
-async def _build(settings: Settings, stack: contextlib.AsyncExitStack) -> Services:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(OSError):  # keys and the database are for this user only
-        settings.data_dir.chmod(0o700)
-    objects, kv, execution_store = _open_stores(settings, stack)
-    code = HybridCodeStore(
-        objects,
-        kv,
-        prefer_object=settings.prefer_object,
-        write_to_object=settings.write_to_object,
-        auto_migrate=settings.auto_migrate,
-    )
+async def _build(
+    settings: Settings, stack: contextlib.AsyncExitStack, worker: int | None
+) -> Services:
+    """Every area in the order of dependence (``wiring.py`` says why this order)."""
+    stores = build_stores(settings, stack)
     metrics = Metrics()
-    budget = worker_budget(settings)
-    metrics.gauge_by(
-        "tiergate_tenant_workers",
-        "Worker processes running or starting per tenant, across its functions' pools",
-        "tenant",
-        budget.in_use,
-    )
-    runtimes = await _runtimes(settings, budget)
-    stack.push_async_callback(runtimes.close)
-    secrets = SecretStore(kv, master_key(settings.secret_key, settings.secret_key_path))
-    registry = Registry(kv, code)
-    llm = LLMEndpoint(settings.openai_base_url, settings.openai_api_key, settings.llm_model)
-    stack.push_async_callback(llm.close)
-    engine = CascadeEngine(report_attempt=metrics.attempt)
-    checker = tier_checker(TIER_ORDER)  # every tier is added to the engine below
-    quotas = DeployQuotas(settings)
-    functions = FunctionService(registry, code, runtimes, metrics, checker, secrets, quotas)
-    loader = Loader(
-        registry,
-        functions.load,
-        metrics,
-        size=settings.cache_size,
-        fail_max=settings.breaker_fail_max,
-        reset_s=settings.breaker_reset_s,
-        verify_s=settings.verify_s,
-    )
-    stack.push_async_callback(loader.close)
-    records = ExecutionRecords(
-        execution_store,
-        retention_s=settings.retention_days * 86400,
-        purge_interval=settings.retention_sweep_s,
-    )
-    records.start()
-    stack.push_async_callback(records.close)
-    metrics.gauge(
-        "tiergate_records_unsaved",
-        "Execution records waiting to be written (grows while the store is away)",
-        records.unsaved,
-    )
-    admission = Admission(settings.concurrency, settings.queue_size, metrics)
-    callbacks = Callbacks(allow_private=settings.callback_allow_private)
-    stack.push_async_callback(callbacks.close)
-    finisher = Finisher(records, callbacks, metrics, execution_body)
-    invoker = Invoker(
-        loader,
-        admission,
-        engine,
-        records,
-        secrets.resolve,
-        finisher,
-        record_input_bytes=settings.record_input_bytes,
-    )
-    stack.push_async_callback(invoker.close)
-    review = TaskService(kv, records, loader, finisher, sweep_s=settings.task_sweep_s)
-    review.start()
-    stack.push_async_callback(review.close)
-    # The agentic tier calls the invoke path and the human tier files review tasks: both exist
-    # only now, and both need the engine, so the tiers join it here, once.
-    engine.add(CodeTier(), GenerativeTier(llm), AgenticTier(llm, invoker), HumanTier(review))
-    rate = Rate(
-        settings.rate_limit_rps, settings.rate_limit_burst or int(settings.rate_limit_rps) or 1
-    )
-    keys = KeyStore(kv)
-    buckets = open_buckets(settings.kv, kv, processes=settings.workers)
-    stack.push_async_callback(buckets.close)
-    ratelimit = RateLimiter(kv, rate, buckets)
-    bus = EventBus(kv, redis_url(settings.kv))
-    coherence = Coherence(bus, loader, keys, ratelimit, invoker, records)
-    await bus.start()
-    stack.push_async_callback(bus.close)
-    orphans = OrphanSweeper(
-        kv, records, finisher, process_id(), orphan_after_s=settings.orphan_after_s
-    )
-    orphans.start()
-    stack.push_async_callback(orphans.close)
+    security = build_security(settings, stores, stack)
+    tiers = build_tiers(settings, metrics, stack)
+    functions = await build_functions(settings, stores, security, tiers, metrics, stack)
+    invoke = build_invoke(settings, stores, security, functions, tiers, metrics, stack)
+    review = build_review(settings, stores, invoke, stack)
+    bind_tier_ports(tiers, invoke, review)
+    cluster = await build_cluster(settings, stores, security, invoke, metrics, worker, stack)
+    changes = build_changes(stores, security, functions, invoke, cluster)
     return Services(
         settings=settings,
-        objects=objects,
-        kv=kv,
-        code=code,
-        keys=keys,
-        registry=registry,
-        runtimes=runtimes,
-        functions=functions,
-        loader=loader,
-        admission=admission,
-        records=records,
-        invoker=invoker,
+        objects=stores.objects,
+        kv=stores.kv,
+        functions=changes.functions,
+        admin=changes.admin,
+        storage_admin=changes.storage_admin,
+        keys=security.keys,
+        registry=functions.registry,
+        runtimes=functions.runtimes,
+        versions=functions.versions,
+        loader=invoke.loader,
+        admission=invoke.admission,
+        records=invoke.records,
+        invoker=invoke.invoker,
         metrics=metrics,
-        secrets=secrets,
-        ratelimit=ratelimit,
-        audit=AuditLog(kv),
-        tasks=review,
-        callbacks=callbacks,
-        coherence=coherence,
+        secrets=security.secrets,
+        ratelimit=security.ratelimit,
+        audit=security.audit,
+        tasks=review.tasks,
+        callbacks=invoke.callbacks,
+        coherence=cluster.coherence,
+        worker_metrics=cluster.worker_metrics,
     )
-
-
-def _open_stores(settings: Settings, stack: contextlib.AsyncExitStack) -> tuple[Any, Any, Any]:
-    objects = open_object_store(
-        settings.object_store, settings.data_dir, endpoint_url=settings.s3_endpoint_url or ""
-    )
-    stack.push_async_callback(objects.close)
-    kv = open_kv(settings.kv, settings.data_dir)
-    stack.push_async_callback(kv.close)
-    execution_store = open_execution_store(settings.kv, settings.data_dir)
-    stack.push_async_callback(execution_store.close)
-    return objects, kv, execution_store
-
-
-async def _runtimes(settings: Settings, budget: WorkerBudget) -> RuntimeRegistry:
-    box = sandbox(settings)
-    await asyncio.get_running_loop().run_in_executor(None, box.probe)
-    box.report()
-    registry = runtime_registry(settings, box, budget)
-    if not registry.active():
-        raise RuntimeError("no runtimes found — is tiergate installed (pip install -e .)?")
-    return registry

@@ -131,10 +131,10 @@ class Loader:
                 raise
             known.check_at = time.monotonic() + 1.0
             return known
-        identity = (record.get("created_at"), record["latest_version"])
+        identity = (record.created_at, record.latest)
         if known is not None and known.identity != identity:
             self.invalidate(*fkey)
-        known = _Known(int(record["latest_version"]), identity, time.monotonic() + self._verify_s)
+        known = _Known(record.latest, identity, time.monotonic() + self._verify_s)
         self._known[fkey] = known
         return known
 

@@ -45,9 +45,7 @@ async def create_key(request: web.Request) -> web.Response:
     name = body.get("name", "")
     if not isinstance(name, str) or len(name) > 200:
         raise BadRequest("name must be a string of at most 200 characters")
-    svc = services(request)
-    record, token = await svc.keys.create(tenant, roles, name)
-    await svc.audit.record(principal, "key.create", record["id"], tenant=tenant, roles=roles)
+    record, token = await services(request).admin.create_key(principal, tenant, roles, name)
     return json_response(
         {
             "id": record["id"],
@@ -71,10 +69,7 @@ async def list_keys(request: web.Request) -> web.Response:
 @routes.delete("/admin/keys/{key_id}")
 async def revoke_key(request: web.Request) -> web.Response:
     principal = caller(request, "admin")
-    svc = services(request)
-    record = await svc.keys.revoke(request.match_info["key_id"])
-    await svc.coherence.key_revoked(record["id"])
-    await svc.audit.record(principal, "key.revoke", record["id"], tenant=record["tenant"])
+    await services(request).admin.revoke_key(principal, request.match_info["key_id"])
     return web.Response(status=204)
 
 
@@ -93,9 +88,7 @@ async def put_secret(request: web.Request) -> web.Response:
     body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("value"), str):
         raise BadRequest('send {"value": "<the secret as a string>"}')
-    svc = services(request)
-    await svc.secrets.put(tenant, name, body["value"], principal.key_id)
-    await svc.audit.record(principal, "secret.put", f"{tenant}/{name}")
+    await services(request).admin.put_secret(principal, tenant, name, body["value"])
     return json_response({"tenant": tenant, "name": name})
 
 
@@ -110,9 +103,7 @@ async def list_secrets(request: web.Request) -> web.Response:
 @routes.delete("/admin/secrets/{tenant}/{name}")
 async def delete_secret(request: web.Request) -> web.Response:
     principal, tenant, name = _secret_target(request)
-    svc = services(request)
-    await svc.secrets.delete(tenant, name)
-    await svc.audit.record(principal, "secret.delete", f"{tenant}/{name}")
+    await services(request).admin.delete_secret(principal, tenant, name)
     return web.Response(status=204)
 
 
@@ -121,10 +112,7 @@ async def put_rate_limit(request: web.Request) -> web.Response:
     principal = caller(request, "admin")
     tenant = _tenant(request.match_info["tenant"])
     rate = Rate.parse(await read_json(request))
-    svc = services(request)
-    await svc.ratelimit.set_override(tenant, rate)
-    await svc.coherence.rate_changed(tenant)
-    await svc.audit.record(principal, "ratelimit.put", tenant, rate=rate.rate, burst=rate.burst)
+    await services(request).admin.set_rate_limit(principal, tenant, rate)
     return json_response({"tenant": tenant, "rate": rate.rate, "burst": rate.burst})
 
 
@@ -144,10 +132,7 @@ async def get_rate_limit(request: web.Request) -> web.Response:
 async def delete_rate_limit(request: web.Request) -> web.Response:
     principal = caller(request, "admin")
     tenant = _tenant(request.match_info["tenant"])
-    svc = services(request)
-    await svc.ratelimit.set_override(tenant, None)
-    await svc.coherence.rate_changed(tenant)
-    await svc.audit.record(principal, "ratelimit.delete", tenant)
+    await services(request).admin.clear_rate_limit(principal, tenant)
     return web.Response(status=204)
 
 

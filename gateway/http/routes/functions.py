@@ -9,6 +9,7 @@ from aiohttp import BodyPartReader, web
 
 from gateway.errors import BadRequest, InvalidManifest
 from gateway.functions.manifest import check_function_id
+from gateway.functions.records import FunctionRecord, VersionRecord
 from gateway.http.routes.common import (
     caller,
     json_response,
@@ -39,12 +40,22 @@ async def deploy(request: web.Request) -> web.Response:
             f"unsupported content type {request.content_type!r}: send the manifest as "
             "application/json, or multipart/form-data with parts 'manifest' and 'code'"
         )
-    result = await svc.functions.deploy(tenant, manifest, code, principal.key_id)
-    result["deployed_at"] = iso(result["deployed_at"])
-    await svc.coherence.function_changed(tenant, result["id"])
-    target = f"{tenant}/{result['id']}"
-    await svc.audit.record(principal, "function.deploy", target, version=result["version"])
-    return json_response(result, status=201, headers={"Location": f"/functions/{result['id']}"})
+    record = await svc.functions.deploy(principal, tenant, manifest, code)
+    return json_response(
+        _deployed(record), status=201, headers={"Location": f"/functions/{record.id}"}
+    )
+
+
+def _deployed(record: VersionRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "version": record.version,
+        "runtime": record.runtime,
+        "code_sha256": record.code_sha256,
+        "code_size": record.code_size,
+        "deployed_at": iso(record.deployed_at),
+        "precompiled": record.precompiled,
+    }
 
 
 async def _read_multipart(
@@ -93,16 +104,16 @@ async def list_functions(request: web.Request) -> web.Response:
     return json_response({"functions": [_summary(r, everyone) for r in records]})
 
 
-def _summary(record: dict[str, Any], with_tenant: bool) -> dict[str, Any]:
+def _summary(record: FunctionRecord, with_tenant: bool) -> dict[str, Any]:
     summary = {
-        "id": record["id"],
-        "latest_version": record["latest_version"],
-        "runtime": record.get("runtime"),
-        "description": record.get("description", ""),
-        "updated_at": iso(record.get("updated_at")),
+        "id": record.id,
+        "latest_version": record.latest_version,
+        "runtime": record.runtime,
+        "description": record.description,
+        "updated_at": iso(record.updated_at),
     }
     if with_tenant:
-        summary["tenant"] = record["tenant"]
+        summary["tenant"] = record.tenant
     return summary
 
 
@@ -113,31 +124,31 @@ async def get_function(request: web.Request) -> web.Response:
     function_id = check_function_id(request.match_info["id"])
     registry = services(request).registry
     record = await registry.get_function(tenant, function_id)
-    latest = await registry.get_version(tenant, function_id, record["latest_version"])
+    latest = await registry.get_version(tenant, function_id, record.latest)
     versions = await registry.list_versions(tenant, function_id)
     return json_response(
         {
-            **latest["manifest"],
+            **latest.manifest,
             "tenant": tenant,
-            "latest_version": record["latest_version"],
-            "created_at": iso(record.get("created_at")),
-            "updated_at": iso(record.get("updated_at")),
-            "code_sha256": latest.get("code_sha256"),
-            "code_size": latest.get("code_size"),
+            "latest_version": record.latest_version,
+            "created_at": iso(record.created_at),
+            "updated_at": iso(record.updated_at),
+            "code_sha256": latest.code_sha256,
+            "code_size": latest.code_size,
             "versions": [_version(v) for v in versions],
         }
     )
 
 
-def _version(record: dict[str, Any]) -> dict[str, Any]:
+def _version(record: VersionRecord) -> dict[str, Any]:
     return {
-        "version": record["version"],
-        "runtime": record.get("runtime"),
-        "code_sha256": record.get("code_sha256"),
-        "code_size": record.get("code_size"),
-        "deployed_at": iso(record["deployed_at"]),
-        "precompiled": record.get("precompiled", False),
-        "description": record.get("description", ""),
+        "version": record.version,
+        "runtime": record.runtime,
+        "code_sha256": record.code_sha256,
+        "code_size": record.code_size,
+        "deployed_at": iso(record.deployed_at),
+        "precompiled": record.precompiled,
+        "description": record.description,
     }
 
 
@@ -152,7 +163,7 @@ async def list_versions(request: web.Request) -> web.Response:
     return json_response(
         {
             "id": function_id,
-            "latest_version": record["latest_version"],
+            "latest_version": record.latest_version,
             "versions": [_version(v) for v in versions],
         }
     )
@@ -167,13 +178,8 @@ async def rollback(request: web.Request) -> web.Response:
     version = body.get("version") if isinstance(body, dict) else None
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise BadRequest('send {"version": N} with N a version number from 1')
-    svc = services(request)
-    record = await svc.registry.rollback(tenant, function_id, version)
-    await svc.coherence.function_changed(tenant, function_id)
-    await svc.audit.record(
-        principal, "function.rollback", f"{tenant}/{function_id}", version=version
-    )
-    return json_response({"id": function_id, "latest_version": record["latest_version"]})
+    record = await services(request).functions.rollback(principal, tenant, function_id, version)
+    return json_response({"id": function_id, "latest_version": record.latest_version})
 
 
 @routes.delete("/functions/{id}")
@@ -181,11 +187,7 @@ async def delete_function(request: web.Request) -> web.Response:
     principal = caller(request, "deploy")
     tenant = tenant_of(request, principal)
     function_id = check_function_id(request.match_info["id"])
-    svc = services(request)
-    await svc.registry.delete(tenant, function_id)
-    await svc.coherence.function_changed(tenant, function_id)
-    await svc.records.delete_for_function(tenant, function_id)
-    await svc.audit.record(principal, "function.delete", f"{tenant}/{function_id}")
+    await services(request).functions.delete(principal, tenant, function_id)
     return web.Response(status=204)
 
 

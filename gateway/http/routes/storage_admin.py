@@ -8,13 +8,13 @@ from aiohttp import web
 
 from gateway.errors import BadRequest
 from gateway.functions.manifest import check_function_id
-from gateway.functions.registry import code_prefix
 from gateway.http.routes.common import caller, json_response, read_json, services, tenant_of
 
 routes = web.RouteTableDef()
 
 
-async def _target(request: web.Request) -> tuple[str, str]:
+async def _target(request: web.Request) -> tuple[str, str, int | None]:
+    """The tenant, function id and version (None: every version) a request names."""
     principal = caller(request, "admin")
     tenant = tenant_of(request, principal)
     body = await read_json(request)
@@ -22,25 +22,22 @@ async def _target(request: web.Request) -> tuple[str, str]:
         raise BadRequest('send {"id": "<function>", "version": N}')
     function_id = check_function_id(body.get("id"))
     version: Any = body.get("version")
-    registry = services(request).registry
-    if version is None:
-        await registry.get_function(tenant, function_id)
-    elif isinstance(version, bool) or not isinstance(version, int) or version < 1:
+    if version is not None and (
+        isinstance(version, bool) or not isinstance(version, int) or version < 1
+    ):
         raise BadRequest("version must be a version number from 1")
-    else:
-        await registry.get_version(tenant, function_id, version)
-    return function_id, code_prefix(tenant, function_id, version)
+    return tenant, function_id, version
 
 
 @routes.post("/admin/storage/migrate")
 async def migrate(request: web.Request) -> web.Response:
-    function_id, prefix = await _target(request)
-    status = await services(request).code.migrate(prefix)
+    tenant, function_id, version = await _target(request)
+    status = await services(request).storage_admin.migrate(tenant, function_id, version)
     return json_response({"id": function_id, "status": status})
 
 
 @routes.post("/admin/storage/cleanup-kv")
 async def cleanup_kv(request: web.Request) -> web.Response:
-    function_id, prefix = await _target(request)
-    result = await services(request).code.cleanup_kv(prefix)
+    tenant, function_id, version = await _target(request)
+    result = await services(request).storage_admin.cleanup_kv(tenant, function_id, version)
     return json_response({"id": function_id, "removed": result.removed, "kept": result.kept})
