@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (
@@ -114,7 +115,7 @@ class Metrics(Collector):
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
-    def collect(self) -> Iterator[object]:
+    def collect(self) -> Iterator[Metric]:
         yield from self._function_families()
         attempts = CounterMetricFamily(
             "tiergate_tier_attempts", "Tier attempts by outcome", labels=["tier", "status"]
@@ -150,7 +151,7 @@ class Metrics(Collector):
                 gauge.add_metric([value], reading)
             yield gauge
 
-    def _function_families(self) -> Iterator[object]:
+    def _function_families(self) -> Iterator[Metric]:
         labels = ["tenant", "function"]
         invocations = CounterMetricFamily(
             "tiergate_invocations", "Finished invocations", labels=[*labels, "status", "tier"]

@@ -89,7 +89,7 @@ def runtimes() -> None:
     rows = [("NAME", "STATUS", "SOURCE", "DESCRIPTION")]
     for name in sorted(registry.entries):
         entry = registry.entries[name]
-        status = entry.status
+        status: str = entry.status
         if entry.status == "active":
             try:
                 registry.get(name)

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pybreaker
 from cachetools import LRUCache
@@ -38,6 +38,7 @@ from tiers.function import LoadedFunction
 log = logging.getLogger("tiergate.loader")
 
 FnKey = tuple[str, str]
+T = TypeVar("T")
 VersionKey = tuple[str, str, int]
 LoadFn = Callable[[str, str, int], Awaitable[LoadedFunction]]
 
@@ -163,7 +164,7 @@ class Loader:
         finally:
             del self._inflight[vkey]
 
-    async def _guarded(self, fkey: FnKey, work: Awaitable[Any]) -> Any:
+    async def _guarded(self, fkey: FnKey, work: Awaitable[T]) -> T:
         breaker = self._breaker(fkey)
         try:
             with breaker.calling():
@@ -184,7 +185,7 @@ class Loader:
             breaker = pybreaker.CircuitBreaker(
                 fail_max=self._fail_max,
                 reset_timeout=self._reset_s,
-                exclude=[asyncio.CancelledError, NotFound, RuntimeUnavailable, _is_client_error],
+                exclude=[_excluded],
                 listeners=[watch],
                 throw_new_error_on_trip=False,
                 name=f"{fkey[0]}/{fkey[1]}",
@@ -226,6 +227,14 @@ class Loader:
             self._unload_later(self._cache.pop(vkey))
         if self._unloads:
             await asyncio.gather(*self._unloads, return_exceptions=True)
+
+
+def _excluded(exc: BaseException) -> bool:
+    """What says nothing of a function's loads: a cancel, an unknown function, a runtime that
+    cannot work here, a client error."""
+    if isinstance(exc, asyncio.CancelledError | NotFound | RuntimeUnavailable):
+        return True
+    return _is_client_error(exc)
 
 
 def _is_client_error(exc: BaseException) -> bool:

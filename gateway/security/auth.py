@@ -113,8 +113,9 @@ class KeyStore:
         """Store a new key; returns its record and the token (the only time it is seen)."""
         token = token or new_token()
         digest = hash_key(token)
-        record = {
-            "id": "k_" + secrets.token_hex(8),
+        key_id = "k_" + secrets.token_hex(8)
+        record: dict[str, Any] = {
+            "id": key_id,
             "tenant": tenant,
             "roles": sorted(set(roles)),
             "name": name,
@@ -123,7 +124,7 @@ class KeyStore:
         }
         await self._kv.set(f"apikey/{record['id']}", orjson.dumps(record))
         index = f"apikeyhash/{digest}"
-        if not await self._kv.compare_and_set(index, None, record["id"].encode()):
+        if not await self._kv.compare_and_set(index, None, key_id.encode()):
             # The same token registered meanwhile (instances starting with one TIERGATE_ADMIN_KEY)
             await self._kv.delete(f"apikey/{record['id']}")
             existing = await self._kv.get(index)

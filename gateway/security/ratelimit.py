@@ -37,8 +37,7 @@ class Rate:
         if not isinstance(body, dict):
             raise BadRequest('send {"rate": <requests per second>, "burst": <requests>}')
         rate, burst = body.get("rate"), body.get("burst", None)
-        number = isinstance(rate, (int, float)) and not isinstance(rate, bool)
-        if not number or not 0 <= rate <= MAX_RATE:
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= MAX_RATE:
             raise BadRequest(
                 f"rate must be a number of requests per second up to {MAX_RATE:g}, 0 for unlimited"
             )

@@ -65,7 +65,7 @@ class SecretStore:
             raise SecretNotFound(f"tenant {tenant!r} has no secret {name!r}")
         await self._kv.delete(_key(tenant, name))
 
-    async def names(self, tenant: str) -> list[dict[str, object]]:
+    async def names(self, tenant: str) -> list[dict[str, str | None]]:
         found = []
         async for key, raw in self._kv.scan(f"secret/{tenant}/"):
             record = orjson.loads(raw)

@@ -96,4 +96,4 @@ ID = param(
 )
 TENANT = param("tenant", "query", {"type": "string"}, "Admin keys only: act for this tenant.")
 EXEC = param("execution_id", "path", {"type": "string"}, "Execution id.")
-JSON_BODY = {"application/json": {"schema": {}}}
+JSON_BODY: dict[str, Any] = {"application/json": {"schema": {}}}

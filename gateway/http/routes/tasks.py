@@ -19,7 +19,7 @@ STATUSES = ("pending", "completed", "rejected", "expired", "cancelled")
 @routes.get("/tasks")
 async def list_tasks(request: web.Request) -> web.Response:
     principal = caller(request, "review")
-    status = request.query.get("status", "pending") if request.query_string else "pending"
+    status: str | None = request.query.get("status", "pending")
     if status == "all":
         status = None
     elif status not in STATUSES:

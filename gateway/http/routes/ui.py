@@ -31,10 +31,14 @@ async def page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html")
 
 
+async def _to_page(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/ui/")
+
+
 def add_static(app: web.Application) -> None:
     """The page's files, the ``/ui`` redirect, and the headers on every answer under ``/ui``."""
     app.router.add_static("/ui/static/", STATIC)
-    app.router.add_get("/ui", lambda r: web.HTTPFound("/ui/"))
+    app.router.add_get("/ui", _to_page)
     app.on_response_prepare.append(_protect)
 
 
