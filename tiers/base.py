@@ -36,7 +36,7 @@ class Invocation:
     attempts: list[Attempt] = field(default_factory=list)
     logs: list[LogEntry] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
-    log_budget: LogBudget = field(default_factory=LogBudget)
+    log_budget: LogBudget | None = None  # made when the first entry comes (most calls log nothing)
 
     def redact(self, text: str) -> str:
         """``text`` with this call's secret values replaced (longest first, so a secret that
@@ -54,6 +54,8 @@ class Invocation:
         """Keep what fits the execution's log caps, whatever the runtime sent, redacted before
         it is cut (a cut must not leave half a secret)."""
         for entry in entries:
+            if self.log_budget is None:
+                self.log_budget = LogBudget()
             message = self.log_budget.fit(self.redact(entry.message))
             if message is None:
                 continue
@@ -63,7 +65,7 @@ class Invocation:
 
     def final_logs(self) -> list[LogEntry]:
         """The kept entries, and one last entry saying what the caps dropped."""
-        summary = self.log_budget.summary()
+        summary = self.log_budget.summary() if self.log_budget is not None else None
         if summary is None:
             return self.logs
         return [*self.logs, LogEntry(time.time(), "log", summary, "WARNING")]

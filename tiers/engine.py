@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
@@ -21,6 +21,7 @@ from plugins.errors import AttemptFailure, BadOutput, FunctionTimeout, OutputToo
 from .attempt import Attempt, AttemptStatus, attempts_json
 from .base import TIER_ORDER, Invocation, Tier, TierResult
 from .errors import AttemptCancelled, CascadeExhausted, InvocationTimeout, TierSkipped
+from .function import LoadedFunction
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,23 @@ class CascadeOptions:
         values = {**manifest, **{k: v for k, v in overrides.items() if v is not None}}
         values["skip_tiers"] = frozenset(values.get("skip_tiers", ()))
         return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One tier of a plan: how many tries it gets and how long each may take."""
+
+    tier: Tier
+    tries: int
+    timeout_s: float
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The steps calls take with ``options`` (kept with them, to know when it applies)."""
+
+    options: CascadeOptions
+    steps: tuple[Step, ...]
 
 
 @dataclass
@@ -77,46 +95,57 @@ class CascadeEngine:
     def tier_names(self) -> list[str]:
         return list(self._tiers)
 
-    def plan(self, inv: Invocation, options: CascadeOptions) -> list[Tier]:
-        """The tiers this invocation will try, in order."""
+    def plan(self, fn: LoadedFunction, options: CascadeOptions) -> Plan:
+        """The steps this function's calls take with these options. Worked out once per
+        function version for its own options (the common case, kept on the loaded function),
+        and per call only when a call overrides them."""
+        cached = fn.extras.get("plan")
+        if cached is not None and cached.options is options:
+            return cast(Plan, cached)
         start = TIER_ORDER.index(options.start_tier)
-        plan = []
+        steps = []
         for name in TIER_ORDER[start:]:
             tier = self._tiers.get(name)
-            if tier is None or name in options.skip_tiers or not tier.configured(inv.fn):
+            if tier is None or name in options.skip_tiers or not tier.configured(fn):
                 continue
-            plan.append(tier)
+            timeout_ms = self._timeout_ms(fn, options, tier)
+            steps.append(Step(tier, options.tier_retries.get(name, 0) + 1, timeout_ms / 1000))
+        plan = Plan(options, tuple(steps))
+        if options is fn.extras.get("cascade"):
+            fn.extras["plan"] = plan
         return plan
 
     async def run(self, inv: Invocation, options: CascadeOptions) -> Outcome:
         """The winning tier's outcome; raises the cascade's verdict when every tier failed, or
         ``AwaitingHuman`` when the execution went to a person."""
-        plan = self.plan(inv, options)
-        automated = [t for t in plan if t.name != "human"]
+        steps = self.plan(inv.fn, options).steps
         last: AttemptFailure | None = None
-        if options.parallel and len(automated) > 1:
+        if options.parallel:
+            automated = [s for s in steps if s.tier.name != "human"]
+            if len(automated) > 1:
+                try:
+                    return await self._run_parallel(inv, automated)
+                except AttemptFailure as failure:
+                    last = failure
+                    if not options.fallback:
+                        raise self._verdict(inv, last) from None
+                steps = steps[len(automated) :]
+        for step in steps:
             try:
-                return await self._run_parallel(inv, options, automated)
-            except AttemptFailure as failure:
-                last = failure
-                if not options.fallback:
-                    raise self._verdict(inv, last) from None
-            plan = plan[len(automated) :]
-        for tier in plan:
-            try:
-                return await self._run_tier(inv, options, tier)
+                if step.tries == 1:  # the common case: one try, no retry loop
+                    return await self._attempt(inv, step, 1)
+                return await self._run_step(inv, step)
             except AttemptFailure as failure:
                 last = failure
                 if not options.fallback:
                     break
         raise self._verdict(inv, last)
 
-    async def _run_tier(self, inv: Invocation, options: CascadeOptions, tier: Tier) -> Outcome:
-        retries = options.tier_retries.get(tier.name, 0)
+    async def _run_step(self, inv: Invocation, step: Step) -> Outcome:
         failure: AttemptFailure | None = None
-        for attempt in range(1, retries + 2):
+        for attempt in range(1, step.tries + 1):
             try:
-                return await self._attempt(inv, options, tier, attempt)
+                return await self._attempt(inv, step, attempt)
             except TierSkipped as exc:
                 failure = exc
                 break
@@ -125,10 +154,8 @@ class CascadeEngine:
         assert failure is not None
         raise failure
 
-    async def _attempt(
-        self, inv: Invocation, options: CascadeOptions, tier: Tier, attempt: int
-    ) -> Outcome:
-        timeout_s = self._timeout_ms(inv, options, tier) / 1000
+    async def _attempt(self, inv: Invocation, step: Step, attempt: int) -> Outcome:
+        tier, timeout_s = step.tier, step.timeout_s
         started = time.perf_counter()
         try:
             if tier.ends_by_deadline:
@@ -158,11 +185,12 @@ class CascadeEngine:
         self._record(inv, tier.name, attempt, "succeeded", None, started)
         return Outcome(tier.name, value, result.details)
 
-    def _timeout_ms(self, inv: Invocation, options: CascadeOptions, tier: Tier) -> int:
+    @staticmethod
+    def _timeout_ms(fn: LoadedFunction, options: CascadeOptions, tier: Tier) -> int:
         if tier.name == "code":
             if options.timeout_ms is not None:
                 return options.timeout_ms
-            return options.tier_timeouts_ms.get("code", inv.fn.limits.timeout_ms)
+            return options.tier_timeouts_ms.get("code", fn.limits.timeout_ms)
         return options.tier_timeouts_ms.get(tier.name, tier.default_timeout_ms)
 
     @staticmethod
@@ -179,7 +207,7 @@ class CascadeEngine:
                 value = orjson.loads(result.output)
             except orjson.JSONDecodeError as exc:
                 raise BadOutput(f"output is not JSON: {exc}") from None
-        errors = inv.fn.output_check.errors(value)
+        errors = inv.fn.output_check.errors(value) if inv.fn.output_check.active else None
         if errors:
             where = "; ".join(f"{e['path']}: {e['message']}" for e in errors[:3])
             raise BadOutput(f"output breaks output_schema: {where}")
@@ -199,12 +227,10 @@ class CascadeEngine:
         inv.attempts.append(Attempt(tier, attempt, status, error, round(elapsed * 1000, 3), code))
         self._report_attempt(tier, status, elapsed)
 
-    async def _run_parallel(
-        self, inv: Invocation, options: CascadeOptions, plan: list[Tier]
-    ) -> Outcome:
+    async def _run_parallel(self, inv: Invocation, steps: list[Step]) -> Outcome:
         """Start the automated tiers at once; the lowest tier that succeeds wins (as soon as every
         tier below it has failed), the rest are cancelled. Raises the last failure."""
-        tasks = [asyncio.ensure_future(self._run_tier(inv, options, t)) for t in plan]
+        tasks = [asyncio.ensure_future(self._run_step(inv, step)) for step in steps]
         try:
             last: AttemptFailure | None = None
             for task in tasks:  # in tier order: a lower tier's answer wins even if it came later

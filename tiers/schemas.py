@@ -75,16 +75,14 @@ def check_patterns(schema: Any) -> None:
 
 class SchemaCheck:
     """A compiled JSON Schema; ``errors`` lists ``{"path", "message"}`` like API.md's
-    ``invalid_input``. A missing schema accepts everything at no cost."""
+    ``invalid_input``. A missing schema accepts everything: ``active`` is false, and the warm path
+    then skips the check without a call."""
 
-    __slots__ = ("_validator",)
+    __slots__ = ("_validator", "active")
 
     def __init__(self, schema: Any) -> None:
         self._validator = None if schema is None else Validator(schema)
-
-    @property
-    def active(self) -> bool:
-        return self._validator is not None
+        self.active = self._validator is not None
 
     def errors(self, value: Any) -> list[dict[str, str]]:
         if self._validator is None:
