@@ -1,0 +1,92 @@
+"""Compare this checkout's gateway with another commit's, alternately, in one run.
+
+    .venv/bin/python bench/compare.py REF [--pairs 5] [--seconds 5]
+
+Builds REF in a temporary git worktree with a virtual environment of its own (its dependencies
+from the same package index), serves both gateways at once on free ports, deploys the core-ABI
+echo to each, and runs ``wrk -c64`` against them in turn (REF, this checkout, REF, …), reading
+CPU per request from ``/proc`` as ``run.py`` does. Prints each pair and the medians; the ratio is
+this checkout over REF (above 1.00: faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from run import EXAMPLES, Target, closed_loop, deploy, gateway_mains, wrk  # noqa: E402
+
+from plugins.testing import TiergateServer  # noqa: E402
+
+
+def build(ref: str, where: Path) -> str:
+    """REF checked out and installed; the path of its ``tiergate``."""
+    checkout = where / "src"
+    subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(checkout), ref],
+        check=True,
+    )
+    venv = where / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "-e", str(checkout)], check=True)
+    return str(venv / "bin" / "tiergate")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("ref")
+    parser.add_argument("--pairs", type=int, default=5)
+    parser.add_argument("--seconds", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        where = Path(tmp)
+        try:
+            program = build(args.ref, where)
+            old = TiergateServer(where / "old-data", program=program).start()
+            new = TiergateServer(where / "new-data").start()
+            try:
+                targets = {}
+                for label, server in (("ref", old), ("this", new)):
+                    deploy(server, "echo", EXAMPLES / "echo.wat")
+                    targets[label] = Target(
+                        f"{server.url}/invoke/echo", server.admin_key, gateway_mains(server)
+                    )
+                    wrk(targets[label], 2)
+                pairs = []
+                for _ in range(args.pairs):
+                    pair = {label: closed_loop(t, args.seconds) for label, t in targets.items()}
+                    pairs.append(pair)
+                    print(
+                        f"ref {pair['ref'].rps:7.0f} req/s {pair['ref'].main_us:5.0f} us/req   "
+                        f"this {pair['this'].rps:7.0f} req/s {pair['this'].main_us:5.0f} us/req  "
+                        f"ratio {pair['this'].rps / pair['ref'].rps:.2f}",
+                        flush=True,
+                    )
+            finally:
+                old.stop()
+                new.stop()
+        finally:
+            subprocess.run(
+                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(where / "src")],
+                check=False,
+            )
+    ratio = statistics.median(p["this"].rps / p["ref"].rps for p in pairs)
+    loop = {k: statistics.median(p[k].main_us for p in pairs) for k in ("ref", "this")}
+    workers = {k: statistics.median(p[k].workers_us for p in pairs) for k in ("ref", "this")}
+    print(
+        f"\nmedian of {args.pairs} pairs: req/s this/ref {ratio:.2f}; gateway process "
+        f"{loop['ref']:.0f} -> {loop['this']:.0f} us/req; workers "
+        f"{workers['ref']:.0f} -> {workers['this']:.0f} us/req"
+    )
+
+
+if __name__ == "__main__":
+    main()
