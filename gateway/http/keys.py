@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from gateway.security.auth import Principal
     from gateway.services import Services
     from gateway.settings import Settings
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 SERVICES: web.AppKey[Services] = web.AppKey("services")
-PRINCIPAL = "tiergate.principal"
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 
 __all__ = ["PRINCIPAL", "SERVICES", "SETTINGS"]
