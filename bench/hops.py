@@ -7,7 +7,10 @@ request to the answer with ``sys.setprofile``: every Python call whose code live
 worker process; an ``async`` function counts once more each time it resumes after an
 ``await``). Background work (the record writer, heartbeats) may run inside a traced window, so
 the invoke is traced ``TRACES`` times and the trace with the fewest calls is the invoke's own
-path. ``docs/architecture.md`` quotes the figures; ``--modules`` lists where the calls go.
+path. Two paths are traced: the call of the function run in a worker process (``worker``: the
+wasm call itself is not counted), and run in the gateway's own process, as a quick core-ABI
+function is (``inline``: the wasm call is counted). ``docs/architecture.md`` quotes the figures;
+``--modules`` lists where the calls go.
 
     .venv/bin/python bench/hops.py [--modules]
 """
@@ -28,14 +31,16 @@ ADMIN_KEY = "tg_hops_admin_key_0123456789abcdefghijklmnopqrstuvwxyz"
 TRACES = 7
 
 
-async def trace_one_invoke() -> collections.Counter[tuple[str, str]]:
+async def trace_one_invoke(inline: bool) -> collections.Counter[tuple[str, str]]:
     from aiohttp.test_utils import TestClient, TestServer
 
     from gateway.http.app import create_app
     from gateway.settings import Settings
 
     with tempfile.TemporaryDirectory() as data_dir:
-        settings = Settings(data_dir=Path(data_dir), admin_key=ADMIN_KEY, wasm_workers=1)
+        settings = Settings(
+            data_dir=Path(data_dir), admin_key=ADMIN_KEY, wasm_workers=1, wasm_inline=inline
+        )
         async with TestClient(TestServer(create_app(settings))) as client:
             headers = {"Authorization": f"Bearer {ADMIN_KEY}"}
             code = (ROOT / "examples" / "functions" / "echo.wat").read_text()
@@ -71,17 +76,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--modules", action="store_true", help="list calls per module")
     args = parser.parse_args()
-    calls = asyncio.run(trace_one_invoke())
-    modules = collections.Counter[str]()
-    for (module, _), count in calls.items():
-        modules[module] += count
-    print(f"one warm invoke: {sum(calls.values())} calls into repo code, {len(modules)} modules")
-    if args.modules:
-        for module, count in modules.most_common():
-            print(f"{count:5d}  {module}")
-            for (where, name), n in sorted(calls.items(), key=lambda kv: -kv[1]):
-                if where == module:
-                    print(f"        {n:3d}  {name}")
+    for path, inline in (("worker", False), ("inline", True)):
+        calls = asyncio.run(trace_one_invoke(inline))
+        modules = collections.Counter[str]()
+        for (module, _), count in calls.items():
+            modules[module] += count
+        total = sum(calls.values())
+        print(f"one warm invoke, {path}: {total} calls into repo code, {len(modules)} modules")
+        if args.modules:
+            for module, count in modules.most_common():
+                print(f"{count:5d}  {module}")
+                for (where, name), n in sorted(calls.items(), key=lambda kv: -kv[1]):
+                    if where == module:
+                        print(f"        {n:3d}  {name}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+Reading = Callable[[], Mapping[str, float] | Mapping[tuple[str, ...], float]]
+
 LATENCY_BUCKETS = (
     0.0005,
     0.001,
@@ -83,7 +85,7 @@ class Metrics(Collector):
         self.queue_wait = Histogram()
         self.cold_start_duration: dict[str, Histogram] = {}
         self.gauges: dict[str, tuple[str, Callable[[], float]]] = {}
-        self.labelled_gauges: dict[str, tuple[str, str, Callable[[], Mapping[str, float]]]] = {}
+        self.labelled_gauges: dict[str, tuple[str, tuple[str, ...], Reading]] = {}
         self.registry.register(self)
 
     def for_function(self, tenant: str, function_id: str) -> FunctionMetrics:
@@ -106,11 +108,11 @@ class Metrics(Collector):
         """A value read at scrape time (queue depth, in-flight calls, worker counts)."""
         self.gauges[name] = (help_text, read)
 
-    def gauge_by(
-        self, name: str, help_text: str, label: str, read: Callable[[], Mapping[str, float]]
-    ) -> None:
-        """Values read at scrape time, one per value of ``label`` (worker processes per tenant)."""
-        self.labelled_gauges[name] = (help_text, label, read)
+    def gauge_by(self, name: str, help_text: str, labels: tuple[str, ...], read: Reading) -> None:
+        """Values read at scrape time, one per value of ``labels`` (worker processes per tenant;
+        the counters runtimes report): ``read`` maps label values (a tuple, or one string) to
+        readings."""
+        self.labelled_gauges[name] = (help_text, labels, read)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -145,10 +147,10 @@ class Metrics(Collector):
             gauge = GaugeMetricFamily(name, help_text)
             gauge.add_metric([], read())
             yield gauge
-        for name, (help_text, label, read_all) in sorted(self.labelled_gauges.items()):
-            gauge = GaugeMetricFamily(name, help_text, labels=[label])
-            for value, reading in sorted(read_all().items()):
-                gauge.add_metric([value], reading)
+        for name, (help_text, labels, read_all) in sorted(self.labelled_gauges.items()):
+            gauge = GaugeMetricFamily(name, help_text, labels=list(labels))
+            for values, reading in sorted(read_all().items()):
+                gauge.add_metric([values] if isinstance(values, str) else list(values), reading)
             yield gauge
 
     def _function_families(self) -> Iterator[Metric]:

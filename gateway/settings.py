@@ -102,6 +102,7 @@ class Settings:
     max_memory_mb: int = 1024
     max_timeout_ms: int = 900_000
     max_output_kb: int = 6144
+    wasm_inline: bool = True
     wasm_max_module_mb: int | None = None  # None: the wasm runtime's default
     compile_timeout_s: float | None = None
     preload: tuple[Path, ...] = ()
@@ -215,6 +216,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_MAX_MEMORY_MB": ("max_memory_mb", lambda n, r: _int(n, r, 2)),
     "TIERGATE_MAX_TIMEOUT_MS": ("max_timeout_ms", lambda n, r: _int(n, r, 1)),
     "TIERGATE_MAX_OUTPUT_KB": ("max_output_kb", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_WASM_INLINE": ("wasm_inline", _bool),
     "TIERGATE_WASM_MAX_MODULE_MB": ("wasm_max_module_mb", lambda n, r: _int(n, r, 1)),
     "TIERGATE_COMPILE_TIMEOUT_S": ("compile_timeout_s", _positive),
     "TIERGATE_DISABLE_PLUGINS": ("disable_plugins", _names),

@@ -45,6 +45,9 @@ class Limits:
 
     ``tmp_mb`` is the function's writable scratch space (``/tmp``, its working directory): it
     counts against ``memory_mb``, so a sandboxed process gets ``memory_mb - tmp_mb`` for its heap.
+    ``isolation``: ``per_call`` (a fresh instance for every call, the contract's default) or
+    ``warm`` (an instance kept and reused for the function version's calls, where the runtime
+    can: the wasm runtime's core-ABI modules).
     """
 
     timeout_ms: int = 30_000
@@ -52,6 +55,7 @@ class Limits:
     fuel: int | None = None
     max_output_kb: int = 6144
     tmp_mb: int = 16
+    isolation: Literal["per_call", "warm"] = "per_call"
 
     @property
     def max_output_bytes(self) -> int:
@@ -171,6 +175,10 @@ class Runtime(abc.ABC, Generic[LoadedT]):
     @abc.abstractmethod
     async def invoke(self, loaded: LoadedT, call: Call) -> CallResult:
         """Run one call. Never block the event loop."""
+
+    def stats(self) -> Mapping[str, float]:
+        """Counters worth watching (the gateway shows them as ``tiergate_runtime_stat``)."""
+        return {}
 
     async def unload(self, loaded: LoadedT) -> None:
         """Drop what ``load`` created (LRU eviction, delete, redeploy)."""

@@ -38,15 +38,19 @@ def test_the_walk_names_real_code():
     assert not missing, missing
 
 
-def test_a_warm_invoke_takes_no_more_calls_than_the_page_says():
+@pytest.mark.parametrize(("inline", "pattern"), [
+    (False, r"in a worker, \*\*(\d+) calls into tiergate's code in (\d+) modules\*\*"),
+    (True, r"run inline, \*\*(\d+) calls in (\d+) modules\*\*"),
+])
+def test_a_warm_invoke_takes_no_more_calls_than_the_page_says(inline, pattern):
     sys.path.insert(0, str(ROOT / "bench"))
     try:
         import hops
     finally:
         sys.path.remove(str(ROOT / "bench"))
-    documented = re.search(r"\*\*(\d+) calls into tiergate's code in (\d+) modules\*\*", DOC)
+    documented = re.search(pattern, DOC)
     assert documented, "the page states the calls of a warm invoke"
-    calls = asyncio.run(hops.trace_one_invoke())
+    calls = asyncio.run(hops.trace_one_invoke(inline))
     modules = {module for module, _ in calls}
     assert sum(calls.values()) <= int(documented.group(1)), sorted(calls.items())
     assert len(modules) <= int(documented.group(2)), sorted(modules)

@@ -61,6 +61,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                 "fuel": {"type": ["integer", "null"], "minimum": 1, "maximum": 2**63 - 1},
                 "max_output_kb": {"type": "integer", "minimum": 1, "maximum": MAX_OUTPUT_KB},
                 "tmp_mb": {"type": "integer", "minimum": 1, "maximum": 8192},
+                "isolation": {"enum": ["per_call", "warm"]},
             },
         },
         "env": {
@@ -202,6 +203,7 @@ def _limits(given: Mapping[str, Any], ceilings: Ceilings) -> Limits:
         fuel=given.get("fuel"),
         max_output_kb=given["max_output_kb"],
         tmp_mb=tmp_mb,
+        isolation=given.get("isolation", "per_call"),
     )
 
 

@@ -38,6 +38,7 @@ def runtime_registry(settings: Settings, box: Sandbox, budget: WorkerBudget) -> 
         options={
             **settings.plugin_options,
             "wasm": {
+                "inline": settings.wasm_inline,
                 "workers": settings.wasm_workers,
                 "max_module_mb": settings.wasm_max_module_mb,
                 "compile_timeout_s": settings.compile_timeout_s,

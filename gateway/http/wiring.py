@@ -154,16 +154,30 @@ async def build_functions(
     metrics.gauge_by(
         "tiergate_tenant_workers",
         "Worker processes running or starting per tenant, across its functions' pools",
-        "tenant",
+        ("tenant",),
         budget.in_use,
     )
     runtimes = await _runtimes(settings, budget)
     stack.push_async_callback(runtimes.close)
+    metrics.gauge_by(
+        "tiergate_runtime_stat",
+        "Counters the runtimes report (the wasm runtime: calls by where they ran)",
+        ("runtime", "stat"),
+        lambda: _runtime_stats(runtimes),
+    )
     registry = Registry(stores.kv, stores.code)
     quotas = DeployQuotas(settings)
     deployer = Deployer(registry, stores.code, runtimes, tiers.check, security.secrets, quotas)
     versions = VersionLoader(registry, stores.code, runtimes, metrics, quotas)
     return Functions(registry, runtimes, deployer, versions)
+
+
+def _runtime_stats(runtimes: RuntimeRegistry) -> dict[tuple[str, ...], float]:
+    return {
+        (name, stat): value
+        for name, runtime in runtimes.started().items()
+        for stat, value in runtime.stats().items()
+    }
 
 
 async def _runtimes(settings: Settings, budget: WorkerBudget) -> RuntimeRegistry:

@@ -57,6 +57,8 @@ def _log(env, caller, args, nargs, results, nresults):  # type: ignore[no-untype
     except ValueError as exc:
         return _trap(f"tiergate.log: {exc}")
     outcome: CoreCall = _call.outcome
+    if outcome.budget is None:
+        outcome.budget = LogBudget.for_worker()
     budget = outcome.budget
     if not budget.left:
         budget.drop(length)
@@ -99,43 +101,66 @@ def define_imports(linker: wasmtime.Linker) -> None:
 class CoreCall:
     """What one call produced; ``failure`` is set when the module called ``tiergate.fail``.
     ``output_size`` is the length ``handle`` returned; ``output`` is empty when that is over the
-    cap."""
+    cap. ``budget`` is made at the first log entry (most calls log nothing)."""
 
     __slots__ = ("budget", "failure", "logs", "output", "output_size")
 
     def __init__(self) -> None:
         self.logs: list[list[object]] = []  # [ts, stream, message], ready for the frame
-        self.budget = LogBudget.for_worker()
+        self.budget: LogBudget | None = None
         self.failure: str | None = None
         self.output: bytes = b""
         self.output_size = 0
 
 
+class Instance:
+    """An instance of a core module in its store, with the exports a call uses, looked up once:
+    for one call (a fresh instance), or for many (a warm one, ``limits.isolation: warm``)."""
+
+    __slots__ = ("alloc", "handle", "memory", "store")
+
+    def __init__(self, store: capi.Store, pre_ptr: object) -> None:
+        self.store = store
+        instance = store.instantiate(pre_ptr)
+        self.memory = store.export(instance, b"memory").of.memory
+        self.alloc = store.export(instance, b"alloc").of.func
+        self.handle = store.export(instance, b"handle").of.func
+
+    def memory_size(self) -> int:
+        return self.store.memory(self.memory)[1]
+
+    def call(self, data: bytes, max_output: int, outcome: CoreCall) -> None:
+        """Write the input at ``alloc(len)``, call ``handle``, read the output."""
+        _call.outcome = outcome
+        try:
+            store, out = self.store, capi.results(1)
+            store.call(self.alloc, capi.i32_args(len(data)), 1, out, 1)
+            ptr = out[0].of.i32 & 0xFFFFFFFF
+            base, size = store.memory(self.memory)
+            if ptr + len(data) > size:
+                raise capi.WasmEnded(capi.Trap(f"alloc returned {ptr}, outside memory ({size} B)"))
+            ctypes.memmove(base + ptr, data, len(data))
+            store.call(self.handle, capi.i32_args(ptr, len(data)), 2, out, 1)
+            packed = out[0].of.i64 & 0xFFFFFFFFFFFFFFFF
+            start, length = packed >> 32, packed & 0xFFFFFFFF
+            base, size = store.memory(self.memory)
+            if start + length > size:
+                message = f"handle returned ({start}, {length}), outside memory"
+                raise capi.WasmEnded(capi.Trap(message))
+            outcome.output_size = length
+            if length <= max_output:
+                outcome.output = ctypes.string_at(base + start, length)
+        finally:
+            _call.outcome = None
+
+
 def run(
     store: capi.Store, pre_ptr: object, data: bytes, max_output: int, outcome: CoreCall
 ) -> None:
-    """Instantiate, write the input at ``alloc(len)``, call ``handle``, read the output."""
-    _call.outcome = outcome
+    """A call on a fresh instance."""
+    _call.outcome = outcome  # instantiating runs the start function, which may log
     try:
-        instance = store.instantiate(pre_ptr)
-        memory = store.export(instance, b"memory").of.memory
-        alloc = store.export(instance, b"alloc").of.func
-        handle = store.export(instance, b"handle").of.func
-        out = capi.results(1)
-        store.call(alloc, capi.i32_args(len(data)), 1, out, 1)
-        ptr = out[0].of.i32 & 0xFFFFFFFF
-        base, size = store.memory(memory)
-        if ptr + len(data) > size:
-            raise capi.WasmEnded(capi.Trap(f"alloc returned {ptr}, outside memory ({size} B)"))
-        ctypes.memmove(base + ptr, data, len(data))
-        store.call(handle, capi.i32_args(ptr, len(data)), 2, out, 1)
-        packed = out[0].of.i64 & 0xFFFFFFFFFFFFFFFF
-        start, length = packed >> 32, packed & 0xFFFFFFFF
-        base, size = store.memory(memory)
-        if start + length > size:
-            raise capi.WasmEnded(capi.Trap(f"handle returned ({start}, {length}), outside memory"))
-        outcome.output_size = length
-        if length <= max_output:
-            outcome.output = ctypes.string_at(base + start, length)
+        instance = Instance(store, pre_ptr)
     finally:
         _call.outcome = None
+    instance.call(data, max_output, outcome)

@@ -10,11 +10,12 @@ tables of bounded size; the module cache is bounded in count and in artifact byt
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +24,11 @@ import wasmtime
 from plugins.logs import LogBudget, cap_entries
 
 from . import capi, core_abi, wasi_abi
-from .engine import Engines, ticks_until
+from .engine import TICK_S, Engines, ticks_until
 
 STDERR_TAIL_LINES = 5
+WARM_CALLS = 10_000
+WARM_MEMORY_BYTES = 16 * 1024 * 1024
 CACHE_SIZE = 512
 CACHE_BYTES = 1 << 30  # artifacts mapped by one worker at most (the one in use is always kept)
 
@@ -39,6 +42,35 @@ class Module:
     size: int
 
 
+@dataclass
+class WarmSlot:
+    """One function version's warm instance (``limits.isolation: warm``); never shared: each
+    loaded version of each tenant's function has its own."""
+
+    instance: core_abi.Instance | None = None
+    calls: int = 0
+    first_size: int = 0
+
+    def start(self, store: capi.Store, pre_ptr: object) -> None:
+        self.drop()
+        try:
+            self.instance = core_abi.Instance(store, pre_ptr)
+        except BaseException:
+            store.close()
+            raise
+        self.calls, self.first_size = 0, self.instance.memory_size()
+
+    def worn_out(self) -> bool:
+        assert self.instance is not None
+        size = self.instance.memory_size()
+        return self.calls >= WARM_CALLS or size > max(WARM_MEMORY_BYTES, 4 * self.first_size)
+
+    def drop(self) -> None:
+        if self.instance is not None:
+            self.instance.store.close()
+            self.instance = None
+
+
 def linker(engine: wasmtime.Engine, abi: str) -> wasmtime.Linker:
     result = wasmtime.Linker(engine)
     if abi == "wasi":
@@ -49,8 +81,12 @@ def linker(engine: wasmtime.Engine, abi: str) -> wasmtime.Linker:
 
 
 class Executor:
-    def __init__(self) -> None:
-        self.engines = Engines()
+    """``tick_s``: how often this process's ticker advances the epochs (deadlines are counted in
+    ticks); ``pooled``: instance slots of the pooling allocator (see ``engine.make_engine``)."""
+
+    def __init__(self, tick_s: float = TICK_S, pooled: int = 0) -> None:
+        self.engines = Engines(pooled)
+        self.tick_s = tick_s
         self._modules: OrderedDict[str, Module] = OrderedDict()
         self._bytes = 0
 
@@ -93,25 +129,59 @@ class Executor:
             module = self.module(key, path, abi, fuel)
         except (wasmtime.WasmtimeError, OSError) as exc:
             return ["failed", f"cannot load the module: {exc}", []], b""
-        store = capi.Store(module.engine_ptr, ticks_until(timeout_s), memory_bytes, fuel)
+        ticks = ticks_until(timeout_s, self.tick_s)
+        store = capi.Store(module.engine_ptr, ticks, memory_bytes, fuel)
         try:
             if abi == "core":
-                return self._core(store, module, data, max_output)
+                fresh = functools.partial(core_abi.run, store, module.pre_ptr, data, max_output)
+                return self._core(fresh, max_output)
             return self._wasi(store, module, data, env, max_output)
         finally:
             store.close()
 
+    def handle_warm(
+        self, meta: list[Any], data: bytes, slot: WarmSlot
+    ) -> tuple[list[Any], bytes]:
+        """A core-ABI call on ``slot``'s instance, made at its first call and reused until it
+        has answered ``WARM_CALLS`` calls, grown its memory past ``WARM_MEMORY_BYTES`` (or to
+        four times its first size), or failed in any way (a trap may leave it broken)."""
+        started = time.perf_counter()
+        _, key, path, abi, timeout_s, memory_bytes, fuel, _, max_output = meta
+        ticks = ticks_until(timeout_s, self.tick_s)
+        try:
+            if slot.instance is None:
+                module = self.module(key, path, abi, fuel)
+                store = capi.Store(module.engine_ptr, ticks, memory_bytes, fuel)
+                slot.start(store, module.pre_ptr)
+            else:
+                slot.instance.store.deadline(ticks)
+        except (wasmtime.WasmtimeError, OSError, capi.WasmEnded) as exc:
+            slot.drop()
+            return ["failed", f"cannot instantiate the module: {exc}", [], 0.0], b""
+        instance = slot.instance
+        assert instance is not None
+        answer, output = self._core(
+            functools.partial(instance.call, data, max_output), max_output
+        )
+        slot.calls += 1
+        if answer[0] != "ok" or slot.worn_out():
+            slot.drop()
+        answer.append(time.perf_counter() - started)
+        return answer, output
+
     @staticmethod
     def _core(
-        store: capi.Store, module: Module, data: bytes, max_output: int
+        call: Callable[[core_abi.CoreCall], None], max_output: int
     ) -> tuple[list[Any], bytes]:
         outcome = core_abi.CoreCall()
         try:
-            core_abi.run(store, module.pre_ptr, data, max_output, outcome)
+            call(outcome)
         except capi.WasmEnded as ended:
             status, message, more = _failure(ended.trap, outcome.failure)
             return [status, message, outcome.logs + cap_entries(more, outcome.budget)], b""
-        logs = outcome.logs + cap_entries((), outcome.budget)
+        logs = outcome.logs
+        if outcome.budget is not None:
+            logs += cap_entries((), outcome.budget)  # the summary entry, if any was dropped
         if outcome.output_size > max_output:
             message = (
                 f"the output is {outcome.output_size} bytes, over limits.max_output_kb "

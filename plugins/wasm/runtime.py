@@ -15,7 +15,7 @@ import asyncio
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,6 +42,9 @@ from plugins.workers import WorkerDied
 from .abi import Abi
 from .compiler import DEFAULT_MAX_MODULE_MB, DEFAULT_TIMEOUT_S, Compiler
 from .engine import Engines, engine_key
+from .executor import WarmSlot
+from .inline import BUDGET_S as INLINE_BUDGET_S
+from .inline import Inline, Speed
 from .pool import WasmWorkers
 
 
@@ -52,6 +55,17 @@ class LoadedModule:
     abi: Abi
     memory_bytes: int
     fuel: int | None
+    isolation: str = "per_call"
+    speed: Speed = field(default_factory=Speed, compare=False)
+    warm: WarmSlot = field(default_factory=WarmSlot, compare=False)
+
+    @property
+    def inline(self) -> bool:
+        """May its calls run in the gateway's process (``inline``)? Core ABI, no fuel."""
+        return self.abi == "core" and self.fuel is None
+
+
+TIMEOUT = 4  # where a call frame's meta carries the seconds the call has
 
 
 class WasmRuntime(Runtime[LoadedModule]):
@@ -68,6 +82,9 @@ class WasmRuntime(Runtime[LoadedModule]):
         )
         self._threads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="wasm-load")
         self._engines: Engines | None = None
+        self._inline_wanted = bool(options.get("inline", True))
+        self._inline: Inline | None = None
+        self._calls = {"inline": 0, "inline_then_worker": 0, "worker": 0}
 
     @property
     def engines(self) -> Engines:
@@ -78,10 +95,19 @@ class WasmRuntime(Runtime[LoadedModule]):
     async def start(self) -> None:
         self._cache.mkdir(parents=True, exist_ok=True)
         await self._workers.start()
+        if self._inline_wanted:
+            self._inline = Inline()
 
     async def close(self) -> None:
         await self._workers.close()
+        if self._inline is not None:
+            self._inline.close()
         self._threads.shutdown(wait=True)
+
+    def stats(self) -> dict[str, float]:
+        """Calls by where they ran: in the gateway (``inline``), in a worker after an inline try
+        ran out of budget (``inline_then_worker``), in a worker (``worker``)."""
+        return {f"calls_{where}": count for where, count in self._calls.items()}
 
     def artifact_key(self, limits: Limits) -> str:
         return engine_key(limits.fuel)
@@ -102,6 +128,7 @@ class WasmRuntime(Runtime[LoadedModule]):
             artifact.metadata["abi"],
             fn.limits.memory_mb * 1024 * 1024,
             fn.limits.fuel,
+            fn.limits.isolation,
         )
 
     def _cache_file(self, key: str, data: bytes, fuel: int | None) -> Path:
@@ -114,9 +141,45 @@ class WasmRuntime(Runtime[LoadedModule]):
 
     async def unload(self, loaded: LoadedModule) -> None:
         self._workers.broadcast(["drop", loaded.key])
+        loaded.warm.drop()
+        if self._inline is not None:
+            self._inline.drop(loaded.key)
 
     async def invoke(self, loaded: LoadedModule, call: Call) -> CallResult:
         remaining = call.remaining_s()
+        meta = self._meta(loaded, call, remaining)
+        if (
+            self._inline is not None
+            and loaded.inline
+            and loaded.speed.quick
+            and remaining > INLINE_BUDGET_S
+        ):
+            meta[TIMEOUT] = INLINE_BUDGET_S
+            warm = loaded.warm if loaded.isolation == "warm" else None
+            answer, output = self._inline.run(meta, call.input, warm)
+            if answer[0] != "timeout":
+                self._calls["inline"] += 1
+                return self._result(loaded, answer, output, remaining)
+            loaded.speed.demote()  # past its budget: the worker runs it again, from the start
+            self._calls["inline_then_worker"] += 1
+            remaining = meta[TIMEOUT] = call.remaining_s()
+        else:
+            self._calls["worker"] += 1
+        try:
+            frame = await self._workers.call(meta, call.input, remaining)
+        except WorkerDied as exc:
+            if call.remaining_s() <= 0:
+                raise FunctionTimeout(
+                    f"did not finish within its {remaining * 1000:.0f} ms, blocked where it "
+                    "could not be interrupted; its worker was stopped"
+                ) from None
+            raise FunctionCrashed(f"the wasm worker died: {exc}") from None
+        if self._inline is not None:
+            loaded.speed.measured(frame.meta[-1])
+        return self._result(loaded, frame.meta, frame.data, remaining)
+
+    @staticmethod
+    def _meta(loaded: LoadedModule, call: Call, remaining: float) -> list[Any]:
         env = None
         if loaded.abi == "wasi":
             env = {
@@ -126,7 +189,7 @@ class WasmRuntime(Runtime[LoadedModule]):
                 **call.env,
                 **call.secrets,
             }
-        meta = [
+        return [
             "call",
             loaded.key,
             loaded.path,
@@ -137,19 +200,15 @@ class WasmRuntime(Runtime[LoadedModule]):
             env,
             call.limits.max_output_bytes,
         ]
-        try:
-            frame = await self._workers.call(meta, call.input, remaining)
-        except WorkerDied as exc:
-            if call.remaining_s() <= 0:
-                raise FunctionTimeout(
-                    f"did not finish within its {remaining * 1000:.0f} ms, blocked where it "
-                    "could not be interrupted; its worker was stopped"
-                ) from None
-            raise FunctionCrashed(f"the wasm worker died: {exc}") from None
-        status, message, raw_logs, _ = frame.meta
+
+    @staticmethod
+    def _result(
+        loaded: LoadedModule, answer: list[Any], output: bytes, remaining: float
+    ) -> CallResult:
+        status, message, raw_logs, _ = answer
         logs = tuple(LogEntry(*entry) for entry in raw_logs)  # [ts, stream, message, level?]
         if status == "ok":
-            return CallResult(frame.data, logs)
+            return CallResult(output, logs)
         if status == "timeout":
             budget = f"{remaining * 1000:.0f} ms"
             raise FunctionTimeout(f"did not finish within its {budget}", logs=list(logs))
