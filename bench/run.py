@@ -10,7 +10,8 @@ gateway process, and its worker processes apart), which is steadier than req/s h
 - open loop at a fixed rate, half the gateway's capacity (``openloop.py``, latency from the
   scheduled send time, wrk2-style) → p50 / p99 / p99.9 for both;
 - the Python echo runs its pairs one after another (a pool that wedges after a burst fails the
-  next run), then ``serve --workers N`` against the bare handler in N processes;
+  next run), then ``serve --workers auto`` (one process per core) against the bare handler in
+  as many processes;
 - cold starts after a restart.
 """
 
@@ -36,6 +37,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gateway.settings import cores  # noqa: E402
 from plugins.testing import TiergateServer, free_port  # noqa: E402
 
 EXAMPLES = ROOT / "examples" / "functions"
@@ -332,20 +334,20 @@ def run(args: argparse.Namespace) -> dict:
                 target = Target(f"{server.url}/invoke/{fn}", server.admin_key, mains)
                 cases.append(measure_case(f"{name}, 1 process", bare, target, args))
             cold = cold_starts(server, args.cold_repeats)
-        processes = os.cpu_count() or 2
+        processes = cores()  # what serve --workers auto runs
         with (
             bare_server(processes) as many,
-            gateway_server(Path(tmp) / "many", ("--workers", str(processes))) as server,
+            gateway_server(Path(tmp) / "many", ("--workers", "auto")) as server,
         ):
             deadline = time.monotonic() + 60
-            while f"{processes} workers)" not in server.log():
+            while processes > 1 and f"{processes} workers)" not in server.log():
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"the workers did not all start:\n{server.log()}")
                 time.sleep(0.1)
             deploy(server, "echo", EXAMPLES / "echo.wat")
             target = Target(f"{server.url}/invoke/echo", server.admin_key, gateway_mains(server))
             cases.append(
-                measure_case(f"wasm core echo, {processes} processes each", many, target, args)
+                measure_case(f"wasm core echo, --workers auto ({processes})", many, target, args)
             )
     return {"cases": [asdict(c) | {"ratio": c.ratio} for c in cases], "cold_start_extra_ms": cold}
 

@@ -87,7 +87,7 @@ class Settings:
     breaker_reset_s: float = 30.0
     verify_s: float = 5.0
     orphan_after_s: float = 30.0
-    workers: int = 1
+    workers: int = 0  # 0: auto, see ``processes``
     callback_allow_private: bool = False
     task_sweep_s: float = 5.0
     wasm_workers: int = 0
@@ -135,8 +135,34 @@ class Settings:
         return self.data_dir / "admin.key"
 
     @property
+    def processes(self) -> int:
+        """Processes serving the port: ``workers``, or one per core when auto; port 0 allows
+        only one (each process would pick a port of its own)."""
+        if self.workers:
+            return self.workers
+        return 1 if self.port == 0 else cores()
+
+    @property
     def secret_key_path(self) -> Path:
         return self.data_dir / "secret.key"
+
+
+def cores() -> int:
+    """The cores this process may use: its CPU affinity, capped by a cgroup v2 CPU quota (a
+    container's ``--cpus``), which ``os.cpu_count`` ignores."""
+    count = len(os.sched_getaffinity(0))
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()
+    except (OSError, ValueError):
+        return count
+    if quota == "max":
+        return count
+    return max(1, min(count, -(-int(quota) // int(period))))
+
+
+def workers(name: str, raw: str) -> int:
+    """``auto`` (0 here: one process per core) or a whole number of processes, at least 1."""
+    return 0 if raw.strip().lower() == "auto" else _int(name, raw, 1)
 
 
 def _str(name: str, raw: str) -> str:
@@ -198,7 +224,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_BREAKER_RESET_S": ("breaker_reset_s", _float),
     "TIERGATE_VERIFY_S": ("verify_s", _float),
     "TIERGATE_ORPHAN_AFTER_S": ("orphan_after_s", _positive),
-    "TIERGATE_WORKERS": ("workers", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_WORKERS": ("workers", lambda n, r: workers(n, r)),
     "TIERGATE_CALLBACK_ALLOW_PRIVATE": ("callback_allow_private", _bool),
     "TIERGATE_TASK_SWEEP_S": ("task_sweep_s", _float),
     "TIERGATE_WASM_WORKERS": ("wasm_workers", lambda n, r: _int(n, r, 0)),

@@ -48,7 +48,8 @@ class TiergateServer:
         ``launcher``: a command that runs it (e.g. ``setpriv`` to serve as another user)."""
         self.data_dir = data_dir
         self.port = free_port()
-        self.env = {"TIERGATE_ADMIN_KEY": ADMIN_KEY, **(env or {})}
+        # One process unless a test asks for more (serve's default is one per core).
+        self.env = {"TIERGATE_ADMIN_KEY": ADMIN_KEY, "TIERGATE_WORKERS": "1", **(env or {})}
         self.args = args
         self.program = program or _tiergate()
         self.launcher = launcher

@@ -178,3 +178,43 @@ def test_a_rate_limit_holds_across_workers(tiergate_factory):
                           headers={"Authorization": f"Bearer {key}"}) as client:
             codes.append(client.post("/invoke/none").status_code)
     assert codes.count(404) == 4 and codes.count(429) == 6, codes
+
+
+def test_serve_uses_every_core_by_default(tmp_path):
+    """No --workers: one process per core (``auto``); the banner counts them once all serve."""
+    from gateway.settings import cores as settings_cores
+    from plugins.testing import TiergateServer
+
+    cores = settings_cores()
+    server = TiergateServer(tmp_path / "data")
+    del server.env["TIERGATE_WORKERS"]
+    server.start()
+    try:
+        if cores > 1:
+            eventually(lambda: f"{cores} workers)" in server.log(), timeout=30)
+            assert len(gateway_workers(server.process.pid)) == cores
+        else:
+            assert "workers)" not in server.log()
+        assert fresh(server, "GET", "/healthz").status_code == 200
+    finally:
+        assert server.stop() == 0
+
+
+def test_auto_on_port_zero_is_one_process(tmp_path):
+    """Port 0 picks a port per process, so auto means one there, and saying auto is allowed."""
+    import subprocess
+
+    from plugins.testing import _tiergate
+
+    process = subprocess.Popen(
+        [_tiergate(), "serve", "--port", "0", "--workers", "auto", "--data-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        line = process.stdout.readline()
+        while line and "serving on" not in line:
+            line = process.stdout.readline()
+        assert "serving on http://" in line and "workers)" not in line
+    finally:
+        process.terminate()
+        assert process.wait(timeout=20) == 0

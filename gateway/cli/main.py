@@ -12,7 +12,7 @@ import click
 from gateway.cli.client import ClientError, environ
 from gateway.cli.commands import register_client_commands, render_table
 from gateway.functions.runtimes import runtime_registry, sandbox, worker_budget
-from gateway.settings import Settings, SettingsError
+from gateway.settings import Settings, SettingsError, workers
 from plugins.manager import create_plugin_manager
 from storage.urls import StorageURLError, check_urls, redis_url
 
@@ -36,8 +36,9 @@ def cli() -> None:
 )
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
-    help="Processes serving the port together (default 1; state is shared through the stores).",
+    callback=lambda ctx, param, value: _workers(value),
+    help="Processes serving the port together: a number, or auto (the default: one per core). "
+    "State is shared through the stores.",
 )
 @click.option("--access-log/--no-access-log", default=False, help="Log every request.")
 def serve(
@@ -66,7 +67,7 @@ def serve(
             "error: TIERGATE_KV is shared (Redis): set TIERGATE_SECRET_KEY, the same on every"
             " instance, so that each can read the function secrets the others stored"
         )
-    if settings.workers > 1 and settings.port == 0:
+    if settings.processes > 1 and settings.port == 0:
         raise ClientError("error: --workers needs a fixed --port (port 0 picks one per process)")
     from gateway.http.server import ServeFailed, run
 
@@ -77,6 +78,15 @@ def serve(
         run(settings, access_log=access_log)
     except ServeFailed as exc:
         raise ClientError(f"error: {exc}") from None
+
+
+def _workers(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return workers("--workers", value)
+    except SettingsError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--workers: ")) from None
 
 
 @cli.command()

@@ -53,7 +53,7 @@ def _announce_key(settings: Settings) -> Callable[[str], None]:
 
 
 def _banner(settings: Settings) -> str:
-    workers = f", {settings.workers} workers" if settings.workers > 1 else ""
+    workers = f", {settings.processes} workers" if settings.processes > 1 else ""
     return (
         f"tiergate serving on http://{settings.host}:{settings.port}"
         f" (data dir {settings.data_dir}{workers})"
@@ -61,7 +61,7 @@ def _banner(settings: Settings) -> str:
 
 
 def run(settings: Settings, *, access_log: bool = False) -> None:
-    if settings.workers > 1:
+    if settings.processes > 1:
         _run_workers(settings, access_log)
         return
     _use_uvloop()
@@ -156,7 +156,7 @@ def _run_workers(settings: Settings, access_log: bool) -> None:
         stopping = True
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
-    workers = [start(index) for index in range(settings.workers)]
+    workers = [start(index) for index in range(settings.processes)]
     announced = False
     try:
         while not stopping:

@@ -109,7 +109,7 @@ class Security:
 def build_security(settings: Settings, stores: Stores, stack: Stack) -> Security:
     """API keys, encrypted secrets, rate limits (buckets beside the KV) and the audit trail."""
     secrets = SecretStore(stores.kv, master_key(settings.secret_key, settings.secret_key_path))
-    buckets = open_buckets(settings.kv, stores.kv, processes=settings.workers)
+    buckets = open_buckets(settings.kv, stores.kv, processes=settings.processes)
     stack.push_async_callback(buckets.close)
     burst = settings.rate_limit_burst or int(settings.rate_limit_rps) or 1
     ratelimit = RateLimiter(stores.kv, Rate(settings.rate_limit_rps, burst), buckets)
