@@ -98,3 +98,17 @@ def test_isolation_is_a_manifest_limit(api, value):
                                   "code": fixture("warm-counter.wat"),
                                   "limits": {"isolation": "shared"}})
     assert_problem(r, 400, "invalid_manifest")
+
+
+def test_only_a_call_that_used_its_budget_of_cpu_demotes_its_function():
+    """The epoch budget is wall-clock time: a call cut off because a busy machine preempted the
+    gateway did not show the function slow, and it keeps running inline."""
+    from plugins.wasm.inline import BUDGET_S, SAMPLES, Speed
+
+    speed = Speed()
+    for _ in range(SAMPLES):
+        speed.measured(0.0001)
+    speed.overran(BUDGET_S / 10)
+    assert speed.quick
+    speed.overran(BUDGET_S)
+    assert not speed.quick

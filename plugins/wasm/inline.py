@@ -7,7 +7,8 @@ loop, with the same executor the workers use (a fresh store and instance per cal
 output, memory and table bounds), under an epoch budget of ``BUDGET_S``: a call still running
 then is interrupted — a wasm call has no effect outside its instance, so stopping it loses
 nothing — and run again, from the start, in a worker with the time it has left, and the function
-is not run here again until ``DEMOTED_S`` have passed.
+is not run here again until ``DEMOTED_S`` have passed — unless the call used less than half its
+budget of CPU (the loop was preempted on a busy machine, the function is not slow).
 
 What counts as quick is learnt from the workers' own timings: ``SAMPLES`` calls in a row each
 under ``QUICK_S``. WASI modules stay in the workers (their stdout and stderr are files cut off by a
@@ -52,8 +53,13 @@ class Speed:
             and time.monotonic() >= self.demoted_until
         )
 
-    def demote(self) -> None:
-        self.demoted_until = time.monotonic() + DEMOTED_S
+    def overran(self, cpu_s: float) -> None:
+        """An inline call ran out of its budget having used ``cpu_s`` of CPU: slow (demoted for
+        ``DEMOTED_S``) if it used at least half the budget; otherwise the process was only made to
+        wait (the epoch budget is wall-clock time, and a busy machine preempts the loop), and
+        the function stays quick."""
+        if cpu_s >= BUDGET_S / 2:
+            self.demoted_until = time.monotonic() + DEMOTED_S
 
 
 class Inline:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,11 +157,13 @@ class WasmRuntime(Runtime[LoadedModule]):
         ):
             meta[TIMEOUT] = INLINE_BUDGET_S
             warm = loaded.warm if loaded.isolation == "warm" else None
+            cpu = time.thread_time()
             answer, output = self._inline.run(meta, call.input, warm)
             if answer[0] != "timeout":
                 self._calls["inline"] += 1
                 return self._result(loaded, answer, output, remaining)
-            loaded.speed.demote()  # past its budget: the worker runs it again, from the start
+            # past its budget: the worker runs it again, from the start
+            loaded.speed.overran(time.thread_time() - cpu)
             self._calls["inline_then_worker"] += 1
             remaining = meta[TIMEOUT] = call.remaining_s()
         else:
