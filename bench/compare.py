@@ -1,12 +1,15 @@
 """Compare this checkout's gateway with another commit's, alternately, in one run.
 
-    .venv/bin/python bench/compare.py REF [--pairs 5] [--seconds 5]
+    .venv/bin/python bench/compare.py REF [--function echo] [--pairs 5] [--seconds 5]
+    .venv/bin/python bench/compare.py . --ref-env TIERGATE_WASM_INLINE=0 --serve-arg=--workers=auto
 
-Builds REF in a temporary git worktree with a virtual environment of its own (its dependencies
-from the same package index), serves both gateways at once on free ports, deploys the core-ABI
-echo to each, and runs ``wrk -c64`` against them in turn (REF, this checkout, REF, …), reading
-CPU per request from ``/proc`` as ``run.py`` does. Prints each pair and the medians; the ratio is
-this checkout over REF (above 1.00: faster).
+Builds REF in a temporary git worktree with a virtual environment of its own (its dependencies from
+the same package index), serves both gateways at once on free ports, deploys one of ``make
+bench``'s functions to each (the core-ABI echo unless ``--function`` names another), and runs ``wrk
+-c64`` against them in turn (REF, this checkout, REF, …), reading CPU per request from ``/proc`` as
+``run.py`` does. Prints each pair and the medians; the ratio is this checkout over REF (above 1.00:
+faster). REF ``.`` is this checkout again, for comparing settings (``--ref-env``, ``--env``) with
+the same code; ``--serve-arg`` goes to both ``serve`` commands.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from run import EXAMPLES, Target, closed_loop, deploy, gateway_mains, wrk  # noqa: E402
+from run import CASES, Target, all_serving, closed_loop, deploy, gateway_mains, wrk  # noqa: E402
 
 from plugins.testing import TiergateServer  # noqa: E402
 
@@ -40,24 +43,39 @@ def build(ref: str, where: Path) -> str:
     return str(venv / "bin" / "tiergate")
 
 
+def _env(pairs: list[str]) -> dict[str, str]:
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("ref")
+    functions = {fn: path for _, fn, path in CASES}
+    parser.add_argument("--function", choices=sorted(functions), default="echo")
+    parser.add_argument("--ref-env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
+    parser.add_argument("--serve-arg", action="append", default=[], metavar="ARG")
     parser.add_argument("--pairs", type=int, default=5)
     parser.add_argument("--seconds", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         where = Path(tmp)
         try:
-            program = build(args.ref, where)
-            old = TiergateServer(where / "old-data", program=program).start()
-            new = TiergateServer(where / "new-data").start()
+            program = None if args.ref == "." else build(args.ref, where)
+            serve_args = tuple(args.serve_arg)
+            old = TiergateServer(
+                where / "old-data", _env(args.ref_env), serve_args, program=program
+            ).start()
+            new = TiergateServer(where / "new-data", _env(args.env), serve_args).start()
             try:
                 targets = {}
                 for label, server in (("ref", old), ("this", new)):
-                    deploy(server, "echo", EXAMPLES / "echo.wat")
+                    all_serving(server)
+                    deploy(server, args.function, functions[args.function])
                     targets[label] = Target(
-                        f"{server.url}/invoke/echo", server.admin_key, gateway_mains(server)
+                        f"{server.url}/invoke/{args.function}",
+                        server.admin_key,
+                        gateway_mains(server),
                     )
                     wrk(targets[label], 2)
                 pairs = []
@@ -74,10 +92,11 @@ def main() -> None:
                 old.stop()
                 new.stop()
         finally:
-            subprocess.run(
-                ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(where / "src")],
-                check=False,
-            )
+            if args.ref != ".":
+                subprocess.run(
+                    ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(where / "src")],
+                    check=False,
+                )
     ratio = statistics.median(p["this"].rps / p["ref"].rps for p in pairs)
     loop = {k: statistics.median(p[k].main_us for p in pairs) for k in ("ref", "this")}
     workers = {k: statistics.median(p[k].workers_us for p in pairs) for k in ("ref", "this")}

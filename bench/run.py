@@ -255,6 +255,15 @@ def deploy(server: TiergateServer, fn: str, path: Path) -> None:
         assert api.post(f"/invoke/{fn}", json=BODY).json()["output"] == BODY
 
 
+def all_serving(server: TiergateServer) -> None:
+    """Wait for the banner, which ``serve --workers N`` prints once all N processes serve."""
+    deadline = time.monotonic() + 60
+    while "tiergate serving on" not in server.log():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the workers did not all start:\n{server.log()}")
+        time.sleep(0.1)
+
+
 def gateway_mains(server: TiergateServer) -> list[int]:
     """The serving processes: ``serve`` itself, or its ``--workers`` children (started with
     multiprocessing's spawn; the resource tracker is not one)."""
@@ -339,11 +348,7 @@ def run(args: argparse.Namespace) -> dict:
             bare_server(processes) as many,
             gateway_server(Path(tmp) / "many", ("--workers", "auto")) as server,
         ):
-            deadline = time.monotonic() + 60
-            while processes > 1 and f"{processes} workers)" not in server.log():
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"the workers did not all start:\n{server.log()}")
-                time.sleep(0.1)
+            all_serving(server)
             deploy(server, "echo", EXAMPLES / "echo.wat")
             target = Target(f"{server.url}/invoke/echo", server.admin_key, gateway_mains(server))
             cases.append(
