@@ -83,8 +83,10 @@ def main() -> None:
                     pair = {label: closed_loop(t, args.seconds) for label, t in targets.items()}
                     pairs.append(pair)
                     print(
-                        f"ref {pair['ref'].rps:7.0f} req/s {pair['ref'].main_us:5.0f} us/req   "
-                        f"this {pair['this'].rps:7.0f} req/s {pair['this'].main_us:5.0f} us/req  "
+                        f"ref {pair['ref'].rps:7.0f} req/s {pair['ref'].main_us:5.0f} us/req "
+                        f"(loop {pair['ref'].loop_us:4.0f})   "
+                        f"this {pair['this'].rps:7.0f} req/s {pair['this'].main_us:5.0f} us/req "
+                        f"(loop {pair['this'].loop_us:4.0f})  "
                         f"ratio {pair['this'].rps / pair['ref'].rps:.2f}",
                         flush=True,
                     )
@@ -98,11 +100,13 @@ def main() -> None:
                     check=False,
                 )
     ratio = statistics.median(p["this"].rps / p["ref"].rps for p in pairs)
-    loop = {k: statistics.median(p[k].main_us for p in pairs) for k in ("ref", "this")}
+    process = {k: statistics.median(p[k].main_us for p in pairs) for k in ("ref", "this")}
+    loop = {k: statistics.median(p[k].loop_us for p in pairs) for k in ("ref", "this")}
     workers = {k: statistics.median(p[k].workers_us for p in pairs) for k in ("ref", "this")}
     print(
         f"\nmedian of {args.pairs} pairs: req/s this/ref {ratio:.2f}; gateway process "
-        f"{loop['ref']:.0f} -> {loop['this']:.0f} us/req; workers "
+        f"{process['ref']:.0f} -> {process['this']:.0f} us/req, its event-loop thread "
+        f"{loop['ref']:.0f} -> {loop['this']:.0f}; workers "
         f"{workers['ref']:.0f} -> {workers['this']:.0f} us/req"
     )
 

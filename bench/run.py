@@ -3,7 +3,8 @@
 For each case the bare handler and the gateway are measured **alternately** (``--pairs``, at
 least 3), so slow spells of a noisy machine fall on both; figures are ratios to the bare handler
 of the same pairs (the median ratio), beside **CPU µs per request** read from ``/proc`` (the
-gateway process, and its worker processes apart), which is steadier than req/s here.
+gateway process, its event-loop thread, and its worker processes apart), which is steadier than
+req/s here.
 
 - closed loop: ``wrk -t1 -c64`` POSTing a small JSON body → req/s, and CPU per request;
 - unloaded: ``wrk -t1 -c1`` → p50;
@@ -59,8 +60,9 @@ class Load:
     rps: float
     p50_ms: float
     p99_ms: float
-    main_us: float  # CPU of the serving process(es) per request
+    main_us: float  # CPU of the serving process(es) per request, every thread
     workers_us: float  # CPU of their worker processes per request
+    loop_us: float  # CPU of the serving process(es)' main thread (the event loop) per request
 
 
 @dataclass
@@ -102,41 +104,47 @@ def _children() -> dict[int, list[int]]:
     return found
 
 
-def _cpu(pid: int) -> float:
+def _cpu(stat: str) -> float:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(stat).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-Snapshot = dict[int, tuple[bool, float]]
+# pid -> (whether it is a main pid, CPU seconds of the process, of its main thread)
+Snapshot = dict[int, tuple[bool, float, float]]
 
 
 def cpu_snapshot(mains: list[int]) -> Snapshot:
-    """CPU seconds of the main pids and of every process below them (workers)."""
+    """CPU seconds of the main pids (and of their event-loop threads) and of every process below
+    them (workers)."""
     tree = _children()
-    seen: Snapshot = {pid: (True, _cpu(pid)) for pid in mains}
+    seen: Snapshot = {
+        pid: (True, _cpu(f"/proc/{pid}/stat"), _cpu(f"/proc/{pid}/task/{pid}/stat"))
+        for pid in mains
+    }
     todo = list(mains)
     while todo:
         for child in tree.get(todo.pop(), []):
             if child not in seen:
-                seen[child] = (False, _cpu(child))
+                seen[child] = (False, _cpu(f"/proc/{child}/stat"), 0.0)
                 todo.append(child)
     return seen
 
 
-def cpu_spent(
-    before: dict[int, tuple[bool, float]], after: dict[int, tuple[bool, float]]
-) -> tuple[float, float]:
-    main = workers = 0.0
-    for pid, (is_main, seconds) in after.items():
-        spent = seconds - before.get(pid, (is_main, 0.0))[1]
+def cpu_spent(before: Snapshot, after: Snapshot) -> tuple[float, float, float]:
+    """CPU seconds spent between two snapshots: by the main pids, by their workers, and by the
+    main pids' event-loop threads."""
+    main = workers = loop = 0.0
+    for pid, (is_main, seconds, loop_seconds) in after.items():
+        _, seconds_before, loop_before = before.get(pid, (is_main, 0.0, 0.0))
         if is_main:
-            main += spent
+            main += seconds - seconds_before
+            loop += loop_seconds - loop_before
         else:
-            workers += spent
-    return main, workers
+            workers += seconds - seconds_before
+    return main, workers, loop
 
 
 # --- load ---------------------------------------------------------------------------------------
@@ -174,8 +182,8 @@ def _latency(out: str, pct: str) -> float:
 def closed_loop(target: Target, seconds: int) -> Load:
     before = cpu_snapshot(target.mains)
     rps, p50, p99, total = wrk(target, seconds)
-    main, workers = cpu_spent(before, cpu_snapshot(target.mains))
-    return Load(rps, p50, p99, main / total * 1e6, workers / total * 1e6)
+    main, workers, loop = cpu_spent(before, cpu_snapshot(target.mains))
+    return Load(rps, p50, p99, main / total * 1e6, workers / total * 1e6, loop / total * 1e6)
 
 
 def open_loop(target: Target, rate: float, seconds: int) -> dict[str, float]:
@@ -361,7 +369,8 @@ def summary_line(case: Case) -> str:
     g = case.gateway
     return (
         f"{case.name:38} {statistics.median(x.rps for x in g):7.0f} req/s  "
-        f"{case.ratio:4.2f}x bare  loop {statistics.median(x.main_us for x in g):5.0f} us/req  "
+        f"{case.ratio:4.2f}x bare  process {statistics.median(x.main_us for x in g):5.0f} us/req  "
+        f"loop thread {statistics.median(x.loop_us for x in g):5.0f}  "
         f"workers {statistics.median(x.workers_us for x in g):5.0f} us/req  "
         f"(bare {statistics.median(x.main_us for x in case.bare):4.0f} us/req)"
     )
@@ -371,7 +380,7 @@ def report(result: dict) -> None:
     print("\nclosed loop (wrk -c64), median of the pairs; CPU per request from /proc")
     print(
         f"{'case':40} {'gw req/s':>9} {'bare':>7} {'x bare':>6} {'pairs (x bare)':>22} "
-        f"{'loop us':>8} {'workers us':>10} {'bare us':>8}"
+        f"{'proc us':>8} {'loop us':>8} {'workers us':>10} {'bare us':>8}"
     )
     for c in result["cases"]:
         gw, bare = c["gateway"], c["bare"]
@@ -380,6 +389,7 @@ def report(result: dict) -> None:
             f"{c['name']:40} {statistics.median(x['rps'] for x in gw):9.0f} "
             f"{statistics.median(x['rps'] for x in bare):7.0f} {c['ratio']:6.2f} {pairs:>22} "
             f"{statistics.median(x['main_us'] for x in gw):8.0f} "
+            f"{statistics.median(x['loop_us'] for x in gw):8.0f} "
             f"{statistics.median(x['workers_us'] for x in gw):10.0f} "
             f"{statistics.median(x['main_us'] for x in bare):8.0f}"
         )
