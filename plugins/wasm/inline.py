@@ -10,10 +10,10 @@ nothing — and run again, from the start, in a worker with the time it has left
 is not run here again until ``DEMOTED_S`` have passed — unless the call used less than half its
 budget of CPU (the loop was preempted on a busy machine, the function is not slow).
 
-What counts as quick is learnt from the workers' own timings: ``SAMPLES`` calls in a row each
-under ``QUICK_S``. WASI modules stay in the workers (their stdout and stderr are files cut off by a
-per-process file-size limit, which the gateway's own files must not share), and so do modules
-metered with fuel.
+What counts as quick is learnt from the workers' own timings (CPU time: a core-ABI call cannot
+wait on anything): ``SAMPLES`` calls in a row each under ``QUICK_S``. WASI modules stay in the
+workers (their stdout and stderr are files cut off by a per-process file-size limit, which the
+gateway's own files must not share), and so do modules metered with fuel.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .executor import Executor, WarmSlot
 TICK_S = 0.002
 POOLED_INSTANCES = 16
 BUDGET_S = 0.004
-QUICK_S = 0.0005
+QUICK_S = 0.001
 SAMPLES = 3
 DEMOTED_S = 60.0
 
