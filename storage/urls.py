@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import urlparse
 
 from .buckets import Buckets
@@ -12,6 +13,7 @@ from .events.base import EventTransport
 from .executions.base import ExecutionStore
 from .kv.base import KV
 from .objects.base import ObjectStore
+from .queue.base import WorkQueue
 
 
 class StorageURLError(ValueError):
@@ -55,7 +57,21 @@ def _redis_executions(path: Path, url: str, options: dict[str, str]) -> Executio
     return RedisExecutionStore(url)
 
 
+def _sqlite_queue(path: Path, url: str, bound: int) -> WorkQueue:
+    from .queue.sqlite import SQLiteWorkQueue
+
+    return SQLiteWorkQueue(path, bound=bound)
+
+
+def _redis_queue(path: Path, url: str, bound: int) -> WorkQueue:
+    from .queue.redis import RedisWorkQueue
+
+    return RedisWorkQueue(url, bound=bound)
+
+
 Opener = Callable[[Path, str, dict[str, str]], object]
+QueueOpener = Callable[[Path, str, int], WorkQueue]
+AnyOpener = TypeVar("AnyOpener")
 
 OBJECT_SCHEMES: dict[str, Opener] = {"file": _file_objects, "s3": _s3_objects}
 KV_SCHEMES: dict[str, Opener] = {"sqlite": _sqlite_kv, "redis": _redis_kv, "rediss": _redis_kv}
@@ -64,9 +80,16 @@ EXECUTION_SCHEMES: dict[str, Opener] = {
     "redis": _redis_executions,
     "rediss": _redis_executions,
 }
+QUEUE_SCHEMES: dict[str, QueueOpener] = {
+    "sqlite": _sqlite_queue,
+    "redis": _redis_queue,
+    "rediss": _redis_queue,
+}
 
 
-def _resolve(variable: str, url: str, schemes: dict[str, Opener], hint: str) -> tuple[Opener, Path]:
+def _resolve(
+    variable: str, url: str, schemes: dict[str, AnyOpener], hint: str
+) -> tuple[AnyOpener, Path]:
     parsed = urlparse(url)
     opener = schemes.get(parsed.scheme)
     if opener is None:
@@ -111,6 +134,15 @@ def open_execution_store(kv_url: str | None, data_dir: Path, **options: str) -> 
         return _sqlite_executions(data_dir / "tiergate.db", "", options)
     opener, path = _resolve("TIERGATE_KV", kv_url, EXECUTION_SCHEMES, _hint(KV_SCHEMES))
     return opener(path, kv_url, options)  # type: ignore[return-value]
+
+
+def open_queue(kv_url: str | None, data_dir: Path, *, bound: int) -> WorkQueue:
+    """The work queue beside the KV: in its SQLite file, or on its Redis server; ``bound`` is
+    how many jobs it may hold."""
+    if not kv_url:
+        return _sqlite_queue(data_dir / "tiergate.db", "", bound)
+    opener, path = _resolve("TIERGATE_KV", kv_url, QUEUE_SCHEMES, _hint(KV_SCHEMES))
+    return opener(path, kv_url, bound)
 
 
 def local_paths(object_store: str | None, kv: str | None, data_dir: Path) -> list[Path]:
