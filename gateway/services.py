@@ -12,6 +12,10 @@ from dataclasses import dataclass
 
 from gateway.cluster.coherence import Coherence
 from gateway.cluster.worker_metrics import WorkerMetrics
+from gateway.compose.dead_letters import DeadLetters
+from gateway.compose.durable import DurableExecutions
+from gateway.compose.events import Events
+from gateway.compose.idempotency import IdempotencyKeys
 from gateway.functions.load import VersionLoader
 from gateway.functions.registry import Registry
 from gateway.functions.service import FunctionService
@@ -59,4 +63,8 @@ class Services:
     tasks: TaskService
     callbacks: Callbacks
     coherence: Coherence
+    durable: DurableExecutions
+    events: Events
+    dead_letters: DeadLetters
+    idempotency: IdempotencyKeys
     worker_metrics: WorkerMetrics | None = None

@@ -87,6 +87,9 @@ class Settings:
     breaker_reset_s: float = 30.0
     verify_s: float = 5.0
     orphan_after_s: float = 30.0
+    work_queue_max: int = 10_000
+    work_lease_s: float = 30.0
+    work_concurrency: int = 64
     workers: int = 0  # 0: auto, see ``processes``
     callback_allow_private: bool = False
     task_sweep_s: float = 5.0
@@ -224,6 +227,9 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_BREAKER_RESET_S": ("breaker_reset_s", _float),
     "TIERGATE_VERIFY_S": ("verify_s", _float),
     "TIERGATE_ORPHAN_AFTER_S": ("orphan_after_s", _positive),
+    "TIERGATE_WORK_QUEUE_MAX": ("work_queue_max", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_WORK_LEASE_S": ("work_lease_s", _positive),
+    "TIERGATE_WORK_CONCURRENCY": ("work_concurrency", lambda n, r: _int(n, r, 1)),
     "TIERGATE_WORKERS": ("workers", lambda n, r: workers(n, r)),
     "TIERGATE_CALLBACK_ALLOW_PRIVATE": ("callback_allow_private", _bool),
     "TIERGATE_TASK_SWEEP_S": ("task_sweep_s", _float),

@@ -1,5 +1,5 @@
-"""Client commands: ``deploy``, ``invoke``, ``functions``, ``logs``. Each takes ``--url`` and
-``--key``; errors print one line to stderr and exit non-zero."""
+"""Client commands: ``deploy``, ``invoke``, ``functions``, ``logs``, ``tasks``. Each takes
+``--url`` and ``--key``; errors print one line to stderr and exit non-zero."""
 
 from __future__ import annotations
 
@@ -33,11 +33,11 @@ def connection_options(fn: F) -> F:
     )(fn)
 
 
-def _client(url: str | None, key: str | None) -> Client:
+def client_for(url: str | None, key: str | None) -> Client:
     return Client.resolve(url, key, environ())
 
 
-def _dumps(value: Any) -> str:
+def pretty_json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_INDENT_2).decode()
 
 
@@ -66,7 +66,7 @@ def deploy(
     if path.suffix == ".json" and manifest_file is None:
         manifest = _load_json(path)
     else:
-        code = _read(path)
+        code = read_file(path)
         manifest.setdefault("runtime", runtime or SUFFIX_RUNTIMES.get(path.suffix))
         if not manifest["runtime"]:
             raise ClientError(f"error: cannot tell the runtime of {path.name}; pass --runtime")
@@ -77,7 +77,7 @@ def deploy(
     form.add_field("manifest", orjson.dumps(manifest).decode(), content_type="application/json")
     if code is not None:
         form.add_field("code", code, filename=path.name, content_type="application/octet-stream")
-    result = _client(url, key).call("POST", "/deploy", data=form)
+    result = client_for(url, key).call("POST", "/deploy", data=form)
     size = f", {result['code_size']} bytes" if result.get("code_size") else ""
     pre = ", precompiled" if result.get("precompiled") else ""
     click.echo(
@@ -88,7 +88,7 @@ def deploy(
 
 def _load_json(path: Path) -> dict[str, Any]:
     try:
-        data = orjson.loads(_read(path))
+        data = orjson.loads(read_file(path))
     except orjson.JSONDecodeError as exc:
         raise ClientError(f"error: {path} is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -96,7 +96,7 @@ def _load_json(path: Path) -> dict[str, Any]:
     return data
 
 
-def _read(path: Path) -> bytes:
+def read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except OSError as exc:
@@ -117,7 +117,7 @@ def invoke(
     ref: str, data: str | None, run_async: bool, full: bool, url: str | None, key: str | None
 ) -> None:
     """Invoke REF (an id, or id@version) with --data as input."""
-    body = _read(Path(data[1:])) if data and data.startswith("@") else (data or "null").encode()
+    body = read_file(Path(data[1:])) if data and data.startswith("@") else (data or "null").encode()
     try:
         orjson.loads(body)
     except orjson.JSONDecodeError as exc:
@@ -125,18 +125,18 @@ def invoke(
     headers = {"Content-Type": "application/json"}
     if run_async:
         headers["Prefer"] = "respond-async"
-    result = _client(url, key).call("POST", f"/invoke/{ref}", data=body, headers=headers)
+    result = client_for(url, key).call("POST", f"/invoke/{ref}", data=body, headers=headers)
     if full or "output" not in result:
-        click.echo(_dumps(result))
+        click.echo(pretty_json(result))
     else:
-        click.echo(_dumps(result["output"]))
+        click.echo(pretty_json(result["output"]))
 
 
 @click.command()
 @connection_options
 def functions(url: str | None, key: str | None) -> None:
     """List deployed functions."""
-    result = _client(url, key).call("GET", "/functions")
+    result = client_for(url, key).call("GET", "/functions")
     rows = [("ID", "LATEST", "RUNTIME", "UPDATED", "DESCRIPTION")]
     for fn in result["functions"]:
         rows.append(
@@ -144,7 +144,7 @@ def functions(url: str | None, key: str | None) -> None:
                 fn["id"],
                 str(fn["latest_version"]),
                 fn.get("runtime") or "-",
-                _when(fn.get("updated_at")),
+                short_time(fn.get("updated_at")),
                 (fn.get("description") or "")[:60],
             )
         )
@@ -160,7 +160,7 @@ def functions(url: str | None, key: str | None) -> None:
 @connection_options
 def logs(function_id: str, limit: int, url: str | None, key: str | None) -> None:
     """Show recent executions of FUNCTION_ID with their logs, newest first."""
-    result = _client(url, key).call(
+    result = client_for(url, key).call(
         "GET", f"/functions/{function_id}/logs", params={"limit": limit}
     )
     if not result["executions"]:
@@ -177,7 +177,7 @@ def logs(function_id: str, limit: int, url: str | None, key: str | None) -> None
             click.echo(f"    [{line['stream']}] {line['message']}")
 
 
-def _when(stamp: str | None) -> str:
+def short_time(stamp: str | None) -> str:
     return stamp.replace("T", " ")[:19] if stamp else "-"
 
 
@@ -193,7 +193,7 @@ def render_table(rows: Sequence[tuple[str, ...]]) -> str:
 @connection_options
 def tasks(status: str, url: str | None, key: str | None) -> None:
     """List human review tasks (answer them at <url>/ui/)."""
-    result = _client(url, key).call("GET", "/tasks", params={"status": status})
+    result = client_for(url, key).call("GET", "/tasks", params={"status": status})
     rows = [("TASK", "FUNCTION", "STATUS", "CREATED", "EXPIRES", "CLAIMED BY")]
     for task in result["tasks"]:
         rows.append(
@@ -201,8 +201,8 @@ def tasks(status: str, url: str | None, key: str | None) -> None:
                 task["id"],
                 task["function_id"],
                 task["status"],
-                _when(task["created_at"]),
-                _when(task["expires_at"]),
+                short_time(task["created_at"]),
+                short_time(task["expires_at"]),
                 task.get("claimed_by") or "-",
             )
         )
@@ -212,6 +212,6 @@ def tasks(status: str, url: str | None, key: str | None) -> None:
     click.echo(render_table(rows))
 
 
-def register_client_commands(group: click.Group) -> None:
-    for command in (deploy, invoke, functions, logs, tasks):
+def register_client_commands(group: click.Group, *more: click.Command) -> None:
+    for command in (deploy, invoke, functions, logs, tasks, *more):
         group.add_command(command)

@@ -3,7 +3,8 @@
 writes a heartbeat (``alive/<process id>`` in the KV) and every process sweeps for live executions
 whose owner's heartbeat is older than ``orphan_after_s``, ending them ``failed`` with a reason
 through ``Finisher.finish`` (recorded, counted and called back like any ending). A process that
-stops cleanly records its executions itself.
+stops cleanly records its executions itself. Durable executions (async work delivered by the work
+queue) are left alone: the queue delivers them again once their lease runs out.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ class OrphanSweeper:
         verdicts: dict[str, bool] = {self._owner: True}
         ended = 0
         for record in await self._records.live(SWEEP_BATCH):
+            if record.durable:
+                continue
             owner = record.owner
             if owner not in verdicts:
                 raw = await self._kv.get(_alive(owner)) if owner else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import InvalidManifest
@@ -24,6 +25,23 @@ from storage.hybrid import HybridCodeStore
 from tiers.errors import TierConfigError
 
 TierCheck = Callable[[Mapping[str, Any]], None]  # raises TierConfigError
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What a deploy made: the version published, and what its answer warns about (a chain to
+    a function the tenant does not have yet, say) — accepted, but worth saying."""
+
+    record: VersionRecord
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def version(self) -> int:
+        return self.record.version
 
 
 class Deployer:
@@ -45,24 +63,25 @@ class Deployer:
 
     async def deploy(
         self, tenant: str, data: Any, code: bytes | None, deployed_by: str
-    ) -> VersionRecord:
+    ) -> Deployment:
         """The new version, published as ``latest``. Holds one of the tenant's places among its
         deploys in progress until it has ended (``DeployQuotas``): that also bounds how far
         racing deploys can overshoot the tenant's function quota (see docs/api.md)."""
         with self._quotas.deploying(tenant):
-            manifest, runtime = await self._checked(tenant, data, code)
+            manifest, runtime, warnings = await self._checked(tenant, data, code)
             artifact = None
             if runtime is not None and manifest.code is not None:
                 artifact = await runtime.compile(source_of(manifest, 0))
             version = await self._registry.reserve_version(tenant, manifest.id, deployed_by)
             record = await self._store(tenant, manifest, version, artifact, deployed_by)
             await self._registry.publish(record)
-            return record
+            return Deployment(record, warnings)
 
     async def _checked(
         self, tenant: str, data: Any, code: bytes | None
-    ) -> tuple[Manifest, Runtime[Any] | None]:
-        """The parsed manifest and its runtime, once every check that can refuse it passed."""
+    ) -> tuple[Manifest, Runtime[Any] | None, tuple[str, ...]]:
+        """The parsed manifest and its runtime, once every check that can refuse it passed, and
+        the warnings of a deploy that none refused."""
         runtime_name = data.get("runtime") if isinstance(data, dict) else None
         runtime = None
         if isinstance(runtime_name, str) and runtime_name:
@@ -90,9 +109,10 @@ class Deployer:
             )
         if manifest.code is not None and runtime is None:
             raise InvalidManifest("runtime: required when code is given", field="runtime")
-        functions = await self._registry.list_functions(tenant)
-        self._quotas.check_function_count(manifest.id, {f.id for f in functions})
-        return manifest, runtime
+        functions = {f.id for f in await self._registry.list_functions(tenant)}
+        self._quotas.check_function_count(manifest.id, functions)
+        warnings = manifest.composition.warnings(functions | {manifest.id})
+        return manifest, runtime, tuple(warnings)
 
     async def _store(
         self,

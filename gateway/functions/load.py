@@ -79,6 +79,7 @@ class VersionLoader:
             metrics=self._metrics.for_function(tenant, function_id),
             slots=asyncio.Semaphore(manifest.max_concurrency) if manifest.max_concurrency else None,
         )
+        fn.extras["composition"] = manifest.composition  # read by the finisher and compose
         if runtime is not None:
             artifact = await self._artifact(record, manifest, runtime)
             info = FunctionInfo(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,11 +16,16 @@ import jsonschema
 from jsonschema import Draft202012Validator
 
 from gateway.errors import InvalidFunctionId, InvalidManifest
+from gateway.functions.composition import (
+    COMPOSITION_SCHEMA,
+    FUNCTION_ID,
+    Composition,
+    schema_problem,
+)
 from gateway.functions.quotas import Ceilings
 from plugins.runtime import MAX_OUTPUT_KB, Limits
 from tiers.schemas import PatternError, check_patterns
 
-FUNCTION_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 TIER_NAMES = ("code", "generative", "agentic", "human")
 
 _NAME = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"}
@@ -83,6 +87,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                 "fallback": {"type": "boolean"},
             },
         },
+        **COMPOSITION_SCHEMA,
     },
 }
 
@@ -116,6 +121,7 @@ class Manifest:
     cascade: Mapping[str, Any]
     options: Mapping[str, Any] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict)
+    composition: Composition = field(default_factory=Composition)
 
 
 def check_function_id(value: Any) -> str:
@@ -126,11 +132,6 @@ def check_function_id(value: Any) -> str:
             field="id",
         )
     return value
-
-
-def _field_path(error: jsonschema.ValidationError) -> str:
-    path = ".".join(str(p) for p in error.absolute_path)
-    return path or "(manifest)"
 
 
 def parse_manifest(
@@ -154,9 +155,9 @@ def parse_manifest(
     check_function_id(data.get("id"))
     errors = sorted(_VALIDATOR.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
-        first = errors[0]
-        raise InvalidManifest(f"{_field_path(first)}: {first.message}", field=_field_path(first))
+        raise schema_problem(errors[0])
     data = dict(ceilings.fit(data, refuse=not stored))
+    composition = Composition.parse(data, stored=stored)
     options = _runtime_options(data, runtime_options or {})
     for name in ("input_schema", "output_schema"):
         _check_schema(name, data.get(name))
@@ -182,6 +183,7 @@ def parse_manifest(
         cascade=data.get("cascade", {}),
         options=options,
         raw=raw,
+        composition=composition,
     )
 
 

@@ -15,8 +15,8 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
-from gateway.functions.deploy import Deployer
-from gateway.functions.records import FunctionRecord, VersionRecord
+from gateway.functions.deploy import Deployer, Deployment
+from gateway.functions.records import FunctionRecord
 from gateway.functions.registry import Registry
 from gateway.security.audit import AuditLog
 from gateway.security.auth import Principal
@@ -56,8 +56,9 @@ class FunctionService:
 
     async def deploy(
         self, principal: Principal, tenant: str, manifest: Any, code: bytes | None
-    ) -> VersionRecord:
-        """A new version from a manifest (and code), published as ``latest``."""
+    ) -> Deployment:
+        """A new version from a manifest (and code), published as ``latest``, with the warnings
+        its answer carries."""
         return await self._to_the_end(self._deploy(principal, tenant, manifest, code))
 
     async def rollback(
@@ -72,13 +73,14 @@ class FunctionService:
 
     async def _deploy(
         self, principal: Principal, tenant: str, manifest: Any, code: bytes | None
-    ) -> VersionRecord:
-        record = await self._deployer.deploy(tenant, manifest, code, principal.key_id)
+    ) -> Deployment:
+        deployment = await self._deployer.deploy(tenant, manifest, code, principal.key_id)
+        record = deployment.record
         await self._changes.function_changed(tenant, record.id)
         await self._audit.record(
             principal, "function.deploy", f"{tenant}/{record.id}", version=record.version
         )
-        return record
+        return deployment
 
     async def _rollback(
         self, principal: Principal, tenant: str, function_id: str, version: int

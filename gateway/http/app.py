@@ -18,11 +18,23 @@ from gateway.functions.preload import preload
 from gateway.http.health import store_checks
 from gateway.http.keys import SERVICES, SETTINGS
 from gateway.http.middleware import auth_middleware, body_deadline_middleware, problem_middleware
-from gateway.http.routes import admin, executions, functions, invoke, ops, storage_admin, tasks, ui
+from gateway.http.routes import (
+    admin,
+    dead_letters,
+    events,
+    executions,
+    functions,
+    invoke,
+    ops,
+    storage_admin,
+    tasks,
+    ui,
+)
 from gateway.http.wiring import (
     bind_tier_ports,
     build_changes,
     build_cluster,
+    build_compose,
     build_functions,
     build_invoke,
     build_review,
@@ -42,6 +54,8 @@ ROUTE_TABLES = (
     functions.routes,
     invoke.routes,
     executions.routes,
+    events.routes,
+    dead_letters.routes,
     storage_admin.routes,
     admin.routes,
     tasks.routes,
@@ -107,6 +121,7 @@ async def _build(
     invoke = build_invoke(settings, stores, security, functions, tiers, metrics, stack)
     review = build_review(settings, stores, invoke, stack)
     bind_tier_ports(tiers, invoke, review)
+    compose = build_compose(settings, stores, functions, invoke, stack)
     cluster = await build_cluster(settings, stores, security, invoke, metrics, worker, stack)
     changes = build_changes(stores, security, functions, invoke, cluster)
     return Services(
@@ -131,5 +146,9 @@ async def _build(
         tasks=review.tasks,
         callbacks=invoke.callbacks,
         coherence=cluster.coherence,
+        durable=compose.durable,
+        events=compose.events,
+        dead_letters=compose.dead_letters,
+        idempotency=compose.idempotency,
         worker_metrics=cluster.worker_metrics,
     )

@@ -52,6 +52,15 @@ def execution_body(record: ExecutionRecord, *, full: bool = True) -> dict[str, A
         body["task_id"] = record.task_id
     body["started_at"] = iso(record.started_at)
     body["ended_at"] = iso(record.ended_at)
+    body["cause"] = record.cause or {"kind": "invoke"}
+    body["children"] = record.children
+    body["retries"] = record.retries
+    if record.next_attempt_at is not None:
+        body["next_attempt_at"] = iso(record.next_attempt_at)
+    if record.callback is not None:
+        body["callback"] = record.callback
+    if record.follow_errors:
+        body["follow_errors"] = record.follow_errors
     return body
 
 

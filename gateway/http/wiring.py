@@ -4,7 +4,8 @@ Each ``build_*`` makes one area from the areas built before it, registers each p
 the exit stack as soon as the part exists (so a start-up that fails half-way closes only what
 started, in reverse), and returns what it made. The order is the order of dependence:
 
-    stores → security → tiers → functions → invoke → review → tier ports → cluster → changes
+    stores → security → tiers → functions → invoke → review → tier ports → compose → cluster
+    → changes
 
 ``bind_tier_ports`` is the one place where the tiers' ports meet the gateway services behind them.
 ``build_changes`` comes last because a change reaches across areas: it mutates one, tells the
@@ -21,6 +22,14 @@ from pathlib import Path
 from gateway.cluster.coherence import Coherence
 from gateway.cluster.orphans import OrphanSweeper
 from gateway.cluster.worker_metrics import WorkerMetrics
+from gateway.compose.chains import Chains
+from gateway.compose.dead_letters import DeadLetters
+from gateway.compose.dispatcher import Dispatcher
+from gateway.compose.durable import EXECUTION, DurableExecutions
+from gateway.compose.events import Events
+from gateway.compose.followups import CALLBACK, Followups
+from gateway.compose.idempotency import IdempotencyKeys
+from gateway.compose.schedules import Scheduler
 from gateway.functions.deploy import Deployer, TierCheck
 from gateway.functions.load import VersionLoader
 from gateway.functions.quotas import DeployQuotas
@@ -32,6 +41,7 @@ from gateway.http.views import execution_body
 from gateway.ids import process_id
 from gateway.invoke.admission import Admission
 from gateway.invoke.callbacks import Callbacks
+from gateway.invoke.execution import ExecutionRecord
 from gateway.invoke.finish import Finisher
 from gateway.invoke.invoker import Invoker
 from gateway.invoke.loader import Loader
@@ -50,12 +60,20 @@ from storage.executions.base import ExecutionStore
 from storage.hybrid import HybridCodeStore
 from storage.kv.base import KV
 from storage.objects.base import ObjectStore
-from storage.urls import open_buckets, open_events, open_execution_store, open_kv, open_object_store
+from storage.urls import (
+    open_buckets,
+    open_events,
+    open_execution_store,
+    open_kv,
+    open_object_store,
+    open_queue,
+)
 from tiers.agentic import AgenticTier
 from tiers.base import TIER_ORDER
 from tiers.code import CodeTier
 from tiers.config import tier_checker
 from tiers.engine import CascadeEngine
+from tiers.function import LoadedFunction
 from tiers.generative import GenerativeTier
 from tiers.human import HumanTier
 from tiers.llm import LLMEndpoint
@@ -224,7 +242,7 @@ def build_invoke(
     admission = Admission(settings.concurrency, settings.queue_size, metrics)
     callbacks = Callbacks(allow_private=settings.callback_allow_private)
     stack.push_async_callback(callbacks.close)
-    finisher = Finisher(records, callbacks, metrics, execution_body)
+    finisher = Finisher(records, metrics)
     invoker = Invoker(
         loader,
         admission,
@@ -234,7 +252,6 @@ def build_invoke(
         finisher,
         record_input_bytes=settings.record_input_bytes,
     )
-    stack.push_async_callback(invoker.close)
     return Invoke(loader, records, admission, callbacks, finisher, invoker)
 
 
@@ -282,6 +299,69 @@ def bind_tier_ports(tiers: Tiers, invoke: Invoke, review: Review) -> None:
         AgenticTier(tiers.llm, invoke.invoker),
         HumanTier(review.tasks),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Compose:
+    durable: DurableExecutions
+    events: Events
+    dead_letters: DeadLetters
+    idempotency: IdempotencyKeys
+    dispatcher: Dispatcher
+
+
+def build_compose(
+    settings: Settings, stores: Stores, functions: Functions, invoke: Invoke, stack: Stack
+) -> Compose:
+    """The work queue and its consumer, and what runs from it: queued executions with their
+    retries and dead letters, what follows an ending (callbacks, chains, execution events),
+    events with their triggers, and schedules. The finisher hands endings over from now on."""
+    queue = open_queue(settings.kv, settings.data_dir, bound=settings.work_queue_max)
+    stack.push_async_callback(queue.close)
+    dispatcher = Dispatcher(
+        queue,
+        consumer=process_id(),
+        concurrency=settings.work_concurrency,
+        lease_s=settings.work_lease_s,
+        before_stop=invoke.invoker.closing,
+    )
+    followups = Followups(
+        invoke.records,
+        queue,
+        invoke.callbacks,
+        execution_body,
+        lambda record: _loaded(invoke.loader, record),
+        wake=dispatcher.wake,
+    )
+    stack.push_async_callback(followups.close)
+    dead_letters = DeadLetters(stores.kv)
+    durable = DurableExecutions(
+        invoke.invoker,
+        invoke.records,
+        queue,
+        invoke.finisher,
+        dead_letters,
+        followups,
+        wake=dispatcher.wake,
+    )
+    idempotency = IdempotencyKeys(stores.kv)
+    idempotency.start()
+    stack.push_async_callback(idempotency.close)
+    events = Events(functions.registry, idempotency, durable, execution_body)
+    followups.bind(Chains(durable, execution_body), events)
+    invoke.finisher.follow_with(followups)
+    scheduler = Scheduler(functions.registry, stores.kv, durable)
+    scheduler.start()
+    stack.push_async_callback(scheduler.close)
+    dispatcher.handle({EXECUTION: durable.run, CALLBACK: followups.deliver_callback})
+    dispatcher.start()
+    stack.push_async_callback(dispatcher.close)
+    return Compose(durable, events, dead_letters, idempotency, dispatcher)
+
+
+async def _loaded(loader: Loader, record: ExecutionRecord) -> LoadedFunction:
+    fn, _ = await loader.get(record.tenant, record.function_id, record.version)
+    return fn
 
 
 @dataclass(frozen=True, slots=True)

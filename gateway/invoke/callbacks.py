@@ -6,21 +6,19 @@ into the network it runs in. Names are resolved through ``CheckedResolver``, whi
 only addresses that passed, so a delivery connects to exactly what was checked, whatever the name
 answers the next time (DNS rebinding); the Host header and the TLS server name stay the URL's.
 Redirects are never followed: a 3xx is a failed attempt. ``TIERGATE_CALLBACK_ALLOW_PRIVATE``
-lifts the address rule (not the redirect one). Deliveries are retried with exponential backoff.
+lifts the address rule (not the redirect one). A delivery is one POST here; retrying it with
+backoff for minutes, durably, is the work queue's (``gateway.compose.followups``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import logging
 import socket
 from ipaddress import IPv4Address, IPv6Address
-from typing import Any
 from urllib.parse import urlparse
 
 import aiohttp
-import orjson
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
@@ -28,8 +26,6 @@ from gateway.errors import BadRequest
 
 log = logging.getLogger("tiergate.callbacks")
 
-ATTEMPTS = 5
-FIRST_DELAY_S = 0.5
 TIMEOUT_S = 10.0
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -97,9 +93,6 @@ class Callbacks:
         self._allow_private = allow_private
         self._resolver = dns if allow_private else CheckedResolver(dns)
         self._session: aiohttp.ClientSession | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.delivered = 0
-        self.failed = 0
 
     async def check(self, url: str) -> str:
         """Refuse a callback URL before the call runs (400 ``invalid_request``). Deliveries check
@@ -124,46 +117,31 @@ class Callbacks:
             raise BadRequest(f"X-Callback-Url host {host!r} does not resolve") from None
         return url
 
-    def send(self, url: str, body: dict[str, Any]) -> None:
-        task = asyncio.get_running_loop().create_task(self._deliver(url, orjson.dumps(body)))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _deliver(self, url: str, payload: bytes) -> None:
+    async def deliver(self, url: str, payload: bytes) -> str | None:
+        """POST ``payload`` to ``url`` once; None when it was taken (2xx), else why not."""
         if self._session is None:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(resolver=self._resolver),
                 timeout=aiohttp.ClientTimeout(total=TIMEOUT_S),
             )
-        delay = FIRST_DELAY_S
-        for attempt in range(1, ATTEMPTS + 1):
-            try:
-                async with self._session.post(
-                    url,
-                    data=payload,
-                    headers={"Content-Type": "application/json"},
-                    allow_redirects=False,
-                ) as response:
-                    if response.status < 300:
-                        self.delivered += 1
-                        return
-                    reason = f"HTTP {response.status}"
-                    if response.status < 400:
-                        reason += " (redirects are not followed)"
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                reason = str(exc) or type(exc).__name__
-            log.warning(
-                "callback to %s failed (%s), attempt %d of %d", url, reason, attempt, ATTEMPTS
-            )
-            if attempt < ATTEMPTS:
-                await asyncio.sleep(delay)
-                delay *= 2
-        self.failed += 1
+        try:
+            async with self._session.post(
+                url,
+                data=payload,
+                headers={"Content-Type": "application/json"},
+                allow_redirects=False,
+            ) as response:
+                if response.status < 300:
+                    return None
+                reason = f"HTTP {response.status}"
+                if response.status < 400:
+                    reason += " (redirects are not followed)"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            reason = str(exc) or type(exc).__name__
+        log.warning("callback to %s failed: %s", url, reason)
+        return reason
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._session is not None:
             await self._session.close()
         await self._resolver.close()

@@ -88,7 +88,16 @@ class Review:
 @dataclass
 class ExecutionRecord:
     """Times are Unix seconds; ``duration_ms`` and ``queue_ms`` milliseconds. ``owner`` is the
-    process running it (the orphan sweep ends executions whose owner died)."""
+    process running it (the orphan sweep ends executions whose owner died, unless the execution
+    is ``durable``: then the work queue delivers it again, as a retry).
+
+    Composition: ``cause`` is what started it (``None`` for a plain invoke), ``children`` the
+    executions it started, ``depth`` how many chain or event links lead to it, ``retries`` how
+    often it ran again (``next_attempt_at`` when it waits for the next), ``callback`` the
+    delivery state of its callback and ``follow_errors`` the chains it could not follow, and why;
+    ``followed`` is the status whose follow-ups are all queued (a redelivered job follows up an
+    ending whose process died before it did).
+    """
 
     execution_id: str
     tenant: str
@@ -113,6 +122,15 @@ class ExecutionRecord:
     details: dict[str, Any] | None = None
     task_id: str | None = None
     review: Review | None = None
+    cause: dict[str, Any] | None = None
+    children: list[str] = field(default_factory=list)
+    depth: int = 0
+    durable: bool = False
+    retries: int = 0
+    next_attempt_at: float | None = None
+    callback: dict[str, Any] | None = None
+    follow_errors: list[dict[str, str]] = field(default_factory=list)
+    followed: str | None = None  # the status whose follow-ups are all queued
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ExecutionRecord:

@@ -2,36 +2,46 @@
 
 A call that ends in this process, a reviewer's answer or a task's expiry on any instance, an
 orphan ended by the sweeper, a cancel: each comes here, so each ending is recorded, counted and
-called back the same way. (There used to be three copies of this, and they drifted: one skipped
-redaction, another the metrics.)
+followed up (callback, chains, events) the same way. (There used to be three copies of this, and
+they drifted: one skipped redaction, another the metrics.)
+
+A durable execution (queued work) that fails or times out does not end while its function's
+``retry`` policy allows another run: it goes back to ``pending`` with ``next_attempt_at``, and
+the work queue delivers it again then.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from gateway.invoke.callbacks import Callbacks
+from gateway.functions.composition import Composition, RetryPolicy
 from gateway.invoke.execution import ExecutionRecord, FinalStatus, Review, log_lines
 from gateway.invoke.records import ExecutionRecords
 from gateway.metrics import Metrics
 from tiers.attempt import Attempt
 from tiers.base import Invocation
+from tiers.function import LoadedFunction
 
-# The API's execution document of a record (``http.views.execution_body``): what a callback
-# sends. Handed in, because nothing below ``http`` imports it.
-Document = Callable[[ExecutionRecord], dict[str, Any]]
+
+class AfterFinish(Protocol):
+    """What follows an execution's end (``gateway.compose.followups``): its callback, its
+    chains and the gateway's ``execution.*`` events. ``fn`` is the function when it is loaded
+    here (the call ran in this process)."""
+
+    def finished(self, record: ExecutionRecord, fn: LoadedFunction | None) -> None: ...
 
 
 class Finisher:
-    def __init__(
-        self, records: ExecutionRecords, callbacks: Callbacks, metrics: Metrics, document: Document
-    ) -> None:
+    def __init__(self, records: ExecutionRecords, metrics: Metrics) -> None:
         self._records = records
-        self._callbacks = callbacks
         self._metrics = metrics
-        self._document = document
+        self._after: AfterFinish | None = None
+
+    def follow_with(self, after: AfterFinish) -> None:
+        """Bound once by the app factory, when the services that follow an ending exist."""
+        self._after = after
 
     def finish(
         self,
@@ -55,6 +65,10 @@ class Finisher:
         ``started_at``. ``attempt`` is one more attempt to add (a person's answer); ``tier``
         defaults to the last attempt's."""
         now = time.time()
+        if run is not None and record.durable and status in ("failed", "timeout"):
+            at = next_attempt_at(record, retry_policy(run.fn), now)
+            if at is not None:
+                return self._retry_later(record, run, error, at)
         if run is not None:
             seconds = time.monotonic() - run.started
             record.attempts = run.attempts
@@ -83,6 +97,41 @@ class Finisher:
         self._records.save(record)
         metrics.outcome(status, record.tier or "none")
         metrics.duration.observe(seconds)
-        if record.callback_url:
-            self._callbacks.send(record.callback_url, self._document(record))
+        if self._after is not None:
+            self._after.finished(record, run.fn if run is not None else None)
         return record
+
+    def awaiting(self, record: ExecutionRecord, fn: LoadedFunction) -> None:
+        """The execution now waits for a person (not an ending): ``execution.awaiting_human``
+        triggers follow it."""
+        if self._after is not None:
+            self._after.finished(record, fn)
+
+    def _retry_later(
+        self, record: ExecutionRecord, run: Invocation, error: str | None, at: float
+    ) -> ExecutionRecord:
+        record.status = "pending"
+        record.retries += 1
+        record.next_attempt_at = at
+        record.attempts = run.attempts
+        record.logs = log_lines(run.final_logs())
+        record.error = run.redact(error) if error else error
+        self._records.save(record)
+        return record
+
+
+def retry_policy(fn: LoadedFunction) -> RetryPolicy:
+    """The function version's ``retry`` (its manifest's, or the defaults)."""
+    composition = fn.extras.get("composition")
+    return composition.retry if isinstance(composition, Composition) else RetryPolicy()
+
+
+def next_attempt_at(record: ExecutionRecord, policy: RetryPolicy, now: float) -> float | None:
+    """When a failed durable execution runs again; None when its retries are spent or the next
+    run would start past its ``max_age_s``."""
+    if record.retries >= policy.attempts:
+        return None
+    at = now + policy.delay_s(record.retries + 1)
+    if at - record.started_at > policy.max_age_s:
+        return None
+    return at

@@ -39,6 +39,15 @@ class InvokeOptions:
     never_human: bool = False
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A call ready to run: its invocation, cascade options and pending record."""
+
+    inv: Invocation
+    cascade: CascadeOptions
+    record: ExecutionRecord
+
+
 @dataclass
 class _Running:
     task: asyncio.Task[Any]
@@ -68,12 +77,21 @@ class Invoker:
         self._owner = process_id()
         self._closing = False
         self._running: dict[str, _Running] = {}
-        self._background: set[asyncio.Task[Any]] = set()
 
     async def invoke(
         self, tenant: str, ref: FunctionRef, body: bytes, options: InvokeOptions
     ) -> ExecutionRecord:
-        """Run a call; returns its finished record (or, for async calls, the pending record)."""
+        """Run a call here and now; returns its finished record (or the record waiting for a
+        person). Asynchronous calls are accepted by ``gateway.compose`` from ``prepare``."""
+        prepared = await self.prepare(tenant, ref, body, options)
+        return await self._execute(prepared.inv, prepared.cascade, prepared.record)
+
+    async def prepare(
+        self, tenant: str, ref: FunctionRef, body: bytes, options: InvokeOptions
+    ) -> Prepared:
+        """Everything a call needs before it runs: the function loaded, the input checked, the
+        cascade options and a new pending record. Refusals (unknown function, bad input, bad
+        options) raise here, before anything is recorded."""
         fn, cache_hit = await self._loader.get(tenant, ref.function_id, ref.version)
         value, body = _parse_input(body, fn)
         cascade = _cascade_options(fn, options.overrides)
@@ -83,26 +101,26 @@ class Invoker:
         inv = Invocation(
             fn, body, value, record.execution_id, record.trace_id, tenant, depth=options.depth
         )
-        if options.respond_async:
-            self._admission.check()
-            # Written before answering 202: any instance may be asked for it next.
-            await self._records.persist(record)
-            task = asyncio.create_task(self._execute_in_background(inv, cascade, record))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
-            return record
-        return await self._execute(inv, cascade, record)
+        return Prepared(inv, cascade, record)
 
-    async def _execute_in_background(
-        self, inv: Invocation, cascade: CascadeOptions, record: ExecutionRecord
-    ) -> None:
-        """An async call: its outcome lives only in its record, so errors end here."""
-        try:
-            await self._execute(inv, cascade, record)
-        except QueueFull as exc:  # the queue filled up between accepting the call and running it
-            self._finisher.finish(record, "failed", run=inv, error=exc.detail)
-        except (*REPORTED, asyncio.CancelledError):
-            pass
+    async def resume(
+        self, record: ExecutionRecord, body: bytes, overrides: Mapping[str, Any]
+    ) -> Prepared:
+        """A call accepted earlier (queued work), ready to run (again) under its own record: the
+        attempts of its earlier runs stay, and this run's are added to them."""
+        fn, cache_hit = await self._loader.get(record.tenant, record.function_id, record.version)
+        value, body = _parse_input(body, fn)
+        record.cache_hit, record.cold_start = cache_hit, not cache_hit
+        record.owner = self._owner
+        inv = Invocation(
+            fn, body, value, record.execution_id, record.trace_id, record.tenant,
+            attempts=list(record.attempts),
+        )
+        return Prepared(inv, _cascade_options(fn, overrides), record)
+
+    async def execute(self, prepared: Prepared) -> ExecutionRecord:
+        """Run a prepared call to its end (or to a person's task)."""
+        return await self._execute(prepared.inv, prepared.cascade, prepared.record)
 
     async def _execute(
         self, inv: Invocation, cascade: CascadeOptions, record: ExecutionRecord
@@ -137,6 +155,7 @@ class Invoker:
             self._records.save(record)
             # A reviewer on any instance may answer the task at once: the record must be there.
             await self._records.flush_soon()
+            self._finisher.awaiting(record, inv.fn)
             return record
         except QueueFull:
             raise  # refused before anything ran: nothing to record for a sync call
@@ -146,6 +165,11 @@ class Invoker:
             exc.extensions.setdefault("execution_id", inv.execution_id)
             raise
         except (asyncio.CancelledError, AttemptCancelled):
+            if record.durable and self._closing and not running.cancel_requested:
+                record.status = "pending"  # the work queue delivers it again
+                record.attempts = inv.attempts
+                self._records.save(record)
+                raise
             if running.cancel_requested:
                 reason = "cancelled by request"
             elif self._closing:
@@ -228,11 +252,9 @@ class Invoker:
         await asyncio.wait([task], timeout=5)
         return True
 
-    async def close(self) -> None:
+    def closing(self) -> None:
+        """The gateway is stopping: executions cancelled from now on were stopped by it."""
         self._closing = True
-        for task in list(self._background):
-            task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
 
 
 def _parse_input(body: bytes, fn: LoadedFunction) -> tuple[Any, bytes]:

@@ -7,6 +7,7 @@ import functools
 from typing import Any
 
 from gateway.http.apidoc.admin_paths import admin_paths
+from gateway.http.apidoc.compose_paths import compose_paths
 from gateway.http.apidoc.core_paths import core_paths
 from gateway.http.apidoc.helpers import ERROR_CODES
 from gateway.http.apidoc.review_paths import review_paths
@@ -26,7 +27,7 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "paths": {**core_paths(), **admin_paths(), **review_paths()},
+        "paths": {**core_paths(), **compose_paths(), **admin_paths(), **review_paths()},
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
             "schemas": schemas(),

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.http.apidoc.helpers import EXEC, ID, JSON_BODY, TENANT, json, op, param, ref
+from gateway.http.apidoc.helpers import (
+    EXEC,
+    ID,
+    IDEMPOTENCY_KEY,
+    JSON_BODY,
+    TENANT,
+    json,
+    op,
+    param,
+    ref,
+)
 
 
 def core_paths() -> dict[str, Any]:
@@ -34,7 +44,13 @@ def core_paths() -> dict[str, Any]:
         param("parallel", "query", {"type": "boolean"}, "Start automated tiers together."),
         param("fallback", "query", {"type": "boolean"}, "Escalate on failure."),
         param("timeout_ms", "query", {"type": "integer"}, "Code tier timeout."),
-        param("Prefer", "header", {"type": "string"}, "`respond-async` answers 202 at once."),
+        param(
+            "Prefer",
+            "header",
+            {"type": "string"},
+            "`respond-async` answers 202 at once: the call goes into the durable work queue.",
+        ),
+        IDEMPOTENCY_KEY,
         param("traceparent", "header", {"type": "string"}, "W3C trace context, propagated."),
     ]
     logs_params = [

@@ -97,3 +97,10 @@ ID = param(
 TENANT = param("tenant", "query", {"type": "string"}, "Admin keys only: act for this tenant.")
 EXEC = param("execution_id", "path", {"type": "string"}, "Execution id.")
 JSON_BODY: dict[str, Any] = {"application/json": {"schema": {}}}
+IDEMPOTENCY_KEY = param(
+    "Idempotency-Key",
+    "header",
+    {"type": "string", "maxLength": 255},
+    "The same key (per tenant, 24 h) answers with the first request's result instead of "
+    "starting anything again.",
+)

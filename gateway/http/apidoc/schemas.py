@@ -44,6 +44,16 @@ def schemas() -> dict[str, Any]:
             "cancelled",
         ]
     }
+    cause = {
+        "type": "object",
+        "description": "What started the execution",
+        "properties": {
+            "kind": {"enum": ["invoke", "event", "chain", "schedule", "retry", "redrive", "graph"]},
+            "event_id": {"type": "string"},
+            "execution_id": {"type": "string"},
+            "run_id": {"type": "string"},
+        },
+    }
     version = {
         "type": "object",
         "properties": {
@@ -81,6 +91,13 @@ def schemas() -> dict[str, Any]:
                 "code_size": {"type": "integer"},
                 "deployed_at": {"type": "string", "format": "date-time"},
                 "precompiled": {"type": "boolean"},
+                "warnings": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "present when the deploy was accepted with something worth "
+                    "saying, each naming its field: a chain to a function the tenant does not "
+                    "have (yet)",
+                },
             },
         },
         "FunctionList": {
@@ -143,6 +160,45 @@ def schemas() -> dict[str, Any]:
                         "cache_hit": {"type": "boolean"},
                     },
                 },
+                "cause": cause,
+                "children": {"type": "array", "items": {"type": "string"}},
+                "retries": {"type": "integer"},
+                "next_attempt_at": {"type": "string", "format": "date-time"},
+                "callback": {
+                    "type": "object",
+                    "properties": {
+                        "status": {"enum": ["pending", "retrying", "delivered", "failed"]},
+                        "attempts": {"type": "integer"},
+                        "last_error": {"type": ["string", "null"]},
+                    },
+                },
+                "follow_errors": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "chain": {"type": "string"},
+                            "event": {"type": "string"},
+                            "to": {"type": "string"},
+                            "code": {"type": "string"},
+                            "detail": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+        "DeadLetter": {
+            "type": "object",
+            "properties": {
+                "execution_id": {"type": "string"},
+                "function_id": {"type": "string"},
+                "version": {"type": "integer"},
+                "cause": cause,
+                "error": {"type": ["string", "null"]},
+                "attempts": {"type": "array", "items": attempt},
+                "retries": {"type": "integer"},
+                "failed_at": {"type": "string", "format": "date-time"},
+                "input": {},
             },
         },
         "Accepted": {

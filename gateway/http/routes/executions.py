@@ -38,6 +38,8 @@ async def cancel_execution(request: web.Request) -> web.Response:
     svc = services(request)
     if record.status == "awaiting_human" and record.task_id is not None:
         record = await svc.tasks.cancel(record.task_id, principal)
+    elif record.durable and record.status == "pending":  # in the work queue, not running
+        record = svc.durable.cancel_waiting(record)
     else:
         record = await svc.coherence.cancel_execution(record.execution_id) or record
     return json_response(execution_body(record))

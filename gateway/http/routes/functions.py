@@ -8,6 +8,7 @@ import orjson
 from aiohttp import BodyPartReader, web
 
 from gateway.errors import BadRequest, InvalidManifest
+from gateway.functions.deploy import Deployment
 from gateway.functions.manifest import check_function_id
 from gateway.functions.records import FunctionRecord, VersionRecord
 from gateway.http.routes.common import (
@@ -40,14 +41,15 @@ async def deploy(request: web.Request) -> web.Response:
             f"unsupported content type {request.content_type!r}: send the manifest as "
             "application/json, or multipart/form-data with parts 'manifest' and 'code'"
         )
-    record = await svc.functions.deploy(principal, tenant, manifest, code)
+    deployment = await svc.functions.deploy(principal, tenant, manifest, code)
     return json_response(
-        _deployed(record), status=201, headers={"Location": f"/functions/{record.id}"}
+        _deployed(deployment), status=201, headers={"Location": f"/functions/{deployment.id}"}
     )
 
 
-def _deployed(record: VersionRecord) -> dict[str, Any]:
-    return {
+def _deployed(deployment: Deployment) -> dict[str, Any]:
+    record = deployment.record
+    answer = {
         "id": record.id,
         "version": record.version,
         "runtime": record.runtime,
@@ -56,6 +58,9 @@ def _deployed(record: VersionRecord) -> dict[str, Any]:
         "deployed_at": iso(record.deployed_at),
         "precompiled": record.precompiled,
     }
+    if deployment.warnings:
+        answer["warnings"] = list(deployment.warnings)
+    return answer
 
 
 async def _read_multipart(

@@ -12,7 +12,9 @@ from gateway.functions.registry import FunctionRef
 from gateway.http.routes.common import caller, json_response, services, tenant_of, whole_number
 from gateway.http.views import accepted_body, execution_body
 from gateway.ids import new_span_id
+from gateway.invoke.execution import ExecutionRecord
 from gateway.invoke.invoker import InvokeOptions
+from gateway.services import Services
 
 routes = web.RouteTableDef()
 
@@ -37,12 +39,38 @@ async def invoke(request: web.Request) -> web.Response:
         callback_url=await svc.callbacks.check(callback) if callback else None,
     )
     body = await request.read()
-    record = await svc.invoker.invoke(tenant, ref, body, options)
+    key = request.headers.get("Idempotency-Key")
+    if key is None and not options.respond_async:
+        record = await svc.invoker.invoke(tenant, ref, body, options)
+    else:
+        record = await _accept(svc, tenant, ref, body, options, key)
     headers = {"traceparent": f"00-{record.trace_id}-{new_span_id()}-{flags}"}
     if record.status in ("pending", "running", "awaiting_human"):
         headers["Location"] = f"/executions/{record.execution_id}"
         return json_response(accepted_body(record), status=202, headers=headers)
     return json_response(execution_body(record, full=False), headers=headers)
+
+
+async def _accept(
+    svc: Services,
+    tenant: str,
+    ref: FunctionRef,
+    body: bytes,
+    options: InvokeOptions,
+    key: str | None,
+) -> ExecutionRecord:
+    """An async call (into the work queue), or a call with an ``Idempotency-Key``: a key used
+    before answers with that first call's execution, as it is now."""
+    prepared = await svc.invoker.prepare(tenant, ref, body, options)
+    if key is not None:
+        mine = {"execution_id": prepared.record.execution_id}
+        first = await svc.idempotency.claim(tenant, "invoke", key, mine)
+        earlier = await svc.records.get(first["execution_id"]) if first is not None else None
+        if earlier is not None:
+            return earlier
+    if options.respond_async:
+        return await svc.durable.enqueue(prepared, options.overrides)
+    return await svc.invoker.execute(prepared)
 
 
 def _wants_async(prefer: str) -> bool:
