@@ -50,7 +50,7 @@ wrk:
 
 bench: $(VENV)/.test-deps wrk
 	$(BIN)/python bench/run.py
-	$(BIN)/python bench/queue.py
+	$(BIN)/python bench/workqueue.py
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .

@@ -12,7 +12,7 @@ and the same function (the core-ABI wasm echo):
   ``ended_at`` less its ``duration_ms``), p50/p99; the baseline is a synchronous invoke's whole
   round trip, p50/p99.
 
-    python bench/queue.py [--rounds 3]
+    python bench/workqueue.py [--rounds 3]
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -42,17 +43,19 @@ BODY = b'{"hello":"world","n":[1,2,3]}'
 
 
 async def _fire(server: TiergateServer, headers: dict[str, str], calls: int) -> float:
-    """``calls`` POSTs by ``CLIENTS`` clients; seconds until the last answer."""
-    limits = httpx.Limits(max_connections=CLIENTS)
+    """``calls`` POSTs by ``CLIENTS`` clients (aiohttp's client: httpx's pool slows down past a
+    few concurrent connections here); seconds until the last answer."""
     auth = {"Authorization": f"Bearer {server.admin_key}", "Content-Type": "application/json"}
-    async with httpx.AsyncClient(base_url=server.url, headers=auth, limits=limits) as client:
+    connector = aiohttp.TCPConnector(limit=CLIENTS)
+    async with aiohttp.ClientSession(server.url, headers=auth, connector=connector) as client:
         queue = iter(range(calls))
 
         async def worker() -> None:
             for _ in queue:
-                answer = await client.post("/invoke/echo", content=BODY, headers=headers)
-                if answer.status_code >= 300 and answer.status_code != 202:
-                    raise RuntimeError(answer.text)
+                async with client.post("/invoke/echo", data=BODY, headers=headers) as answer:
+                    await answer.read()
+                    if answer.status >= 300 and answer.status != 202:
+                        raise RuntimeError(await answer.text())
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(CLIENTS)))
@@ -172,7 +175,12 @@ def main() -> None:
         try:
             results = {
                 "embedded (SQLite)": measure("embedded", {}, workdir, args.rounds),
-                "Redis Streams": measure("redis", {"TIERGATE_KV": url}, workdir, args.rounds),
+                "Redis Streams": measure(
+                    "redis",
+                    {"TIERGATE_KV": url, "TIERGATE_SECRET_KEY": "bench"},
+                    workdir,
+                    args.rounds,
+                ),
             }
         finally:
             redis.terminate()
