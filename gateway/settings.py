@@ -88,6 +88,7 @@ class Settings:
     verify_s: float = 5.0
     orphan_after_s: float = 30.0
     work_queue_max: int = 10_000
+    work_queue_max_per_tenant: int = 1_000
     work_lease_s: float = 30.0
     work_concurrency: int = 64
     workers: int = 0  # 0: auto, see ``processes``
@@ -228,6 +229,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_VERIFY_S": ("verify_s", _float),
     "TIERGATE_ORPHAN_AFTER_S": ("orphan_after_s", _positive),
     "TIERGATE_WORK_QUEUE_MAX": ("work_queue_max", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_WORK_QUEUE_MAX_PER_TENANT": ("work_queue_max_per_tenant", lambda n, r: _int(n, r, 1)),
     "TIERGATE_WORK_LEASE_S": ("work_lease_s", _positive),
     "TIERGATE_WORK_CONCURRENCY": ("work_concurrency", lambda n, r: _int(n, r, 1)),
     "TIERGATE_WORKERS": ("workers", lambda n, r: workers(n, r)),

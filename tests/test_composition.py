@@ -104,6 +104,26 @@ def test_a_full_queue_answers_429_before_accepting(tiergate_factory):
         assert "execution_id" not in problem
 
 
+def test_one_tenant_cannot_fill_the_queue_for_the_others(tiergate_factory):
+    server = tiergate_factory({"TIERGATE_WORK_QUEUE_MAX_PER_TENANT": "2",
+                               "TIERGATE_WORK_CONCURRENCY": "1"})
+    with server.client() as admin:
+        keys = [admin.post("/admin/keys", json={"tenant": unique("t"),
+                                                "roles": ["deploy", "invoke"]}).json()["key"]
+                for _ in range(2)]
+    with server.client(keys[0]) as greedy, server.client(keys[1]) as other:
+        for api in (greedy, other):
+            deploy(api, "work", example("slow.py"))
+        invoke_async(greedy, "work", {"seconds": 3})
+        invoke_async(greedy, "work", {"seconds": 0})
+        problem = assert_problem(
+            greedy.post("/invoke/work", json={}, headers={"Prefer": "respond-async"}),
+            429, "queue_full",
+        )
+        assert "TIERGATE_WORK_QUEUE_MAX_PER_TENANT" in problem["detail"]
+        assert ended(other, invoke_async(other, "work", {"seconds": 0}))["status"] == "completed"
+
+
 def test_a_queued_execution_can_be_cancelled_before_it_runs(tiergate_factory):
     server = tiergate_factory({"TIERGATE_WORK_CONCURRENCY": "1"})
     with server.client() as api:

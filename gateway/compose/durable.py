@@ -72,6 +72,7 @@ class DurableExecutions:
         followups: Followups,
         *,
         wake: Callable[[], None],
+        tenant_share: int,
     ) -> None:
         self._invoker = invoker
         self._records = records
@@ -80,6 +81,7 @@ class DurableExecutions:
         self._dead = dead_letters
         self._followups = followups
         self._wake = wake
+        self._tenant_share = tenant_share
 
     async def accept(
         self,
@@ -117,9 +119,22 @@ class DurableExecutions:
             orjson.loads(orjson.dumps(record)), prepared.inv.input_bytes.decode(), dict(overrides)
         )
         try:
-            await self._queue.put(EXECUTION, job.encode(), due=due)
+            await self._queue.put(
+                EXECUTION,
+                job.encode(),
+                due=due,
+                group=record.tenant,
+                group_bound=self._tenant_share,  # one tenant cannot fill it for everyone
+            )
         except WorkQueueFull as exc:
-            raise QueueFull(exc.detail, retry_after=exc.retry_after) from None
+            if "group" in exc.extensions:
+                detail = (
+                    f"tenant {record.tenant!r} already has {self._tenant_share} executions "
+                    "queued (TIERGATE_WORK_QUEUE_MAX_PER_TENANT); try again later"
+                )
+            else:
+                detail = f"{exc.detail} (TIERGATE_WORK_QUEUE_MAX); try again later"
+            raise QueueFull(detail, retry_after=exc.retry_after) from None
         await self._records.persist(record)  # any instance may be asked for it next
         self._wake()
         return record

@@ -343,6 +343,7 @@ def build_compose(
         dead_letters,
         followups,
         wake=dispatcher.wake,
+        tenant_share=settings.work_queue_max_per_tenant,
     )
     idempotency = IdempotencyKeys(stores.kv)
     idempotency.start()

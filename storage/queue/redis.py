@@ -7,6 +7,8 @@
   taking consumer, so the group's pending entries say which consumer holds which job (``XPENDING``
   shows them); ``ack`` and ``release`` acknowledge and delete the entry.
 - ``queue-leases`` (sorted set): the leased jobs, by when their lease ends.
+- ``queue-job-groups`` (hash): job id → group, for the jobs put in one; ``queue-group-depths``
+  (hash): group → how many jobs of it the queue holds, the field gone at 0.
 
 Leases end at a time, as in SQLite, not by the entry's idle time as ``XAUTOCLAIM`` would see it:
 a consumer taking with a short lease must not reclaim a job another consumer took with a long
@@ -19,6 +21,13 @@ in the pending entries that the caller still holds the job, and resets the entry
 Every change is one Lua script, atomic on the server: several gateway instances share the queue.
 A job is in exactly one of ``queue-delayed`` and ``queue-leases``, so ``queue-meta``'s length is
 the depth and the delayed set alone answers ``next_due``.
+
+A group's share is checked by a count kept beside the jobs rather than by counting them: the put
+script reads one hash field, however deep the queue, and the same scripts that add and remove
+jobs keep it (put adds one, ack takes one off, only for a job that had a group, never below 0),
+so it cannot drift from the jobs. The group lives in a hash of its own, not in the job's header,
+so a group may be any string and the jobs of a queue made before groups still read as they are
+(without one).
 """
 
 from __future__ import annotations
@@ -28,7 +37,7 @@ from collections.abc import Sequence
 from typing import cast
 
 from ..redis_client import NAMESPACE, connect, guarded, release
-from .base import Job, new_job_id, queue_full
+from .base import Job, group_full, new_job_id, queue_full
 
 KEYS = [
     NAMESPACE + "queue-meta",
@@ -36,11 +45,14 @@ KEYS = [
     NAMESPACE + "queue-delayed",
     NAMESPACE + "queue-leases",
     NAMESPACE + "queue-stream",
+    NAMESPACE + "queue-job-groups",
+    NAMESPACE + "queue-group-depths",
 ]
 GROUP = "gateways"
 # Every script takes KEYS above and the group as ARGV[1].
 PRELUDE = """
 local meta, bodies, delayed, leases, stream = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local job_groups, group_depths = KEYS[6], KEYS[7]
 local group = ARGV[1]
 local function fields(id)
   local header = redis.call('HGET', meta, id)
@@ -57,12 +69,22 @@ local function unlease(id, entry)
   end
 end
 """
-# ARGV[2] the bound, [3] the id, [4] due, [5] kind, [6] body; 0 when the queue is full
+# ARGV[2] the bound, [3] the id, [4] due, [5] kind, [6] body, [7] the group's bound ('' for
+# none), [8] the group when there is one; 1 when added, 0 when the queue is full, -1 when the
+# group's share is
 PUT = """
+local grp, grp_bound = ARGV[8], tonumber(ARGV[7])
+if grp and grp_bound and tonumber(redis.call('HGET', group_depths, grp) or 0) >= grp_bound then
+  return -1
+end
 if redis.call('HLEN', meta) >= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', meta, ARGV[3], header(0, ARGV[4], '-', ARGV[5]))
 redis.call('HSET', bodies, ARGV[3], ARGV[6])
 redis.call('ZADD', delayed, ARGV[4], ARGV[3])
+if grp then
+  redis.call('HSET', job_groups, ARGV[3], grp)
+  redis.call('HINCRBY', group_depths, grp, 1)
+end
 return 1
 """
 # ARGV[2] the consumer, [3] limit, [4] now, [5] when the new leases end; {id, header, body}s
@@ -119,6 +141,13 @@ unlease(id, entry)
 redis.call('ZREM', delayed, id)
 redis.call('HDEL', meta, id)
 redis.call('HDEL', bodies, id)
+local grp = redis.call('HGET', job_groups, id)
+if grp then
+  redis.call('HDEL', job_groups, id)
+  if redis.call('HINCRBY', group_depths, grp, -1) <= 0 then
+    redis.call('HDEL', group_depths, grp)
+  end
+end
 return 1
 """
 # ARGV[2] the id, [3] the new due, [4] '1' when [5] is a new body
@@ -146,11 +175,25 @@ class RedisWorkQueue:
         self._ack = script(PRELUDE + ACK)
         self._release = script(PRELUDE + RELEASE)
 
-    async def put(self, kind: str, body: bytes, *, due: float | None = None) -> str:
+    async def put(
+        self,
+        kind: str,
+        body: bytes,
+        *,
+        due: float | None = None,
+        group: str | None = None,
+        group_bound: int | None = None,
+    ) -> str:
         job_id = new_job_id()
         when = time.time() if due is None else due
-        args = [GROUP, self._bound, job_id, when, kind, body]
-        if not await guarded(self._put, keys=KEYS, args=args):
+        share = "" if group_bound is None else group_bound
+        args = [GROUP, self._bound, job_id, when, kind, body, share]
+        if group is not None:
+            args.append(group)
+        added = await guarded(self._put, keys=KEYS, args=args)
+        if added == -1:
+            raise group_full(cast(str, group), cast(int, group_bound))
+        if not added:
             raise queue_full(self._bound)
         return job_id
 
@@ -174,6 +217,10 @@ class RedisWorkQueue:
 
     async def depth(self) -> int:
         return cast(int, await guarded(self._redis.hlen, KEYS[0]))
+
+    async def group_depth(self, group: str) -> int:
+        held = cast("bytes | None", await guarded(self._redis.hget, KEYS[6], group))
+        return int(held or 0)
 
     async def next_due(self) -> float | None:
         first = await guarded(self._redis.zrange, KEYS[2], 0, 0, withscores=True)

@@ -191,6 +191,119 @@ def test_puts_at_once_never_overfill_it(backend):
     run(scenario())
 
 
+def test_a_group_at_its_share_is_refused_while_others_still_get_in(backend):
+    async def scenario():
+        queue = backend.open(bound=10)
+        await queue.put("execution", b"1", group="hostile", group_bound=2)
+        await queue.put("execution", b"2", due=time.time() + 60, group="hostile", group_bound=2)
+        with pytest.raises(QueueFull) as refused:
+            await queue.put("execution", b"3", group="hostile", group_bound=2)
+        assert "share" in refused.value.detail and "hostile" in refused.value.detail
+        assert refused.value.retry_after >= 1
+        assert refused.value.extensions == {"group": "hostile", "group_bound": 2}
+        await queue.put("execution", b"theirs", group="other", group_bound=2)
+        await queue.put("execution", b"no group")
+        assert await queue.depth() == 4
+        assert (await queue.group_depth("hostile"), await queue.group_depth("other")) == (2, 1)
+        await queue.close()
+
+    run(scenario())
+
+
+def test_the_overall_bound_still_applies_to_a_group_with_room(backend):
+    async def scenario():
+        queue = backend.open(bound=2)
+        await queue.put("execution", b"1")
+        await queue.put("execution", b"2", group="a", group_bound=5)
+        with pytest.raises(QueueFull) as refused:
+            await queue.put("execution", b"3", group="a", group_bound=5)
+        assert refused.value.extensions == {"bound": 2}
+        assert await queue.group_depth("a") == 1
+        await queue.close()
+
+    run(scenario())
+
+
+def test_ack_frees_a_place_in_the_group(backend):
+    async def scenario():
+        queue = backend.open(bound=10)
+        first = await queue.put("execution", b"1", group="g", group_bound=2)
+        await queue.put("execution", b"2", group="g", group_bound=2)
+        ungrouped = await queue.put("execution", b"no group")
+        await queue.ack(ungrouped)  # counts only against the overall bound
+        assert await queue.group_depth("g") == 2
+        await queue.take("a", limit=1, lease_s=LONG_S)
+        await queue.ack(first)
+        await queue.ack(first)  # not freed a second time
+        assert await queue.group_depth("g") == 1
+        await queue.put("execution", b"3", group="g", group_bound=2)
+        with pytest.raises(QueueFull):
+            await queue.put("execution", b"4", group="g", group_bound=2)
+        assert await queue.group_depth("g") == 2
+        await queue.close()
+
+    run(scenario())
+
+
+def test_release_keeps_the_job_in_its_group_once(backend):
+    async def scenario():
+        queue = backend.open(bound=10)
+        job_id = await queue.put("execution", b"1", group="g", group_bound=2)
+        await queue.put("execution", b"2", group="g", group_bound=2, due=time.time() + 60)
+        await queue.take("a", limit=1, lease_s=LONG_S)
+        await queue.release(job_id, due=time.time(), body=b"retry")
+        assert await queue.group_depth("g") == 2
+        with pytest.raises(QueueFull) as refused:
+            await queue.put("execution", b"3", group="g", group_bound=2)
+        assert refused.value.extensions == {"group": "g", "group_bound": 2}
+        [retry] = await queue.take("b", limit=1, lease_s=LONG_S)
+        assert retry.job_id == job_id
+        await queue.ack(job_id)  # the group went with the release
+        assert await queue.group_depth("g") == 1
+        await queue.close()
+
+    run(scenario())
+
+
+def test_group_depth_counts_delayed_and_leased_jobs(backend):
+    async def scenario():
+        queue = backend.open()
+        await queue.put("execution", b"leased", group="g")  # no bound: counted all the same
+        await queue.put("execution", b"delayed", group="g", due=time.time() + 60)
+        await queue.put("execution", b"elsewhere", group="h")
+        await queue.put("execution", b"no group")
+        [leased] = await queue.take("a", limit=1, lease_s=LONG_S)
+        assert leased.body == b"leased"
+        assert await queue.group_depth("g") == 2
+        assert await queue.group_depth("h") == 1
+        assert await queue.group_depth("never seen") == 0
+        await queue.close()
+
+    run(scenario())
+
+
+def test_puts_of_a_group_at_once_never_overfill_its_share(backend):
+    async def scenario():
+        queues = [backend.open(bound=100) for _ in range(3)]
+        puts = [
+            q.put("execution", b"x", group=group, group_bound=5)
+            for q in queues
+            for group in ("g", "h")
+            for _ in range(8)
+        ]
+        added = await asyncio.gather(*puts, return_exceptions=True)
+        refused = [a for a in added if isinstance(a, QueueFull)]
+        assert sum(isinstance(a, str) for a in added) == 10
+        assert len(refused) == len(added) - 10
+        assert all(set(a.extensions) == {"group", "group_bound"} for a in refused)
+        assert (await queues[0].group_depth("g"), await queues[0].group_depth("h")) == (5, 5)
+        assert await queues[0].depth() == 10
+        for queue in queues:
+            await queue.close()
+
+    run(scenario())
+
+
 def test_jobs_survive_close_and_reopen(backend):
     async def before():
         queue = backend.open()
@@ -307,3 +420,32 @@ def test_the_queue_lives_where_the_kv_does(tmp_path):
         assert db.execute("SELECT count(*) FROM queue").fetchone() == (1,)
     with pytest.raises(StorageURLError, match="TIERGATE_KV"):
         open_queue("mysql://db/tiergate", tmp_path, bound=10)
+
+
+def test_a_queue_table_from_before_groups_is_brought_up_to_date(tmp_path):
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "tiergate.db") as db:  # the table as the first release made it
+        db.execute(
+            "CREATE TABLE queue (job_id TEXT PRIMARY KEY, kind TEXT NOT NULL, "
+            "body BLOB NOT NULL, due REAL NOT NULL, ready_at REAL NOT NULL, consumer TEXT, "
+            "deliveries INTEGER NOT NULL) WITHOUT ROWID"
+        )
+        db.execute("CREATE INDEX queue_by_ready ON queue (ready_at)")
+        db.execute("INSERT INTO queue VALUES ('old', 'execution', x'6f6c64', 1, 1, NULL, 0)")
+    db.close()
+
+    async def scenario():
+        queue = open_queue(None, tmp_path, bound=10)
+        assert await queue.depth() == 1
+        await queue.put("execution", b"new", group="g", group_bound=1)
+        with pytest.raises(QueueFull):
+            await queue.put("execution", b"more", group="g", group_bound=1)
+        assert (await queue.depth(), await queue.group_depth("g")) == (2, 1)
+        [old, new] = await queue.take("a", limit=5, lease_s=LONG_S)
+        assert (old.job_id, old.body, new.body) == ("old", b"old", b"new")
+        await queue.ack("old")
+        assert (await queue.depth(), await queue.group_depth("g")) == (1, 1)
+        await queue.close()
+
+    run(scenario())
