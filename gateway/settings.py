@@ -89,6 +89,7 @@ class Settings:
     orphan_after_s: float = 30.0
     work_queue_max: int = 10_000
     work_queue_max_per_tenant: int = 1_000
+    async_max_input_bytes: int = 256 * 1024
     work_lease_s: float = 30.0
     work_concurrency: int = 64
     workers: int = 0  # 0: auto, see ``processes``
@@ -230,6 +231,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_ORPHAN_AFTER_S": ("orphan_after_s", _positive),
     "TIERGATE_WORK_QUEUE_MAX": ("work_queue_max", lambda n, r: _int(n, r, 1)),
     "TIERGATE_WORK_QUEUE_MAX_PER_TENANT": ("work_queue_max_per_tenant", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_ASYNC_MAX_INPUT_BYTES": ("async_max_input_bytes", lambda n, r: _int(n, r, 1024)),
     "TIERGATE_WORK_LEASE_S": ("work_lease_s", _positive),
     "TIERGATE_WORK_CONCURRENCY": ("work_concurrency", lambda n, r: _int(n, r, 1)),
     "TIERGATE_WORKERS": ("workers", lambda n, r: workers(n, r)),

@@ -124,6 +124,23 @@ def test_one_tenant_cannot_fill_the_queue_for_the_others(tiergate_factory):
         assert ended(other, invoke_async(other, "work", {"seconds": 0}))["status"] == "completed"
 
 
+def test_async_input_is_bounded_and_chains_record_what_they_could_not_queue(tiergate_factory):
+    server = tiergate_factory({"TIERGATE_ASYNC_MAX_INPUT_BYTES": "1024"})
+    with server.client() as api:
+        fn, big = unique("small-only"), unique("inflate")
+        deploy(api, fn)
+        deploy(api, big, "def handler(event, context):\n    return 'x' * 4000\n",
+               chains=[{"to": fn}])
+        problem = assert_problem(
+            api.post(f"/invoke/{fn}", json="y" * 2000, headers={"Prefer": "respond-async"}),
+            413, "payload_too_large",
+        )
+        assert "TIERGATE_ASYNC_MAX_INPUT_BYTES" in problem["detail"]
+        assert api.post(f"/invoke/{fn}", json="y" * 2000).json()["output"] == "y" * 2000
+        record = followed(api, invoke_async(api, big, 1))
+        assert record["follow_errors"][0]["code"] == "payload_too_large"
+
+
 def test_a_queued_execution_can_be_cancelled_before_it_runs(tiergate_factory):
     server = tiergate_factory({"TIERGATE_WORK_CONCURRENCY": "1"})
     with server.client() as api:

@@ -30,7 +30,7 @@ from gateway.invoke.execution import ExecutionRecord
 from gateway.invoke.finish import Finisher, next_attempt_at, retry_policy
 from gateway.invoke.invoker import InvokeOptions, Invoker, Prepared
 from gateway.invoke.records import ExecutionRecords
-from plugins.errors import QueueFull
+from plugins.errors import PayloadTooLarge, QueueFull
 from storage.errors import QueueFull as WorkQueueFull
 from storage.errors import StorageUnavailable
 from storage.queue.base import Job, WorkQueue
@@ -73,6 +73,7 @@ class DurableExecutions:
         *,
         wake: Callable[[], None],
         tenant_share: int,
+        max_input_bytes: int,
     ) -> None:
         self._invoker = invoker
         self._records = records
@@ -82,6 +83,7 @@ class DurableExecutions:
         self._followups = followups
         self._wake = wake
         self._tenant_share = tenant_share
+        self._max_input = max_input_bytes
 
     async def accept(
         self,
@@ -110,7 +112,16 @@ class DurableExecutions:
         depth: int = 0,
         delay_s: float = 0.0,
     ) -> ExecutionRecord:
-        """Queue a prepared call (``POST /invoke`` with ``Prefer: respond-async``)."""
+        """Queue a prepared call (``POST /invoke`` with ``Prefer: respond-async``). Its input is
+        stored with it until it ends, so it may be at most ``max_input_bytes`` (as Lambda's
+        asynchronous calls take less than its synchronous ones): a tenant's share of the queue
+        is bounded in bytes too."""
+        size = len(prepared.inv.input_bytes)
+        if size > self._max_input:
+            raise PayloadTooLarge(
+                f"asynchronous work takes at most {self._max_input} bytes of input, got {size} "
+                "(TIERGATE_ASYNC_MAX_INPUT_BYTES); call synchronously for larger inputs"
+            )
         record = prepared.record
         record.durable, record.cause, record.depth = True, cause, depth
         due = time.time() + delay_s if delay_s > 0 else None

@@ -344,6 +344,7 @@ def build_compose(
         followups,
         wake=dispatcher.wake,
         tenant_share=settings.work_queue_max_per_tenant,
+        max_input_bytes=settings.async_max_input_bytes,
     )
     idempotency = IdempotencyKeys(stores.kv)
     idempotency.start()
