@@ -409,9 +409,10 @@ def test_a_schedule_fires_about_once_per_period(server):
         fn = unique("tick")
         deploy(api, fn, schedules=[{"every_s": 1, "input": {"from": "schedule"}}])
         first = len(eventually(lambda: _scheduled(api, fn), timeout=10))
-        time.sleep(4)
+        time.sleep(6)
         fired = _scheduled(api, fn)
-        assert 3 <= len(fired) - first <= 5, len(fired) - first
+        # six ticks; a loaded machine may merge two late ones (only the latest tick fires)
+        assert 4 <= len(fired) - first <= 7, len(fired) - first
         assert all(e["cause"]["kind"] == "schedule" for e in fired)
         ticks = [e["cause"]["tick"] for e in fired]
         assert len(set(ticks)) == len(ticks)
