@@ -140,6 +140,11 @@ class Settings:
         return self.data_dir / "admin.key"
 
     @property
+    def retention_s(self) -> float:
+        """How long finished execution records and dead letters are kept."""
+        return self.retention_days * 86400
+
+    @property
     def processes(self) -> int:
         """Processes serving the port: ``workers``, or one per core when auto; port 0 allows
         only one (each process would pick a port of its own)."""

@@ -205,6 +205,17 @@ def test_dead_letters_are_deleted_and_scoped_to_their_tenant(server):
                        "invalid_function_id")
 
 
+def test_dead_letters_are_kept_as_long_as_records(tiergate_factory):
+    server = tiergate_factory({"TIERGATE_RETENTION_DAYS": str(3 / 86400),
+                               "TIERGATE_RETENTION_SWEEP_S": "1"})
+    with server.client() as api:
+        fn = unique("expiring")
+        deploy(api, fn, FAILS, retry={"attempts": 0})
+        ended(api, invoke_async(api, fn, 1))
+        assert eventually(lambda: api.get("/dead-letters").json()["dead_letters"])
+        eventually(lambda: api.get("/dead-letters").json()["dead_letters"] == [], timeout=15)
+
+
 def test_sync_calls_are_not_retried(server):
     with server.client() as api:
         fn = unique("sync-fail")

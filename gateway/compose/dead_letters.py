@@ -3,7 +3,8 @@ kept in the KV under ``dead/<tenant>/<execution_id>`` with their whole input, so
 see why they failed and run them again (``redrive``) once the cause is fixed.
 
 A letter is written before its work leaves the queue, so a gateway that dies in between writes it
-again (the same key): at least once, never lost.
+again (the same key): at least once, never lost. Letters are kept as long as execution records
+(``TIERGATE_RETENTION_DAYS``), so a tenant whose calls keep failing cannot fill the KV with them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import orjson
 
 from gateway.invoke.execution import ExecutionRecord
+from gateway.periodic import Periodic
 from storage.kv.base import KV
 
 LIST_LIMIT = 1000
@@ -52,8 +54,25 @@ class DeadLetter:
 
 
 class DeadLetters:
-    def __init__(self, kv: KV) -> None:
+    def __init__(self, kv: KV, *, retention_s: float, purge_interval: float) -> None:
         self._kv = kv
+        self._retention_s = retention_s
+        self._background = Periodic("dead letters")
+        self._purge_interval = purge_interval
+
+    def start(self) -> None:
+        self._background.every(self._purge_interval, self.purge)
+
+    async def close(self) -> None:
+        await self._background.close()
+
+    async def purge(self) -> None:
+        """Drop the letters older than the retention."""
+        oldest = time.time() - self._retention_s
+        letters = self._kv.scan("dead/")
+        expired = [key async for key, raw in letters if orjson.loads(raw)["failed_at"] < oldest]
+        for key in expired:
+            await self._kv.delete(key)
 
     async def add(self, letter: DeadLetter) -> None:
         await self._kv.set(_key(letter.tenant, letter.execution_id), orjson.dumps(asdict(letter)))

@@ -44,9 +44,10 @@ STORE_AWAY_RETRY_S = 5.0
 
 @dataclass(slots=True)
 class ExecutionJob:
-    """What the queue holds for one execution."""
+    """What the queue holds for one execution: its record as accepted (orjson writes the
+    dataclass as it stands), its whole input and its query overrides."""
 
-    record: dict[str, Any]
+    record: ExecutionRecord
     input: str
     overrides: dict[str, Any] = field(default_factory=dict)
 
@@ -58,7 +59,8 @@ class ExecutionJob:
     @classmethod
     def decode(cls, body: bytes) -> ExecutionJob:
         data = orjson.loads(body)
-        return cls(data["record"], data["input"], data.get("overrides") or {})
+        record = ExecutionRecord.from_json(data["record"])
+        return cls(record, data["input"], data.get("overrides") or {})
 
 
 class DurableExecutions:
@@ -126,9 +128,7 @@ class DurableExecutions:
         record.durable, record.cause, record.depth = True, cause, depth
         due = time.time() + delay_s if delay_s > 0 else None
         record.next_attempt_at = due
-        job = ExecutionJob(
-            orjson.loads(orjson.dumps(record)), prepared.inv.input_bytes.decode(), dict(overrides)
-        )
+        job = ExecutionJob(record, prepared.inv.input_bytes.decode(), dict(overrides))
         try:
             await self._queue.put(
                 EXECUTION,
@@ -166,9 +166,8 @@ class DurableExecutions:
         """Run one delivered execution job. Returns when to deliver it again (a retry's time), or
         None when the job is done."""
         work = ExecutionJob.decode(job.body)
-        record = await self._records.get(work.record["execution_id"])
-        if record is None:  # accepted, but its record never reached the store
-            record = ExecutionRecord.from_json(work.record)
+        # None: accepted, but its record never reached the store
+        record = await self._records.get(work.record.execution_id) or work.record
         if record.ended_at is not None or record.status == "awaiting_human":
             if record.followed != record.status:  # its process died before following it up
                 await self._followups.follow_again(record)

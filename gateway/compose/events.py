@@ -7,7 +7,7 @@ with a trigger on that type whose ``when`` holds over ``{type, id, data, time}``
 Which triggers a tenant has is read from its functions' latest versions: at every ``POST
 /events`` (so a trigger deployed a moment ago on any instance takes part), and for the
 ``execution.*`` events from a snapshot at most ``SNAPSHOT_S`` old, so an ending checks one
-dictionary on the event loop. A version's composition is parsed once (versions are immutable).
+dictionary on the event loop.
 An event caused by an execution is one link deeper than it; past ``MAX_DEPTH`` it starts
 nothing (a function triggered by its own endings stops there) and the execution records why.
 """
@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from cachetools import LRUCache
 
 from gateway.compose.chains import MAX_DEPTH
 from gateway.compose.idempotency import IdempotencyKeys
+from gateway.compose.versions import LatestCompositions
 from gateway.errors import REPORTED, BadRequest
 from gateway.expressions import ExpressionError
-from gateway.functions.composition import Composition, Trigger
-from gateway.functions.registry import FunctionRef, Registry
+from gateway.functions.composition import Trigger
+from gateway.functions.registry import FunctionRef
 from gateway.ids import new_id
 from gateway.invoke.execution import ExecutionRecord
 from gateway.invoke.invoker import InvokeOptions
@@ -43,7 +43,6 @@ log = logging.getLogger("tiergate.events")
 
 EVENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,127}$")
 SNAPSHOT_S = 1.0
-COMPOSITIONS = 4096  # parsed versions kept
 
 
 def check_event_type(value: Any) -> str:
@@ -67,16 +66,15 @@ class _Armed:
 class Events:
     def __init__(
         self,
-        registry: Registry,
+        latest: LatestCompositions,
         idempotency: IdempotencyKeys,
         durable: DurableExecutions,
         document: Document,
     ) -> None:
-        self._registry = registry
+        self._latest = latest
         self._idempotency = idempotency
         self._durable = durable
         self._document = document
-        self._compositions: LRUCache[tuple[str, str, int], Composition] = LRUCache(COMPOSITIONS)
         # per tenant: when its triggers were read, and them by event type
         self.snapshots: dict[str, tuple[float, dict[str, list[_Armed]]]] = {}
         self._refreshing: dict[str, asyncio.Task[None]] = {}
@@ -188,21 +186,8 @@ class Events:
     async def _refresh(self, tenant: str) -> dict[str, list[_Armed]]:
         """The tenant's triggers by event type, read from its functions' latest versions."""
         by_type: dict[str, list[_Armed]] = {}
-        for fn in await self._registry.list_functions(tenant):
-            if fn.latest_version is None:
-                continue
-            composition = await self._composition(tenant, fn.id, fn.latest_version)
+        for _, function_id, version, composition in await self._latest.of(tenant):
             for trigger in composition.triggers:
-                by_type.setdefault(trigger.event, []).append(
-                    _Armed(fn.id, fn.latest_version, trigger)
-                )
+                by_type.setdefault(trigger.event, []).append(_Armed(function_id, version, trigger))
         self.snapshots[tenant] = (time.monotonic(), by_type)
         return by_type
-
-    async def _composition(self, tenant: str, function_id: str, version: int) -> Composition:
-        key = (tenant, function_id, version)
-        found = self._compositions.get(key)
-        if found is None:
-            record = await self._registry.get_version(tenant, function_id, version)
-            found = self._compositions[key] = Composition.parse(record.manifest, stored=True)
-        return found

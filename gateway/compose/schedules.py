@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from cachetools import LRUCache
 
+from gateway.compose.versions import LatestCompositions
 from gateway.errors import REPORTED
-from gateway.functions.composition import Composition, Schedule
-from gateway.functions.registry import FunctionRef, Registry
+from gateway.functions.composition import Schedule
+from gateway.functions.registry import FunctionRef
 from gateway.invoke.invoker import InvokeOptions
 from gateway.periodic import Periodic
 from storage.kv.base import KV
@@ -54,14 +54,13 @@ class _Armed:
 
 
 class Scheduler:
-    def __init__(self, registry: Registry, kv: KV, durable: DurableExecutions) -> None:
-        self._registry = registry
+    def __init__(self, latest: LatestCompositions, kv: KV, durable: DurableExecutions) -> None:
+        self._latest = latest
         self._kv = kv
         self._durable = durable
         self._background = Periodic("schedules")
         self._armed: list[_Armed] = []
         self._listed_at = 0.0
-        self._compositions: LRUCache[tuple[str, str, int], Composition] = LRUCache(4096)
 
     def start(self) -> None:
         self._background.every(TICK_S, self.tick, now=True)
@@ -107,23 +106,13 @@ class Scheduler:
     async def _schedules(self) -> list[_Armed]:
         if time.monotonic() - self._listed_at < FUNCTIONS_S:
             return self._armed
-        armed = []
-        for fn in await self._registry.list_functions(None):
-            if fn.latest_version is None:
-                continue
-            composition = await self._composition(fn.tenant, fn.id, fn.latest_version)
-            for index, schedule in enumerate(composition.schedules):
-                armed.append(_Armed(fn.tenant, fn.id, index, schedule))
+        armed = [
+            _Armed(tenant, function_id, index, schedule)
+            for tenant, function_id, _, composition in await self._latest.of(None)
+            for index, schedule in enumerate(composition.schedules)
+        ]
         self._armed, self._listed_at = armed, time.monotonic()
         return armed
-
-    async def _composition(self, tenant: str, function_id: str, version: int) -> Composition:
-        key = (tenant, function_id, version)
-        found = self._compositions.get(key)
-        if found is None:
-            record = await self._registry.get_version(tenant, function_id, version)
-            found = self._compositions[key] = Composition.parse(record.manifest, stored=True)
-        return found
 
 
 def _state(armed: _Armed, tick: float) -> bytes:

@@ -30,6 +30,7 @@ from gateway.compose.events import Events
 from gateway.compose.followups import CALLBACK, Followups
 from gateway.compose.idempotency import IdempotencyKeys
 from gateway.compose.schedules import Scheduler
+from gateway.compose.versions import LatestCompositions
 from gateway.functions.deploy import Deployer, TierCheck
 from gateway.functions.load import VersionLoader
 from gateway.functions.quotas import DeployQuotas
@@ -260,7 +261,7 @@ def _records(
 ) -> ExecutionRecords:
     records = ExecutionRecords(
         stores.executions,
-        retention_s=settings.retention_days * 86400,
+        retention_s=settings.retention_s,
         purge_interval=settings.retention_sweep_s,
     )
     records.start()
@@ -334,7 +335,11 @@ def build_compose(
         wake=dispatcher.wake,
     )
     stack.push_async_callback(followups.close)
-    dead_letters = DeadLetters(stores.kv)
+    dead_letters = DeadLetters(
+        stores.kv, retention_s=settings.retention_s, purge_interval=settings.retention_sweep_s
+    )
+    dead_letters.start()
+    stack.push_async_callback(dead_letters.close)
     durable = DurableExecutions(
         invoke.invoker,
         invoke.records,
@@ -349,10 +354,11 @@ def build_compose(
     idempotency = IdempotencyKeys(stores.kv)
     idempotency.start()
     stack.push_async_callback(idempotency.close)
-    events = Events(functions.registry, idempotency, durable, execution_body)
+    latest = LatestCompositions(functions.registry)
+    events = Events(latest, idempotency, durable, execution_body)
     followups.bind(Chains(durable, execution_body), events)
     invoke.finisher.follow_with(followups)
-    scheduler = Scheduler(functions.registry, stores.kv, durable)
+    scheduler = Scheduler(latest, stores.kv, durable)
     scheduler.start()
     stack.push_async_callback(scheduler.close)
     dispatcher.handle({EXECUTION: durable.run, CALLBACK: followups.deliver_callback})
