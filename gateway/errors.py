@@ -74,6 +74,14 @@ class InvalidInput(BadRequest):
     title = "Invalid input"
 
 
+class InvalidGraph(BadRequest):
+    """A graph definition that cannot run: a cycle, an unknown ``needs`` name or function, a bad
+    expression (the detail names the node and field)."""
+
+    code = "invalid_graph"
+    title = "Invalid graph"
+
+
 class InvalidOutput(BadRequest):
     code = "invalid_output"
     title = "Invalid output"
@@ -139,6 +147,16 @@ class KeyNotFound(NotFound):
 class TaskNotFound(NotFound):
     code = "task_not_found"
     title = "Task not found"
+
+
+class GraphNotFound(NotFound):
+    code = "graph_not_found"
+    title = "Graph not found"
+
+
+class RunNotFound(NotFound):
+    code = "run_not_found"
+    title = "Graph run not found"
 
 
 class MethodNotAllowed(TiergateError):

@@ -15,13 +15,16 @@ from gateway.cluster.worker_metrics import WorkerMetrics
 from gateway.compose.dead_letters import DeadLetters
 from gateway.compose.durable import DurableExecutions
 from gateway.compose.events import Events
+from gateway.compose.graphs import Graphs
 from gateway.compose.idempotency import IdempotencyKeys
+from gateway.compose.runs import GraphRuns
 from gateway.functions.load import VersionLoader
 from gateway.functions.registry import Registry
 from gateway.functions.service import FunctionService
 from gateway.functions.storage_admin import CodeStorageAdmin
 from gateway.invoke.admission import Admission
 from gateway.invoke.callbacks import Callbacks
+from gateway.invoke.execution import ExecutionRecord
 from gateway.invoke.invoker import Invoker
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
@@ -29,7 +32,7 @@ from gateway.metrics import Metrics
 from gateway.review.tasks import TaskService
 from gateway.security.admin import SecurityAdmin
 from gateway.security.audit import AuditLog
-from gateway.security.auth import KeyStore
+from gateway.security.auth import KeyStore, Principal
 from gateway.security.ratelimit import RateLimiter
 from gateway.security.secrets import SecretStore
 from gateway.settings import Settings
@@ -67,4 +70,17 @@ class Services:
     events: Events
     dead_letters: DeadLetters
     idempotency: IdempotencyKeys
+    graphs: Graphs
+    runs: GraphRuns
     worker_metrics: WorkerMetrics | None = None
+
+    async def cancel_execution(
+        self, record: ExecutionRecord, principal: Principal
+    ) -> ExecutionRecord:
+        """Cancel an execution wherever it is: a person's task, the work queue, or running in
+        some gateway process (``DELETE /executions/{id}``, and a graph run's cancel)."""
+        if record.status == "awaiting_human" and record.task_id is not None:
+            return await self.tasks.cancel(record.task_id, principal)
+        if record.durable and record.status == "pending":  # in the work queue, not running
+            return self.durable.cancel_waiting(record)
+        return await self.coherence.cancel_execution(record.execution_id) or record

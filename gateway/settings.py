@@ -92,6 +92,9 @@ class Settings:
     async_max_input_bytes: int = 256 * 1024
     work_lease_s: float = 30.0
     work_concurrency: int = 64
+    graph_parallel: int = 8
+    max_graph_nodes: int = 1000
+    max_graphs_per_tenant: int = 1000
     workers: int = 0  # 0: auto, see ``processes``
     callback_allow_private: bool = False
     task_sweep_s: float = 5.0
@@ -239,6 +242,9 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_ASYNC_MAX_INPUT_BYTES": ("async_max_input_bytes", lambda n, r: _int(n, r, 1024)),
     "TIERGATE_WORK_LEASE_S": ("work_lease_s", _positive),
     "TIERGATE_WORK_CONCURRENCY": ("work_concurrency", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_GRAPH_PARALLEL": ("graph_parallel", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_MAX_GRAPH_NODES": ("max_graph_nodes", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_MAX_GRAPHS_PER_TENANT": ("max_graphs_per_tenant", lambda n, r: _int(n, r, 1)),
     "TIERGATE_WORKERS": ("workers", lambda n, r: workers(n, r)),
     "TIERGATE_CALLBACK_ALLOW_PRIVATE": ("callback_allow_private", _bool),
     "TIERGATE_TASK_SWEEP_S": ("task_sweep_s", _float),

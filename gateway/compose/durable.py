@@ -63,6 +63,18 @@ class ExecutionJob:
         return cls(record, data["input"], data.get("overrides") or {})
 
 
+def refused(exc: WorkQueueFull, tenant: str, share: int) -> QueueFull:
+    """The work queue's refusal as the API's 429, naming the setting whose bound was met."""
+    if "group" in exc.extensions:
+        detail = (
+            f"tenant {tenant!r} already has {share} jobs queued "
+            "(TIERGATE_WORK_QUEUE_MAX_PER_TENANT); try again later"
+        )
+    else:
+        detail = f"{exc.detail} (TIERGATE_WORK_QUEUE_MAX); try again later"
+    return QueueFull(detail, retry_after=exc.retry_after)
+
+
 class DurableExecutions:
     def __init__(
         self,
@@ -97,10 +109,14 @@ class DurableExecutions:
         cause: dict[str, Any] | None = None,
         depth: int = 0,
         delay_s: float = 0.0,
+        execution_id: str | None = None,
     ) -> ExecutionRecord:
         """Queue an execution of ``ref``; returns its pending record. Refusals (an unknown
-        function, bad input, a full queue) raise before anything is stored."""
+        function, bad input, a full queue) raise before anything is stored. ``execution_id``:
+        the id a graph run chose for it before (so the run knows it before it exists)."""
         prepared = await self._invoker.prepare(tenant, ref, body, options)
+        if execution_id is not None:
+            prepared.record.execution_id = execution_id
         return await self.enqueue(
             prepared, options.overrides, cause=cause, depth=depth, delay_s=delay_s
         )
@@ -138,14 +154,7 @@ class DurableExecutions:
                 group_bound=self._tenant_share,  # one tenant cannot fill it for everyone
             )
         except WorkQueueFull as exc:
-            if "group" in exc.extensions:
-                detail = (
-                    f"tenant {record.tenant!r} already has {self._tenant_share} executions "
-                    "queued (TIERGATE_WORK_QUEUE_MAX_PER_TENANT); try again later"
-                )
-            else:
-                detail = f"{exc.detail} (TIERGATE_WORK_QUEUE_MAX); try again later"
-            raise QueueFull(detail, retry_after=exc.retry_after) from None
+            raise refused(exc, record.tenant, self._tenant_share) from None
         await self._records.persist(record)  # any instance may be asked for it next
         self._wake()
         return record

@@ -1,6 +1,7 @@
-"""What follows an execution's end: its callback, its chains and the gateway's ``execution.*``
-events. ``Finisher`` hands every ending here (``finished``), on the event loop, so an ending
-that nothing follows costs one look at the function's composition and the tenant's triggers.
+"""What follows an execution's end: its callback, its chains, the gateway's ``execution.*``
+events and, for a graph node, its run's next step. ``Finisher`` hands every ending here
+(``finished``), on the event loop, so an ending that nothing follows costs one look at the
+function's composition and the tenant's triggers.
 The rest runs in a task of its own; the work queue waits for it (``wait``) before it lets go of
 a durable execution's job, so what follows a queued execution is queued before the job is done.
 
@@ -33,11 +34,13 @@ from tiers.function import LoadedFunction
 if TYPE_CHECKING:
     from gateway.compose.chains import Chains
     from gateway.compose.events import Events
+    from gateway.compose.runs import GraphRuns
 
 log = logging.getLogger("tiergate.followups")
 
 CHAINED = frozenset({"completed", "failed", "timeout"})  # endings that chains follow
 EVENTS = CHAINED | {"awaiting_human"}  # what the gateway's execution.* events report
+GRAPH_NODE = EVENTS | {"cancelled"}  # what a graph run notes about its nodes
 
 CALLBACK = "callback"
 CALLBACK_RETRY_S = 330.0  # at least five minutes of retries
@@ -65,12 +68,13 @@ class Followups:
         self._wake = wake
         self._chains: Chains | None = None
         self._events: Events | None = None
+        self._runs: GraphRuns | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
-    def bind(self, chains: Chains, events: Events) -> None:
-        """Bound once by the app factory (both start executions through the work queue, which
-        hands its endings back here)."""
-        self._chains, self._events = chains, events
+    def bind(self, chains: Chains, events: Events, runs: GraphRuns) -> None:
+        """Bound once by the app factory (each starts executions through the work queue, which
+        hands their endings back here)."""
+        self._chains, self._events, self._runs = chains, events, runs
 
     def finished(self, record: ExecutionRecord, fn: LoadedFunction | None) -> None:
         """Every ending (and every wait for a person) comes here, on the invoke path: decide
@@ -88,10 +92,15 @@ class Followups:
             if known is not None and f"execution.{record.status}" in known[1]:
                 event = f"execution.{record.status}"
         called_back = bool(record.callback_url) and record.status != "awaiting_human"
-        if not (chained or event or called_back):
+        node = (
+            record.cause is not None
+            and record.cause.get("kind") == "graph"
+            and record.status in GRAPH_NODE
+        )
+        if not (chained or event or called_back or node):
             return
         task = asyncio.get_running_loop().create_task(
-            self._follow(record, fn, chained, event, called_back)
+            self._follow(record, fn, chained, event, called_back, node)
         )
         self._tasks[record.execution_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(record.execution_id, None))
@@ -122,10 +131,13 @@ class Followups:
         chained: bool,
         event: str | None,
         called_back: bool,
+        node: bool,
     ) -> None:
         try:
             if called_back:
                 await self._queue_callback(record)
+            if node and self._runs is not None:
+                await self._runs.node_ended(record)
             if chained and self._chains is not None:
                 fn = fn or await self._load(record)
                 await self._chains.follow(record, _composition(fn))

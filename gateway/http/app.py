@@ -24,6 +24,7 @@ from gateway.http.routes import (
     events,
     executions,
     functions,
+    graphs,
     invoke,
     ops,
     storage_admin,
@@ -55,6 +56,7 @@ ROUTE_TABLES = (
     invoke.routes,
     executions.routes,
     events.routes,
+    graphs.routes,
     dead_letters.routes,
     storage_admin.routes,
     admin.routes,
@@ -124,7 +126,7 @@ async def _build(
     compose = build_compose(settings, stores, functions, invoke, stack)
     cluster = await build_cluster(settings, stores, security, invoke, metrics, worker, stack)
     changes = build_changes(stores, security, functions, invoke, cluster)
-    return Services(
+    services = Services(
         settings=settings,
         objects=stores.objects,
         kv=stores.kv,
@@ -150,5 +152,9 @@ async def _build(
         events=compose.events,
         dead_letters=compose.dead_letters,
         idempotency=compose.idempotency,
+        graphs=compose.graphs,
+        runs=compose.runs,
         worker_metrics=cluster.worker_metrics,
     )
+    compose.runs.bind(services.cancel_execution)
+    return services

@@ -10,12 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.compose.graphs import Graph, GraphHead
+from gateway.compose.runs import GraphRun
 from gateway.invoke.execution import ExecutionRecord
 from gateway.review.task import ReviewTask
 from gateway.times import iso
 from tiers.attempt import Attempt, attempts_json
 
-__all__ = ["accepted_body", "execution_body", "iso", "log_entry_body", "task_body"]
+__all__ = [
+    "accepted_body",
+    "execution_body",
+    "graph_body",
+    "graph_summary",
+    "iso",
+    "log_entry_body",
+    "run_body",
+    "task_body",
+]
 
 
 def execution_body(record: ExecutionRecord, *, full: bool = True) -> dict[str, Any]:
@@ -109,3 +120,63 @@ def task_body(task: ReviewTask) -> dict[str, Any]:
     if task.reason:
         shown["reason"] = task.reason
     return shown
+
+
+def graph_summary(head: GraphHead) -> dict[str, Any]:
+    """A graph in ``GET /graphs``."""
+    return {
+        "id": head.id,
+        "version": head.latest,
+        "description": head.description,
+        "versions": head.versions,
+        "created_at": iso(head.created_at),
+        "updated_at": iso(head.updated_at),
+    }
+
+
+def graph_body(graph: Graph, head: GraphHead) -> dict[str, Any]:
+    """``GET /graphs/{id}``: a version as it was deployed, with the graph's versions."""
+    document = graph.document
+    return {
+        "id": graph.id,
+        "version": graph.version,
+        "latest": head.latest,
+        "versions": head.versions,
+        "description": document.get("description"),
+        "nodes": document["nodes"],
+        "output": document.get("output"),
+        "order": list(graph.nodes),
+        "created_at": iso(graph.created_at),
+        "created_by": graph.created_by,
+    }
+
+
+def run_body(run: GraphRun, outputs: dict[str, Any]) -> dict[str, Any]:
+    """A graph run (``POST /graphs/{id}/runs``, ``GET``/``DELETE`` on the run): each node's
+    status, execution, times, output, and why it ran, was reused or was skipped."""
+    return {
+        "run_id": run.run_id,
+        "graph_id": run.graph_id,
+        "version": run.version,
+        "status": run.status,
+        "output": run.output,
+        "error": run.error,
+        "base_run": run.base_run,
+        "trace_id": run.trace_id,
+        "created_at": iso(run.created_at),
+        "ended_at": iso(run.ended_at),
+        "nodes": {
+            name: {
+                "status": node.status,
+                "function": node.function_id,
+                "function_version": node.version,
+                "execution_id": node.execution_id,
+                "started_at": iso(node.started_at),
+                "ended_at": iso(node.ended_at),
+                "output": outputs.get(name),
+                "reason": node.reason,
+                "error": node.error,
+            }
+            for name, node in run.nodes.items()
+        },
+    }

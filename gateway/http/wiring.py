@@ -28,7 +28,9 @@ from gateway.compose.dispatcher import Dispatcher
 from gateway.compose.durable import EXECUTION, DurableExecutions
 from gateway.compose.events import Events
 from gateway.compose.followups import CALLBACK, Followups
+from gateway.compose.graphs import Graphs
 from gateway.compose.idempotency import IdempotencyKeys
+from gateway.compose.runs import GRAPH, GraphRuns
 from gateway.compose.schedules import Scheduler
 from gateway.compose.versions import LatestCompositions
 from gateway.functions.deploy import Deployer, TierCheck
@@ -309,14 +311,17 @@ class Compose:
     dead_letters: DeadLetters
     idempotency: IdempotencyKeys
     dispatcher: Dispatcher
+    graphs: Graphs
+    runs: GraphRuns
 
 
 def build_compose(
     settings: Settings, stores: Stores, functions: Functions, invoke: Invoke, stack: Stack
 ) -> Compose:
     """The work queue and its consumer, and what runs from it: queued executions with their
-    retries and dead letters, what follows an ending (callbacks, chains, execution events),
-    events with their triggers, and schedules. The finisher hands endings over from now on."""
+    retries and dead letters, what follows an ending (callbacks, chains, execution events,
+    graph runs' next steps), events with their triggers, schedules and dependency graphs. The
+    finisher hands endings over from now on."""
     queue = open_queue(settings.kv, settings.data_dir, bound=settings.work_queue_max)
     stack.push_async_callback(queue.close)
     dispatcher = Dispatcher(
@@ -356,15 +361,39 @@ def build_compose(
     stack.push_async_callback(idempotency.close)
     latest = LatestCompositions(functions.registry)
     events = Events(latest, idempotency, durable, execution_body)
-    followups.bind(Chains(durable, execution_body), events)
+    graphs = Graphs(
+        stores.kv,
+        functions.registry,
+        max_nodes=settings.max_graph_nodes,
+        max_graphs=settings.max_graphs_per_tenant,
+    )
+    runs = GraphRuns(
+        stores.kv,
+        graphs,
+        functions.registry,
+        durable,
+        invoke.records,
+        queue,
+        wake=dispatcher.wake,
+        parallel=settings.graph_parallel,
+        max_input_bytes=settings.async_max_input_bytes,
+        tenant_share=settings.work_queue_max_per_tenant,
+        retention_s=settings.retention_s,
+        purge_interval=settings.retention_sweep_s,
+    )
+    runs.start_sweeping()
+    stack.push_async_callback(runs.close)
+    followups.bind(Chains(durable, execution_body), events, runs)
     invoke.finisher.follow_with(followups)
     scheduler = Scheduler(latest, stores.kv, durable)
     scheduler.start()
     stack.push_async_callback(scheduler.close)
-    dispatcher.handle({EXECUTION: durable.run, CALLBACK: followups.deliver_callback})
+    dispatcher.handle(
+        {EXECUTION: durable.run, CALLBACK: followups.deliver_callback, GRAPH: runs.watch}
+    )
     dispatcher.start()
     stack.push_async_callback(dispatcher.close)
-    return Compose(durable, events, dead_letters, idempotency, dispatcher)
+    return Compose(durable, events, dead_letters, idempotency, dispatcher, graphs, runs)
 
 
 async def _loaded(loader: Loader, record: ExecutionRecord) -> LoadedFunction:

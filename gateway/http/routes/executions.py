@@ -34,12 +34,5 @@ async def get_execution(request: web.Request) -> web.Response:
 async def cancel_execution(request: web.Request) -> web.Response:
     principal: Principal = request[PRINCIPAL]
     principal.require("invoke")
-    record = await _visible(request)
-    svc = services(request)
-    if record.status == "awaiting_human" and record.task_id is not None:
-        record = await svc.tasks.cancel(record.task_id, principal)
-    elif record.durable and record.status == "pending":  # in the work queue, not running
-        record = svc.durable.cancel_waiting(record)
-    else:
-        record = await svc.coherence.cancel_execution(record.execution_id) or record
+    record = await services(request).cancel_execution(await _visible(request), principal)
     return json_response(execution_body(record))

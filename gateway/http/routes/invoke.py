@@ -34,7 +34,7 @@ async def invoke(request: web.Request) -> web.Response:
     max_timeout_ms = svc.settings.max_timeout_ms
     options = InvokeOptions(
         overrides=_overrides(request.query, max_timeout_ms) if request.query_string else {},
-        respond_async=prefer is not None and _wants_async(prefer),
+        respond_async=prefer is not None and wants_async(prefer),
         trace_id=trace_id,
         callback_url=await svc.callbacks.check(callback) if callback else None,
     )
@@ -73,7 +73,7 @@ async def _accept(
     return await svc.invoker.execute(prepared)
 
 
-def _wants_async(prefer: str) -> bool:
+def wants_async(prefer: str) -> bool:
     return any(token.strip().lower() == "respond-async" for token in prefer.split(","))
 
 
