@@ -68,12 +68,9 @@ def test_openapi_matches_routes(api):
     assert doc == openapi_document()
 
 
-def _codes_in(path: Path, *, reserved: bool = True) -> dict[str, int]:
-    """The codes an error table lists; ``reserved=False`` leaves out its "Reserved" part (codes
-    of features not served yet, which have no class)."""
+def _codes_in(path: Path) -> dict[str, int]:
+    """The codes an error table lists."""
     table = path.read_text().split("## Error codes", 1)[1]
-    if not reserved:
-        table = table.split("### Reserved", 1)[0]
     return {code: int(status) for code, status in re.findall(r"`([a-z_]+)` (\d{3})", table)}
 
 
@@ -101,7 +98,7 @@ def _declaring_classes() -> dict[str, list[type]]:
 
 
 def test_every_error_code_has_one_class_and_is_documented():
-    codes = _codes_in(API_DOC, reserved=False)
+    codes = _codes_in(API_DOC)
     assert len(codes) >= 22
     classes = _error_classes()
     assert classes == codes

@@ -9,6 +9,7 @@ from typing import Any
 from gateway.http.apidoc.admin_paths import admin_paths
 from gateway.http.apidoc.compose_paths import compose_paths
 from gateway.http.apidoc.core_paths import core_paths
+from gateway.http.apidoc.graph_paths import graph_paths, graph_schemas
 from gateway.http.apidoc.helpers import ERROR_CODES
 from gateway.http.apidoc.review_paths import review_paths
 from gateway.http.apidoc.schemas import schemas
@@ -27,9 +28,15 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/"}],
         "security": [{"bearerAuth": []}],
-        "paths": {**core_paths(), **compose_paths(), **admin_paths(), **review_paths()},
+        "paths": {
+            **core_paths(),
+            **compose_paths(),
+            **graph_paths(),
+            **admin_paths(),
+            **review_paths(),
+        },
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": schemas(),
+            "schemas": {**schemas(), **graph_schemas()},
         },
     }

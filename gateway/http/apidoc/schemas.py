@@ -52,6 +52,8 @@ def schemas() -> dict[str, Any]:
             "event_id": {"type": "string"},
             "execution_id": {"type": "string"},
             "run_id": {"type": "string"},
+            "graph_id": {"type": "string"},
+            "node": {"type": "string", "description": "The graph node this execution ran"},
         },
     }
     version = {
