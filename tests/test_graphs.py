@@ -325,6 +325,29 @@ def test_a_node_whose_input_breaks_its_schema_fails_with_the_reason(api):
     assert body["nodes"]["a"]["error"].startswith("invalid_input")
 
 
+def test_what_a_tenant_can_make_a_run_hold_is_bounded(api, echo):
+    """Needs in all, the outputs one mapping reads, and the outputs one run body shows."""
+    nodes = {f"n{i}": {"function": echo, "needs": [f"n{j}" for j in range(i)]} for i in range(150)}
+    problem = assert_problem(api.post("/graphs", json={"id": unique("dense"), "nodes": nodes}),
+                             400, "invalid_graph")
+    assert "11175 needs in all" in problem["detail"]
+
+    big = unique("g-big")
+    deploy(api, big, "def handler(event, context):\n    return 'x' * 3_000_000\n")
+    gid = unique("bulky")
+    parts = {f"part{i}": {"function": big} for i in range(6)}
+    deploy_graph(api, {"id": gid, "nodes": {
+        **parts, "total": {"function": echo, "needs": list(parts)},
+    }})
+    body = run(api, gid, {}, timeout_ms=120_000)
+    assert body["status"] == "failed"
+    assert "a node's input mapping reads at most 16777216" in body["nodes"]["total"]["error"]
+    shown = [node["output"] for node in body["nodes"].values() if node["status"] == "completed"]
+    assert len(shown) == 6
+    assert shown[0] == "x" * 3_000_000
+    assert {"truncated": True, "size": 3_000_002} in shown  # past 8 MiB of outputs in one body
+
+
 # --- across instances ---------------------------------------------------------------------
 
 

@@ -4,7 +4,7 @@
 Everything a run will rely on is refused at deploy as 400 ``invalid_graph`` naming the node and
 field: a cycle (its path written out), a ``needs`` name that is no node, a function the tenant does
 not have, an expression that does not compile. A tenant writes these documents, so they are bounded
-too: at most ``max_nodes`` nodes, each needing at most all the others, names and descriptions of a
+too: at most ``max_nodes`` nodes and ``MAX_EDGES`` needs in all, names and descriptions of a
 bounded length, and at most ``max_graphs`` graphs per tenant; only the newest ``KEEP_VERSIONS``
 versions of a graph are kept.
 
@@ -44,6 +44,7 @@ NODE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 RESERVED = frozenset({"input"})  # the run input's name in every node's mapping scope
 MAX_DESCRIPTION = 1024
 KEEP_VERSIONS = 100
+MAX_EDGES = 10_000  # ``needs`` entries of all nodes together: each run step walks them all
 FIELDS = frozenset({"id", "description", "nodes", "output"})
 NODE_FIELDS = frozenset({"function", "needs", "input"})
 
@@ -131,6 +132,11 @@ def parse_graph(
             field="nodes",
         )
     nodes = {name: _node(name, spec, raw_nodes) for name, spec in raw_nodes.items()}
+    edges = sum(len(node.needs) for node in nodes.values())
+    if edges > MAX_EDGES:
+        raise InvalidGraph(
+            f"nodes: {edges} needs in all; a graph has at most {MAX_EDGES}", field="nodes"
+        )
     ordered = _in_dependency_order(nodes)
     output = _mapping(document.get("output"), "output")
     needed = {need for node in nodes.values() for need in node.needs}

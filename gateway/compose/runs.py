@@ -67,6 +67,8 @@ DONE = frozenset({"completed", "reused"})
 LIVE = frozenset({"running", "awaiting_human"})
 WAIT_POLL_S = 0.25
 WAIT_TO_START = frozenset({"queue_full", "storage_unavailable", "circuit_open"})
+MAX_SCOPE_BYTES = 16 * 1024 * 1024  # the outputs one mapping reads, together
+BODY_OUTPUT_BYTES = 8 * 1024 * 1024  # the node outputs one run body shows, together
 
 Cancel = Callable[[ExecutionRecord, Principal], Awaitable[object]]
 
@@ -81,6 +83,7 @@ class NodeRun:
     ended_at: float | None = None
     input_hash: str | None = None
     output_hash: str | None = None
+    output_bytes: int = 0
     reason: str | None = None
     error: str | None = None
 
@@ -214,9 +217,22 @@ class GraphRuns:
         return GraphRun.decode(raw)
 
     async def outputs(self, run: GraphRun) -> dict[str, Any]:
-        """The outputs of the run's nodes that have one, by node name."""
-        prefix = _output_prefix(run.tenant, run.run_id)
-        return {key[len(prefix) :]: orjson.loads(raw) async for key, raw in self._kv.scan(prefix)}
+        """The outputs of the run's nodes that have one, by node name, up to
+        ``BODY_OUTPUT_BYTES`` together; past that ``{"truncated": true, "size": N}`` (each is
+        whole on its execution): a thousand nodes of 6 MiB each must not become one answer."""
+        shown: dict[str, Any] = {}
+        budget = BODY_OUTPUT_BYTES
+        for name, node in run.nodes.items():
+            if node.status not in DONE:
+                continue
+            if node.output_bytes > budget:
+                shown[name] = {"truncated": True, "size": node.output_bytes}
+                continue
+            raw = await self._kv.get(_output_key(run.tenant, run.run_id, name))
+            if raw is not None:
+                budget -= len(raw)
+                shown[name] = orjson.loads(raw)
+        return shown
 
     async def wait(self, tenant: str, run_id: str, timeout_s: float) -> GraphRun:
         """The run once it has ended or waits for a person, or as it is after ``timeout_s``."""
@@ -389,6 +405,14 @@ class GraphRuns:
                 continue
             if not all(run.nodes[need].status in DONE for need in spec.needs):
                 continue
+            size = sum(run.nodes[need].output_bytes for need in spec.needs)
+            if size > MAX_SCOPE_BYTES:
+                node.status, node.ended_at = "failed", now
+                node.error = (
+                    f"the outputs it needs are {size} bytes together; a node's input mapping "
+                    f"reads at most {MAX_SCOPE_BYTES}"
+                )
+                continue
             scope = {"input": run.input, **{need: await outputs.get(need) for need in spec.needs}}
             try:
                 value = spec.input.apply(scope, run.input)
@@ -409,7 +433,7 @@ class GraphRuns:
             node.reason = reason
             if reused is not None:
                 node.status, node.started_at, node.ended_at = "reused", now, now
-                node.execution_id, node.output_hash = reused
+                node.execution_id, node.output_hash, node.output_bytes = reused
                 step.outputs[name] = await self._base_output(run, name)
                 continue
             if running >= self._parallel:
@@ -421,9 +445,9 @@ class GraphRuns:
 
     async def _reuse(
         self, run: GraphRun, base: GraphRun | None, name: str, node: NodeRun
-    ) -> tuple[tuple[str | None, str | None] | None, str]:
-        """``((execution_id, output_hash), why)`` when the base run's node can stand in for this
-        one, else ``(None, why it runs)``."""
+    ) -> tuple[tuple[str | None, str | None, int] | None, str]:
+        """``((execution_id, output_hash, output_bytes), why)`` when the base run's node can
+        stand in for this one, else ``(None, why it runs)``."""
         if run.base_run is None:
             return None, "ran: no base run"
         if base is None:
@@ -443,7 +467,7 @@ class GraphRuns:
         if not await self._kv_has(_output_key(base.tenant, base.run_id, name)):
             return None, "ran: the base run's output is gone"
         return (
-            (was.execution_id, was.output_hash),
+            (was.execution_id, was.output_hash, was.output_bytes),
             f"reused: same function version and input as in run {base.run_id}",
         )
 
@@ -555,6 +579,7 @@ def _note(node: NodeRun, record: ExecutionRecord, outputs: dict[str, Any], name:
     if status == "completed":
         node.status, node.ended_at = "completed", record.ended_at
         node.output_hash = _hash(record.output)
+        node.output_bytes = len(orjson.dumps(record.output))
         outputs[name] = record.output
     elif status in ("failed", "timeout", "cancelled"):
         node.status, node.ended_at = "failed", record.ended_at
@@ -566,7 +591,15 @@ def _note(node: NodeRun, record: ExecutionRecord, outputs: dict[str, Any], name:
 async def _settle(run: GraphRun, graph: Graph, outputs: _Outputs) -> None:
     """The run's status from its nodes' (and its output, once every node is done)."""
     statuses = [node.status for node in run.nodes.values()]
-    if all(status in DONE for status in statuses):
+    size = sum(node.output_bytes for node in run.nodes.values())
+    if all(status in DONE for status in statuses) and size > MAX_SCOPE_BYTES:
+        _end(
+            run,
+            "failed",
+            error=f"output: the nodes' outputs are {size} bytes together; "
+            f"the run's output mapping reads at most {MAX_SCOPE_BYTES}",
+        )
+    elif all(status in DONE for status in statuses):
         scope: dict[str, Any] = {"input": run.input}
         for name in graph.nodes:
             scope[name] = await outputs.get(name)

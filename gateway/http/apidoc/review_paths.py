@@ -99,4 +99,11 @@ def review_paths() -> dict[str, Any]:
                 {"description": "The page", "content": {"text/html": {}}},
             )
         },
+        "/ui/run": {
+            "get": op(
+                "The graph run page (HTML; ?graph=ID&run=RUN_ID; its calls carry the key)",
+                None,
+                {"description": "The page", "content": {"text/html": {}}},
+            )
+        },
     }

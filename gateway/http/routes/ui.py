@@ -1,5 +1,5 @@
-"""The reviewer page: static files, no build step. Public: the page holds no data; its calls to
-the API carry the reviewer's key.
+"""The reviewer page and the graph run page: static files, no build step. Public: the pages hold
+no data; their calls to the API carry the signed-in key.
 
 Every answer under ``/ui`` carries a strict Content-Security-Policy (scripts, styles and API calls
 from this origin only, no inline code, never framed) and the headers that go with it: the page
@@ -31,12 +31,19 @@ async def page(request: web.Request) -> web.FileResponse:
     return web.FileResponse(STATIC / "index.html")
 
 
+@routes.get("/ui/run")
+async def run_page(request: web.Request) -> web.FileResponse:
+    """``/ui/run?graph=ID&run=RUN_ID``: a graph run drawn as its nodes and edges, refreshed while
+    it runs."""
+    return web.FileResponse(STATIC / "run.html")
+
+
 async def _to_page(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound("/ui/")
 
 
 def add_static(app: web.Application) -> None:
-    """The page's files, the ``/ui`` redirect, and the headers on every answer under ``/ui``."""
+    """The pages' files, the ``/ui`` redirect, and the headers on every answer under ``/ui``."""
     app.router.add_static("/ui/static/", STATIC)
     app.router.add_get("/ui", _to_page)
     app.on_response_prepare.append(_protect)
