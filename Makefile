@@ -51,6 +51,7 @@ wrk:
 bench: $(VENV)/.test-deps wrk
 	$(BIN)/python bench/run.py
 	$(BIN)/python bench/workqueue.py
+	$(BIN)/python bench/graphs.py
 
 lint: $(VENV)/.test-deps
 	$(BIN)/ruff check .

@@ -158,7 +158,8 @@ class GraphRuns:
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._inbox: dict[str, dict[str, ExecutionRecord]] = {}
         self._failed_starts: dict[str, str] = {}
-        self._changed: dict[str, asyncio.Event] = {}
+        self._waiters: dict[str, _Waiter] = {}
+        self._decoded: LRUCache[str, tuple[bytes, GraphRun]] = LRUCache(maxsize=256)
         self._ended: LRUCache[str, GraphRun] = LRUCache(maxsize=64)  # base runs, which never change
         self._background = Periodic("graph runs")
 
@@ -235,21 +236,25 @@ class GraphRuns:
         return shown
 
     async def wait(self, tenant: str, run_id: str, timeout_s: float) -> GraphRun:
-        """The run once it has ended or waits for a person, or as it is after ``timeout_s``."""
+        """The run once it has ended or waits for a person, or as it is after ``timeout_s``.
+        A step in this process says what the run's status became (no read, no decode while it
+        is still running); a step on another instance is seen by reading, every
+        ``WAIT_POLL_S``."""
         deadline = time.monotonic() + timeout_s
-        changed = self._changed.setdefault(run_id, asyncio.Event())
+        waiter = self._waiters.setdefault(run_id, _Waiter())
         try:
-            while True:
-                changed.clear()
-                run = await self.get(tenant, run_id)
+            run = await self.get(tenant, run_id)
+            while run.status == "running" and time.monotonic() < deadline:
+                waiter.changed.clear()
                 left = deadline - time.monotonic()
-                if run.status != "running" or left <= 0:
-                    return run
-                # a step in this process sets it; one on another instance is seen by reading
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), min(left, WAIT_POLL_S))
+                    await asyncio.wait_for(waiter.changed.wait(), min(left, WAIT_POLL_S))
+                if waiter.changed.is_set() and waiter.status == "running":
+                    continue
+                run = await self.get(tenant, run_id)
+            return run
         finally:
-            self._changed.pop(run_id, None)
+            self._waiters.pop(run_id, None)
 
     async def cancel(self, tenant: str, run_id: str, principal: Principal) -> GraphRun:
         """End a run: its pending nodes are skipped, the executions of its running ones are
@@ -276,7 +281,7 @@ class GraphRuns:
             run.status, run.ended_at, run.error = "cancelled", now, "cancelled by request"
             if await self._kv.compare_and_set(key, raw, run.encode()):
                 break
-        self._notify(run_id)
+        self._notify(run)
         for execution_id in live:
             record = await self._records.get(execution_id) if execution_id else None
             if record is not None and record.ended_at is None and self._cancel is not None:
@@ -342,7 +347,7 @@ class GraphRuns:
             raw = await self._kv.get(key)
             if raw is None:
                 return None
-            run = GraphRun.decode(raw)
+            run = self._decode(run_id, raw)
             if run.status in RUN_FINAL:
                 return run
             graph = await self._graphs.find(tenant, run.graph_id, run.graph_uid, run.version)
@@ -354,12 +359,15 @@ class GraphRuns:
                 await self._progress(run, graph, step)
             new = run.encode()
             if new == raw:
+                self._decoded[run_id] = (raw, run)
                 return run
             for name, output in step.outputs.items():
                 await self._kv.set(_output_key(tenant, run_id, name), orjson.dumps(output))
             if not await self._kv.compare_and_set(key, raw, new):
                 continue  # another instance stepped it meanwhile: again, from what it wrote
-            self._notify(run_id)
+            if run.status not in RUN_FINAL:
+                self._decoded[run_id] = (new, run)
+            self._notify(run)
             if step.start and await self._queue_nodes(run, step.start):
                 continue  # some could not start: record why
             return run
@@ -405,6 +413,12 @@ class GraphRuns:
                 continue
             if not all(run.nodes[need].status in DONE for need in spec.needs):
                 continue
+            # ready: its input is worked out (and compared with the base run) once; a node that
+            # must run and finds no free slot waits, and is looked at again when one frees
+            decided = node.input_hash is not None
+            full = running >= self._parallel
+            if full and not again and (decided or base is None):
+                continue
             size = sum(run.nodes[need].output_bytes for need in spec.needs)
             if size > MAX_SCOPE_BYTES:
                 node.status, node.ended_at = "failed", now
@@ -424,18 +438,19 @@ class GraphRuns:
                 node.status, node.ended_at = "failed", now
                 node.error = f"function {node.function_id!r} not found"
                 continue
-            node.input_hash = _hash(value)
             if again:
                 node.started_at = now
                 step.start[name] = value
                 continue
-            reused, reason = await self._reuse(run, base, name, node)
-            node.reason = reason
-            if reused is not None:
-                node.status, node.started_at, node.ended_at = "reused", now, now
-                node.execution_id, node.output_hash, node.output_bytes = reused
-                step.outputs[name] = await self._base_output(run, name)
-                continue
+            if not decided:
+                node.input_hash = _hash(value)
+                reused, reason = await self._reuse(run, base, name, node)
+                node.reason = reason
+                if reused is not None:
+                    node.status, node.started_at, node.ended_at = "reused", now, now
+                    node.execution_id, node.output_hash, node.output_bytes = reused
+                    step.outputs[name] = await self._base_output(run, name)
+                    continue
             if running >= self._parallel:
                 continue
             running += 1
@@ -549,10 +564,27 @@ class GraphRuns:
         except WorkQueueFull as exc:
             raise refused(exc, run.tenant, self._tenant_share) from None
 
-    def _notify(self, run_id: str) -> None:
-        changed = self._changed.get(run_id)
-        if changed is not None:
-            changed.set()
+    def _decode(self, run_id: str, raw: bytes) -> GraphRun:
+        """The run record as this process last wrote it, when nothing changed it since (a wide
+        run's record is hundreds of KB, and its steps come one after another); else decoded."""
+        cached = self._decoded.pop(run_id, None)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        return GraphRun.decode(raw)
+
+    def _notify(self, run: GraphRun) -> None:
+        waiter = self._waiters.get(run.run_id)
+        if waiter is not None:
+            waiter.status = run.status
+            waiter.changed.set()
+
+
+@dataclass(slots=True)
+class _Waiter:
+    """A sync ``POST /graphs/{id}/runs`` waiting for its run: the status the last step left."""
+
+    status: str = "running"
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class _Outputs:
@@ -601,7 +633,7 @@ async def _settle(run: GraphRun, graph: Graph, outputs: _Outputs) -> None:
         )
     elif all(status in DONE for status in statuses):
         scope: dict[str, Any] = {"input": run.input}
-        for name in graph.nodes:
+        for name in graph.sinks if graph.output.is_default else graph.nodes:
             scope[name] = await outputs.get(name)
         default = {name: scope[name] for name in graph.sinks}
         try:
