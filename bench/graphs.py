@@ -46,7 +46,16 @@ import aiohttp
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import EXAMPLES, ROOT, cpu_snapshot, cpu_spent, deploy, gateway_mains
+from run import (
+    EXAMPLES,
+    ROOT,
+    completed_calls,
+    cpu_snapshot,
+    cpu_spent,
+    deploy,
+    gateway_mains,
+    save_result,
+)
 
 sys.path.insert(0, str(ROOT))
 from plugins.testing import TiergateServer
@@ -195,17 +204,6 @@ def sequential(server: TiergateServer, api: httpx.Client, calls: int) -> dict[st
     }
 
 
-def _completed(api: httpx.Client) -> float:
-    for line in api.get("/metrics").text.splitlines():
-        if (
-            line.startswith("tiergate_invocations_total{")
-            and 'function="echo"' in line
-            and 'status="completed"' in line
-        ):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 async def _fire(server: TiergateServer, calls: int, clients: int) -> None:
     auth = {"Authorization": f"Bearer {server.admin_key}", "Content-Type": "application/json"}
     connector = aiohttp.TCPConnector(limit=clients)
@@ -226,12 +224,12 @@ async def _fire(server: TiergateServer, calls: int, clients: int) -> None:
 def concurrent(server: TiergateServer, api: httpx.Client, calls: int) -> dict[str, Any]:
     """``calls`` async invokes by ``PARALLEL`` clients, timed until the last one completed."""
     mains = gateway_mains(server)
-    done_before = _completed(api)
+    done_before = completed_calls(api)
     before = cpu_snapshot(mains)
     started = time.perf_counter()
     asyncio.run(_fire(server, calls, PARALLEL))
     accepted_s = time.perf_counter() - started
-    while _completed(api) < done_before + calls:
+    while completed_calls(api) < done_before + calls:
         time.sleep(0.02)
     wall_s = time.perf_counter() - started
     after = cpu_snapshot(mains)
@@ -397,6 +395,11 @@ def report(result: dict[str, Any]) -> None:
         p50, low, high = found
         return f"{p50:.{digits}f} ({low:.{digits}f}-{high:.{digits}f})"
 
+    def print_rows(*rows: tuple[str, str, str, int]) -> None:
+        for label, part, key, digits in rows:
+            base = part + "_baseline"
+            print(f"{label:34} {cell(part, key, digits):>28} {cell(base, key, digits):>28}")
+
     print("\ndependency graphs (wasm core echo, embedded SQLite), p50 (min-max) of the runs")
     print(f"{'':34} {'graph':>28} {'baseline':>28}")
     rows = (
@@ -409,16 +412,14 @@ def report(result: dict[str, Any]) -> None:
         ("chain: CPU event loop us/node", "chain", "loop_us", 0),
         ("chain: CPU workers us/node", "chain", "workers_us", 0),
     )
-    for label, part, key, digits in rows:
-        base = part + "_baseline"
-        print(f"{label:34} {cell(part, key, digits):>28} {cell(base, key, digits):>28}")
+    print_rows(*rows)
     polls = summary["chain_baseline"].get("polls_per_execution")
     if polls:
         print(
             f"  (baseline: {polls[0]:.1f} polls per execution; one GET /executions costs "
             f"{result.get('get_execution_cpu_us', float('nan')):.0f} us of CPU)"
         )
-    rows = (
+    print_rows(
         ("wide: wall ms (1000 nodes)", "wide", "wall_ms", 0),
         ("wide: nodes/s", "wide", "nodes_per_s", 0),
         ("wide: queue ms/node", "wide", "queue_per_node_ms", 2),
@@ -426,9 +427,6 @@ def report(result: dict[str, Any]) -> None:
         ("wide: CPU event loop us/node", "wide", "loop_us", 0),
         ("wide: CPU workers us/node", "wide", "workers_us", 0),
     )
-    for label, part, key, digits in rows:
-        base = part + "_baseline"
-        print(f"{label:34} {cell(part, key, digits):>28} {cell(base, key, digits):>28}")
     for part in ("chain", "wide"):
         if summary[part]["failed_runs"]:
             print(f"{part}: {summary[part]['failed_runs']} run(s) did not complete:")
@@ -451,9 +449,7 @@ def report(result: dict[str, Any]) -> None:
             print(f"server log ({key}), warnings and errors:")
             for line in result[key]:
                 print(f"  {line}")
-    out = ROOT / "bench" / "results"
-    out.mkdir(exist_ok=True)
-    (out / "graphs.json").write_text(json.dumps(result, indent=2))
+    save_result("graphs.json", result)
 
 
 def _commit() -> str:

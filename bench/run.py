@@ -409,9 +409,26 @@ def report(result: dict) -> None:
     print("\ncold start (first call after a restart, minus a warm call), median:")
     for label, ms in result["cold_start_extra_ms"].items():
         print(f"  {label:24} +{ms:.2f} ms")
+    save_result("latest.json", result)
+
+
+def save_result(name: str, result: dict[str, object]) -> None:
+    """Under ``bench/results/`` (not committed)."""
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / "latest.json").write_text(json.dumps(result, indent=2))
+    (out / name).write_text(json.dumps(result, indent=2))
+
+
+def completed_calls(api: httpx.Client, function: str = "echo") -> float:
+    """How many calls of ``function`` ended ``completed``, from ``/metrics``."""
+    for line in api.get("/metrics").text.splitlines():
+        if (
+            line.startswith("tiergate_invocations_total{")
+            and f'function="{function}"' in line
+            and 'status="completed"' in line
+        ):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 def main() -> None:

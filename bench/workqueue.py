@@ -28,10 +28,9 @@ import time
 from pathlib import Path
 
 import aiohttp
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import EXAMPLES, ROOT
+from run import EXAMPLES, ROOT, completed_calls
 
 sys.path.insert(0, str(ROOT))
 from plugins.testing import TiergateServer, free_port
@@ -62,24 +61,13 @@ async def _fire(server: TiergateServer, headers: dict[str, str], calls: int) -> 
         return time.perf_counter() - started
 
 
-def _completed(api: httpx.Client) -> float:
-    for line in api.get("/metrics").text.splitlines():
-        if (
-            line.startswith("tiergate_invocations_total{")
-            and 'function="echo"' in line
-            and 'status="completed"' in line
-        ):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
 def throughput(server: TiergateServer) -> dict[str, float]:
     with server.client() as api:
         sync_s = asyncio.run(_fire(server, {}, ASYNC_CALLS))
-        before = _completed(api)
+        before = completed_calls(api)
         started = time.perf_counter()
         accept_s = asyncio.run(_fire(server, {"Prefer": "respond-async"}, ASYNC_CALLS))
-        while _completed(api) < before + ASYNC_CALLS:
+        while completed_calls(api) < before + ASYNC_CALLS:
             time.sleep(0.02)
         done_s = time.perf_counter() - started
     return {
