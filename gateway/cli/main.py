@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from gateway.cli import compose_commands
+from gateway.cli import compose_commands, graph_commands
 from gateway.cli.client import ClientError, environ
 from gateway.cli.commands import register_client_commands, render_table
 from gateway.functions.runtimes import runtime_registry, sandbox, worker_budget
@@ -115,7 +115,7 @@ def runtimes() -> None:
 
 
 def build_cli() -> click.Group:
-    register_client_commands(cli, *compose_commands.COMMANDS)
+    register_client_commands(cli, *compose_commands.COMMANDS, *graph_commands.COMMANDS)
     try:
         pm, _ = create_plugin_manager()
         pm.hook.tiergate_register_commands(cli=cli)

@@ -471,7 +471,7 @@ class GraphRuns:
         if was is None:
             return None, "ran: the base run has no such node"
         if was.status not in DONE:
-            return None, f"ran: in the base run it ended {was.status}"
+            return None, f"ran: in the base run it was {was.status}"
         if (was.function_id, was.version) != (node.function_id, node.version):
             return None, (
                 f"ran: function changed ({was.function_id}@{was.version} → "
