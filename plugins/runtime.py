@@ -102,7 +102,13 @@ class FunctionInfo:
 
 @dataclass(frozen=True, slots=True)
 class Call:
-    """One invocation of loaded code. ``deadline`` is a ``time.monotonic()`` instant."""
+    """One invocation of loaded code. ``deadline`` is a ``time.monotonic()`` instant.
+
+    ``caller`` is who asked for it: ``{"key_id", "tenant", "roles"}`` of an API key, or the
+    ``cause`` of work the gateway started (``{"kind": "event", "event_id"}``, a chain's, a
+    schedule's, a graph node's). ``custom`` is the caller's ``X-Tiergate-Context`` header, as
+    JSON (``None`` without one). A runtime hands both to the code as it can (the Python runtime:
+    ``context.caller``, ``context.custom``)."""
 
     input: bytes
     execution_id: str
@@ -112,6 +118,8 @@ class Call:
     limits: Limits
     env: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)
+    caller: Mapping[str, Any] = field(default_factory=dict)
+    custom: Any = None
 
     def remaining_s(self) -> float:
         return max(0.0, self.deadline - time.monotonic())

@@ -33,6 +33,8 @@ class Invocation:
     tenant: str
     depth: int = 0
     secrets: Mapping[str, str] = field(default_factory=dict)
+    caller: Mapping[str, Any] = field(default_factory=dict)
+    custom: Any = None
     attempts: list[Attempt] = field(default_factory=list)
     logs: list[LogEntry] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)

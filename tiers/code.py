@@ -31,6 +31,8 @@ class CodeTier(Tier):
             limits=fn.limits,
             env=fn.env,
             secrets=inv.secrets,
+            caller=inv.caller,
+            custom=inv.custom,
         )
         result = await fn.runtime.invoke(fn.handle, call)
         return TierResult(output=result.output, logs=result.logs)

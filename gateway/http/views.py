@@ -64,6 +64,10 @@ def execution_body(record: ExecutionRecord, *, full: bool = True) -> dict[str, A
     body["started_at"] = iso(record.started_at)
     body["ended_at"] = iso(record.ended_at)
     body["cause"] = record.cause or {"kind": "invoke"}
+    if record.caller is not None:
+        body["caller"] = record.caller
+    if record.custom is not None:
+        body["custom"] = record.custom
     body["children"] = record.children
     body["retries"] = record.retries
     if record.next_attempt_at is not None:

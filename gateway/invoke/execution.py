@@ -131,6 +131,8 @@ class ExecutionRecord:
     callback: dict[str, Any] | None = None
     follow_errors: list[dict[str, str]] = field(default_factory=list)
     followed: str | None = None  # the status whose follow-ups are all queued
+    caller: dict[str, Any] | None = None  # the API key that asked for it (None: see ``cause``)
+    custom: Any = None  # the caller's X-Tiergate-Context
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ExecutionRecord:

@@ -15,11 +15,13 @@ import orjson
 from gateway.errors import REPORTED, BadRequest, ExecutionCancelled, InvalidInput, NotFound
 from gateway.functions.registry import FunctionRef
 from gateway.ids import new_id, new_trace_id, process_id
+from gateway.times import iso
 from gateway.invoke.admission import Admission
 from gateway.invoke.execution import ExecutionRecord, FinalStatus, log_lines
 from gateway.invoke.finish import Finisher
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
+from gateway.invoke.result_cache import ResultCache, cache_key
 from plugins.errors import QueueFull
 from tiers.base import AwaitingHuman, Invocation
 from tiers.engine import CascadeEngine, CascadeOptions
@@ -37,15 +39,19 @@ class InvokeOptions:
     depth: int = 0
     callback_url: str | None = None
     never_human: bool = False
+    caller: dict[str, Any] | None = None
+    custom: Any = None
 
 
 @dataclass(slots=True)
 class Prepared:
-    """A call ready to run: its invocation, cascade options and pending record."""
+    """A call ready to run: its invocation, cascade options and pending record; ``cache_key``
+    where its result may come from (and go to) the result cache."""
 
     inv: Invocation
     cascade: CascadeOptions
     record: ExecutionRecord
+    cache_key: str | None = None
 
 
 @dataclass
@@ -66,6 +72,7 @@ class Invoker:
         finisher: Finisher,
         *,
         record_input_bytes: int,
+        result_cache: ResultCache | None = None,
     ) -> None:
         self._loader = loader
         self._admission = admission
@@ -74,6 +81,7 @@ class Invoker:
         self._resolve_secrets = resolve_secrets
         self._finisher = finisher
         self._record_input_bytes = record_input_bytes
+        self._cache = result_cache
         self._owner = process_id()
         self._closing = False
         self._running: dict[str, _Running] = {}
@@ -84,6 +92,8 @@ class Invoker:
         """Run a call here and now; returns its finished record (or the record waiting for a
         person). Asynchronous calls are accepted by ``gateway.compose`` from ``prepare``."""
         prepared = await self.prepare(tenant, ref, body, options)
+        if prepared.cache_key is not None:
+            return await self._execute_cached(prepared)
         return await self._execute(prepared.inv, prepared.cascade, prepared.record)
 
     async def prepare(
@@ -99,9 +109,20 @@ class Invoker:
             cascade = dataclasses.replace(cascade, skip_tiers=cascade.skip_tiers | {"human"})
         record = self._new_record(fn, body, value, options, cache_hit)
         inv = Invocation(
-            fn, body, value, record.execution_id, record.trace_id, tenant, depth=options.depth
+            fn,
+            body,
+            value,
+            record.execution_id,
+            record.trace_id,
+            tenant,
+            depth=options.depth,
+            caller=_caller(record),
+            custom=record.custom,
         )
-        return Prepared(inv, cascade, record)
+        prepared = Prepared(inv, cascade, record)
+        if fn.result_cache is not None:
+            self._consult_cache(prepared, options.overrides)
+        return prepared
 
     async def resume(
         self, record: ExecutionRecord, body: bytes, overrides: Mapping[str, Any]
@@ -115,12 +136,51 @@ class Invoker:
         inv = Invocation(
             fn, body, value, record.execution_id, record.trace_id, record.tenant,
             attempts=list(record.attempts),
+            caller=_caller(record),
+            custom=record.custom,
         )
-        return Prepared(inv, _cascade_options(fn, overrides), record)
+        prepared = Prepared(inv, _cascade_options(fn, overrides), record)
+        if fn.result_cache is not None:
+            self._consult_cache(prepared, overrides)
+        return prepared
 
     async def execute(self, prepared: Prepared) -> ExecutionRecord:
         """Run a prepared call to its end (or to a person's task)."""
+        if prepared.cache_key is not None:
+            return await self._execute_cached(prepared)
         return await self._execute(prepared.inv, prepared.cascade, prepared.record)
+
+    def _consult_cache(self, prepared: Prepared, overrides: Mapping[str, Any]) -> None:
+        """A version with ``cache``: the call looks in the result cache, unless the caller
+        overrode the cascade (a caller asking for other tiers wants them to run)."""
+        prepared.record.cache_hit_result = False
+        if not overrides and self._cache is not None:
+            prepared.cache_key = cache_key(prepared.inv.fn, prepared.inv.input)
+
+    async def _execute_cached(self, prepared: Prepared) -> ExecutionRecord:
+        """Answer from the result cache when it holds this input's result: the execution ends
+        ``completed`` with that output and runs no tier. Otherwise run it, and keep its result
+        when the code tier produced it (the other tiers' outputs are not deterministic)."""
+        inv, record, key = prepared.inv, prepared.record, prepared.cache_key
+        policy, cache = inv.fn.result_cache, self._cache
+        assert key is not None and policy is not None and cache is not None
+        inv.started = time.monotonic()
+        hit = await cache.get(key, policy)
+        if hit is not None:
+            record.cache_hit_result = True
+            source = {"execution_id": hit.execution_id, "stored_at": iso(hit.stored_at)}
+            return self._finisher.finish(
+                record,
+                "completed",
+                run=inv,
+                tier=hit.tier,
+                output=hit.output,
+                details={"result_cache": source},
+            )
+        record = await self._execute(inv, prepared.cascade, record)
+        if record.status == "completed" and record.tier == "code":
+            await cache.put(key, policy, record)
+        return record
 
     async def _execute(
         self, inv: Invocation, cascade: CascadeOptions, record: ExecutionRecord
@@ -213,6 +273,8 @@ class Invoker:
             cache_hit=cache_hit,
             callback_url=options.callback_url,
             owner=self._owner,
+            caller=options.caller,
+            custom=options.custom,
         )
 
     async def load_tool(self, tenant: str, function_id: str) -> LoadedFunction | None:
@@ -285,3 +347,8 @@ def _cascade_options(fn: LoadedFunction, overrides: Mapping[str, Any]) -> Cascad
         return CascadeOptions.merge(fn.cascade, overrides)
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"invalid cascade options: {exc}") from None
+
+
+def _caller(record: ExecutionRecord) -> dict[str, Any]:
+    """Who the code is told asked for the call: the API key, else what started it."""
+    return record.caller or record.cause or {"kind": "invoke"}

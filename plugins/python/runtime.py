@@ -155,6 +155,8 @@ class PythonRuntime(Runtime[LoadedPython]):
             call.trace_id,
             time.time() + call.remaining_s(),
             dict(call.secrets),
+            dict(call.caller),
+            call.custom,
         ]
         frame = await loaded.pool.call(meta, call.input, call.deadline)
         logs = tuple(LogEntry(*entry) for entry in frame.meta[-1])

@@ -2,7 +2,8 @@
 FUNCTION_ID CODE_PATH MEMORY_MB TMP_MB MAX_OUTPUT_BYTES READ_FD WRITE_FD``.
 
 It imports the function's code once, then answers call frames one at a time: ``meta`` is
-``[execution_id, trace_id, deadline (Unix time), secrets]``, ``data`` the input JSON. The answer
+``[execution_id, trace_id, deadline (Unix time), secrets, caller, custom]``, ``data`` the input
+JSON. The answer
 is ``["ok", logs]`` with the output JSON, or ``[status, message, logs]`` with status ``failed`` or
 ``too_large`` (the output passed ``MAX_OUTPUT_BYTES``). ``print`` output and ``logging`` records
 become log entries within the log caps (``plugins.logs``); an exception's traceback is logged on
@@ -39,11 +40,15 @@ class Context:
         trace_id: str,
         secrets: dict[str, str],
         deadline: float,
+        caller: dict[str, Any],
+        custom: Any,
     ) -> None:
         self.function_id = function_id
         self.execution_id = execution_id
         self.trace_id = trace_id
         self.secrets = secrets
+        self.caller = caller
+        self.custom = custom
         self._deadline = deadline
 
     def remaining_time_ms(self) -> int:
@@ -127,8 +132,10 @@ class Function:
         logs = _CallLogs()
         if self.import_error:
             return ["failed", self.import_error, logs.close()], b""
-        execution_id, trace_id, deadline, secrets = meta
-        context = Context(self.function_id, execution_id, trace_id, secrets, deadline)
+        execution_id, trace_id, deadline, secrets, caller, custom = meta
+        context = Context(
+            self.function_id, execution_id, trace_id, secrets, deadline, caller, custom
+        )
         self.capture.logs = logs
         stdout, stderr = sys.stdout, sys.stderr
         sys.stdout, sys.stderr = _Stream("stdout", logs), _Stream("stderr", logs)

@@ -52,6 +52,13 @@ def core_paths() -> dict[str, Any]:
         ),
         IDEMPOTENCY_KEY,
         param("traceparent", "header", {"type": "string"}, "W3C trace context, propagated."),
+        param(
+            "X-Tiergate-Context",
+            "header",
+            {"type": "string", "maxLength": 4096},
+            "JSON passed through to the code (Python: `context.custom`) and kept on the "
+            "execution as `custom`.",
+        ),
     ]
     logs_params = [
         ID,

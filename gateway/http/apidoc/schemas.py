@@ -163,6 +163,17 @@ def schemas() -> dict[str, Any]:
                     },
                 },
                 "cause": cause,
+                "caller": {
+                    "type": "object",
+                    "description": "The API key that asked for it (absent for work the gateway "
+                    "started: see cause)",
+                    "properties": {
+                        "key_id": {"type": "string"},
+                        "tenant": {"type": "string"},
+                        "roles": {"type": "array", "items": {"type": "string"}},
+                    },
+                },
+                "custom": {"description": "The caller's X-Tiergate-Context header, as JSON"},
                 "children": {"type": "array", "items": {"type": "string"}},
                 "retries": {"type": "integer"},
                 "next_attempt_at": {"type": "string", "format": "date-time"},

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from gateway.errors import BadRequest
@@ -20,6 +21,7 @@ routes = web.RouteTableDef()
 
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-([0-9a-f]{2})$")
 TIERS = ("code", "generative", "agentic", "human")
+MAX_CUSTOM_BYTES = 4096
 
 
 @routes.post("/invoke/{ref}")
@@ -37,6 +39,12 @@ async def invoke(request: web.Request) -> web.Response:
         respond_async=prefer is not None and wants_async(prefer),
         trace_id=trace_id,
         callback_url=await svc.callbacks.check(callback) if callback else None,
+        caller={
+            "key_id": principal.key_id,
+            "tenant": principal.tenant,
+            "roles": sorted(principal.roles),
+        },
+        custom=_custom(request.headers.get("X-Tiergate-Context")),
     )
     body = await request.read()
     key = request.headers.get("Idempotency-Key")
@@ -71,6 +79,21 @@ async def _accept(
     if options.respond_async:
         return await svc.durable.enqueue(prepared, options.overrides)
     return await svc.invoker.execute(prepared)
+
+
+def _custom(header: str | None) -> Any:
+    """``X-Tiergate-Context``: JSON the caller passes through to the code (``context.custom``),
+    kept on the record with the execution, so bounded."""
+    if header is None:
+        return None
+    if len(header) > MAX_CUSTOM_BYTES:
+        raise BadRequest(
+            f"X-Tiergate-Context is {len(header)} bytes; at most {MAX_CUSTOM_BYTES} are allowed"
+        )
+    try:
+        return orjson.loads(header)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"X-Tiergate-Context is not valid JSON: {exc}") from None
 
 
 def wants_async(prefer: str) -> bool:
