@@ -129,6 +129,13 @@ class VersionNotFound(NotFound):
     title = "Version not found"
 
 
+class AliasNotFound(NotFound):
+    """``id:alias`` or ``/functions/{id}/aliases/{name}`` naming an alias the function lacks."""
+
+    code = "alias_not_found"
+    title = "Alias not found"
+
+
 class ExecutionNotFound(NotFound):
     code = "execution_not_found"
     title = "Execution not found"

@@ -25,6 +25,8 @@ from .logs import LogBudget, cap_entries
 from .runtime import (
     Artifact,
     Call,
+    CallFunction,
+    CallRefused,
     CallResult,
     FunctionInfo,
     Limits,
@@ -50,6 +52,8 @@ __all__ = [
     "Artifact",
     "BadOutput",
     "Call",
+    "CallFunction",
+    "CallRefused",
     "CallResult",
     "CompileError",
     "FunctionCrashed",

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Literal, NamedTuple, TypeVar
@@ -100,6 +100,22 @@ class FunctionInfo:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
+class CallRefused(Exception):
+    """A function's call of another function (``Call.invoke``) was refused or failed; ``code``
+    and ``detail`` are the API's (``function_not_found``, ``call_too_deep``, ``cascade_exhausted``…)
+    for the runtime to hand to the code."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
+
+
+CallFunction = Callable[[str, bytes], Awaitable[bytes]]
+"""``invoke(ref, input_json) -> output_json``: another function of the same tenant ("id" or
+"id@version"), called through the gateway's own invoke path; raises ``CallRefused``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     """One invocation of loaded code. ``deadline`` is a ``time.monotonic()`` instant.
@@ -108,7 +124,8 @@ class Call:
     ``cause`` of work the gateway started (``{"kind": "event", "event_id"}``, a chain's, a
     schedule's, a graph node's). ``custom`` is the caller's ``X-Tiergate-Context`` header, as
     JSON (``None`` without one). A runtime hands both to the code as it can (the Python runtime:
-    ``context.caller``, ``context.custom``)."""
+    ``context.caller``, ``context.custom``). ``invoke`` calls another function from the code
+    (the Python runtime: ``context.invoke``); ``None`` where the gateway offers no such calls."""
 
     input: bytes
     execution_id: str
@@ -120,6 +137,7 @@ class Call:
     secrets: Mapping[str, str] = field(default_factory=dict)
     caller: Mapping[str, Any] = field(default_factory=dict)
     custom: Any = None
+    invoke: CallFunction | None = None
 
     def remaining_s(self) -> float:
         return max(0.0, self.deadline - time.monotonic())

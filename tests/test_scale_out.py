@@ -81,6 +81,36 @@ def test_redeploy_rollback_and_delete_reach_the_other_within_a_second(pair):
     assert_problem(b.post(f"/invoke/{fn}@1", json={}), 404, "function_not_found")
 
 
+def test_an_alias_moved_on_one_is_followed_by_the_other_within_a_second(pair):
+    a, b = pair
+    fn = unique("aliased")
+    deploy(a, fn, example("echo.wat"))
+    deploy(a, fn, example("hello.wat"))
+    created = a.put(f"/functions/{fn}/aliases/prod", json={"version": 1})
+    assert created.status_code == 201, created.text
+    # b never heard of the alias: it looks again rather than refusing a call it cannot place.
+    first = b.post(f"/invoke/{fn}:prod", json={"x": 1})
+    assert first.status_code == 200, first.text
+    assert (first.json()["version"], first.json()["output"]) == (1, {"x": 1})
+    warm = b.post(f"/invoke/{fn}:prod", json={"x": 1}).json()
+    assert warm["version"] == 1 and warm["metrics"]["cache_hit"] is True
+
+    assert a.put(f"/functions/{fn}/aliases/prod", json={"version": 2}).status_code == 200
+    eventually(lambda: b.post(f"/invoke/{fn}:prod", json={}).json()["version"] == 2,
+               timeout=1.0, interval=0.02)
+    assert b.get(f"/functions/{fn}/aliases/prod").json()["version"] == 2
+    # Moving an alias keeps b's loaded versions warm.
+    assert b.post(f"/invoke/{fn}@1", json={}).json()["metrics"]["cache_hit"] is True
+
+    assert a.put(f"/functions/{fn}/aliases/prod", json={"version": 1}).status_code == 200
+    eventually(lambda: b.post(f"/invoke/{fn}:prod", json={}).json()["version"] == 1,
+               timeout=1.0, interval=0.02)
+    assert a.delete(f"/functions/{fn}/aliases/prod").status_code == 204
+    eventually(lambda: b.post(f"/invoke/{fn}:prod", json={}).status_code == 404,
+               timeout=1.0, interval=0.02)
+    assert_problem(b.post(f"/invoke/{fn}:prod", json={}), 404, "alias_not_found")
+
+
 def test_a_function_deleted_and_created_again_is_not_served_from_the_old_cache(pair):
     a, b = pair
     fn = unique("again")
@@ -243,6 +273,32 @@ def test_a_lost_event_is_caught_by_the_version_check(pair, stores, tiergate_fact
     kv.set(key, json.dumps({**record, "latest_version": 1}))
     back = eventually(lambda: (r := c.post(f"/invoke/{fn}", json={})).json()["version"] == 1 and r,
                       timeout=3)
+    assert back.json()["output"] == {"message": "hello from wasm"}
+    c.close()
+
+
+def test_an_alias_moved_without_an_event_is_caught_by_the_version_check(
+    pair, stores, tiergate_factory
+):
+    import redis
+
+    a, _ = pair
+    c = tiergate_factory({**stores, "TIERGATE_VERIFY_S": "0.5"}).client()
+    fn = unique("lostalias")
+    deploy(a, fn, example("hello.wat"))
+    deploy(a, fn, example("echo.wat"))
+    assert a.put(f"/functions/{fn}/aliases/prod", json={"version": 2}).status_code == 201
+    assert c.post(f"/invoke/{fn}:prod", json={"v": 2}).json()["output"] == {"v": 2}
+    # The alias moved in the shared KV with no event told of it.
+    kv = redis.Redis.from_url(stores["TIERGATE_KV"])
+    key = f"tiergate:fn/default/{fn}"
+    record = json.loads(kv.get(key))
+    record["aliases"]["prod"]["version"] = 1
+    kv.set(key, json.dumps(record))
+    back = eventually(
+        lambda: (r := c.post(f"/invoke/{fn}:prod", json={})).json()["version"] == 1 and r,
+        timeout=3,
+    )
     assert back.json()["output"] == {"message": "hello from wasm"}
     c.close()
 

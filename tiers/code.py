@@ -1,20 +1,36 @@
-"""The code tier: the function's own code through its runtime plugin."""
+"""The code tier: the function's own code through its runtime plugin, which may call other
+functions of the tenant from the code (``Call.invoke``: the Python runtime's ``context.invoke``)
+through the gateway's own invoke path, as an agent's tools do.
+
+Such calls nest at most ``MAX_CALL_DEPTH`` deep (a function that calls itself holds a worker on
+every level while it waits), and one execution makes at most ``MAX_CALLS``.
+"""
 
 from __future__ import annotations
 
 import time
 from typing import ClassVar
 
-from plugins.runtime import Call
+import orjson
+
+from plugins.runtime import Call, CallFunction, CallRefused
 
 from .base import Invocation, Tier, TierResult
+from .errors import ToolCallFailed
 from .function import LoadedFunction
+from .ports import ToolGateway
+
+MAX_CALL_DEPTH = 4
+MAX_CALLS = 64
 
 
 class CodeTier(Tier):
     name: ClassVar[str] = "code"
     default_timeout_ms: ClassVar[int] = 30_000
     ends_by_deadline: ClassVar[bool] = True
+
+    def __init__(self, calls: ToolGateway | None = None) -> None:
+        self._calls = calls
 
     def configured(self, fn: LoadedFunction) -> bool:
         return fn.has_code
@@ -33,6 +49,34 @@ class CodeTier(Tier):
             secrets=inv.secrets,
             caller=inv.caller,
             custom=inv.custom,
+            invoke=None if self._calls is None else self._calling(inv, self._calls),
         )
         result = await fn.runtime.invoke(fn.handle, call)
         return TierResult(output=result.output, logs=result.logs)
+
+    @staticmethod
+    def _calling(inv: Invocation, calls: ToolGateway) -> CallFunction:
+        made = 0
+        cause = {"kind": "call", "execution_id": inv.execution_id}
+
+        async def invoke(ref: str, body: bytes) -> bytes:
+            nonlocal made
+            if inv.depth + 1 > MAX_CALL_DEPTH:
+                raise CallRefused(
+                    "call_too_deep", f"functions call functions at most {MAX_CALL_DEPTH} deep"
+                )
+            made += 1
+            if made > MAX_CALLS:
+                raise CallRefused(
+                    "too_many_calls",
+                    f"one execution calls other functions at most {MAX_CALLS} times",
+                )
+            try:
+                output = await calls.call_tool(
+                    inv.tenant, ref, body, inv.depth + 1, inv.trace_id, cause
+                )
+            except ToolCallFailed as exc:
+                raise CallRefused(exc.code, exc.detail) from None
+            return orjson.dumps(output)
+
+        return invoke

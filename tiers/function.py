@@ -35,6 +35,16 @@ class FunctionCounters(Protocol):
     def outcome(self, status: str, tier: str) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ResultCachePolicy:
+    """The version's ``cache`` manifest field: the gateway keeps its code tier's results
+    ``ttl_s`` seconds. ``generation`` tells this deploy of the version from an earlier one of
+    the same number (a function deleted and deployed again starts again at version 1)."""
+
+    ttl_s: int
+    generation: float
+
+
 @dataclass(eq=False)
 class LoadedFunction:
     tenant: str
@@ -51,6 +61,7 @@ class LoadedFunction:
     handle: Any = None
     slots: asyncio.Semaphore | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    result_cache: ResultCachePolicy | None = None  # None: every call runs (the common case)
 
     @property
     def has_code(self) -> bool:

@@ -8,7 +8,7 @@ nothing here imports the gateway, and nothing is looked up per call.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from .attempt import Attempt
@@ -24,11 +24,19 @@ class ToolGateway(Protocol):
         ...
 
     async def call_tool(
-        self, tenant: str, function_id: str, body: bytes, depth: int, trace_id: str
+        self,
+        tenant: str,
+        ref: str,
+        body: bytes,
+        depth: int,
+        trace_id: str,
+        cause: Mapping[str, Any] | None = None,
     ) -> Any:
-        """Invoke the function with ``body`` (JSON) through the gateway's own invoke path, never
-        reaching a human tier; returns its output value, or raises ``ToolCallFailed`` with the
-        API's error code and detail when the call is refused or fails."""
+        """Invoke the function ``ref`` (``id`` or ``id@version``) with ``body`` (JSON) through
+        the gateway's own invoke path, never reaching a human tier, its record naming ``cause``;
+        returns its output value, or raises ``ToolCallFailed`` with the API's error code and
+        detail when the call is refused or fails. (An agent's tools, and a function's
+        ``context.invoke``.)"""
         ...
 
 

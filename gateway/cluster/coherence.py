@@ -1,10 +1,11 @@
 """What events mean: changes every gateway process must act on, made here, told to the others.
 
-A service calls one method (``function_changed``, ``key_revoked``, ``rate_changed``); this
-process drops what it cached at once, and the event transport (``storage/events/``) carries the
-change to the other processes, where ``_meanings`` says what each kind of event drops there. When
-the transport cannot publish, the change itself is stored already: the loader's version check and
-the short key and rate-limit cache times bound how long another process can lag.
+A service calls one method (``function_changed``, ``aliases_changed``, ``key_revoked``,
+``rate_changed``); this process drops what it cached at once, and the event transport
+(``storage/events/``) carries the change to the other processes, where ``_meanings`` says what
+each kind of event drops there. When the transport cannot publish, the change itself is stored
+already: the loader's version check and the short key and rate-limit cache times bound how long
+another process can lag.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class Coherence:
         self._records = records
         self._meanings: dict[str, Meaning] = {
             "function.changed": lambda e: loader.invalidate(e["tenant"], e["function_id"]),
+            "function.aliases_changed": lambda e: loader.forget_pointers(
+                e["tenant"], e["function_id"]
+            ),
             "key.revoked": lambda e: keys.forget(e["key_id"]),
             "ratelimit.changed": lambda e: ratelimit.forget(e["tenant"]),
             "execution.cancel": lambda e: invoker.stop(e["execution_id"]),
@@ -65,6 +69,11 @@ class Coherence:
     async def function_changed(self, tenant: str, function_id: str) -> None:
         self._loader.invalidate(tenant, function_id)
         await self._tell("function.changed", tenant=tenant, function_id=function_id)
+
+    async def aliases_changed(self, tenant: str, function_id: str) -> None:
+        """An alias moved: its function's pointers are read again, its loaded versions stay."""
+        self._loader.forget_pointers(tenant, function_id)
+        await self._tell("function.aliases_changed", tenant=tenant, function_id=function_id)
 
     async def key_revoked(self, key_id: str) -> None:
         self._keys.forget(key_id)

@@ -172,6 +172,11 @@ def _node(name: str, spec: Any, all_nodes: dict[str, Any]) -> Node:
         ref = FunctionRef.parse(function)
     except REPORTED as exc:
         raise InvalidGraph(f"{where}.function: {exc}", field=f"{where}.function") from None
+    if ref.alias is not None:
+        raise InvalidGraph(
+            f'{where}.function: a node names "id" or "id@version", not an alias',
+            field=f"{where}.function",
+        )
     needs = spec.get("needs", [])
     if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
         raise InvalidGraph(f"{where}.needs: a list of node names", field=f"{where}.needs")

@@ -25,7 +25,7 @@ from plugins.runtime import Artifact, FunctionInfo, Runtime
 from storage.errors import StorageUnavailable
 from storage.hybrid import HybridCodeStore
 from storage.objects.base import ObjectNotFound
-from tiers.function import LoadedFunction
+from tiers.function import LoadedFunction, ResultCachePolicy
 from tiers.schemas import SchemaCheck
 
 log = logging.getLogger("tiergate.functions")
@@ -80,6 +80,8 @@ class VersionLoader:
             slots=asyncio.Semaphore(manifest.max_concurrency) if manifest.max_concurrency else None,
         )
         fn.extras["composition"] = manifest.composition  # read by the finisher and compose
+        if manifest.cache_ttl_s is not None:
+            fn.result_cache = ResultCachePolicy(manifest.cache_ttl_s, record.deployed_at)
         if runtime is not None:
             artifact = await self._artifact(record, manifest, runtime)
             info = FunctionInfo(

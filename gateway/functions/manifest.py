@@ -31,6 +31,7 @@ TIER_NAMES = ("code", "generative", "agentic", "human")
 _NAME = {"type": "string", "pattern": r"^[A-Za-z_][A-Za-z0-9_]{0,127}$"}
 MAX_TIER_RETRIES = 10
 MAX_TIER_TIMEOUT_MS = 30 * 24 * 3600 * 1000  # a review task may wait a month, no longer
+MAX_CACHE_TTL_S = 86_400
 
 
 def _per_tier(maximum: int) -> dict[str, Any]:
@@ -87,6 +88,17 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                 "fallback": {"type": "boolean"},
             },
         },
+        "cache": {
+            "type": "object",
+            "required": ["ttl_s"],
+            "additionalProperties": False,
+            "description": "Result cache for a deterministic function: a completion by the code "
+            "tier is kept ttl_s seconds, keyed by version and input, and an identical call "
+            "answers from it without running any tier (docs/api.md, Result cache)",
+            "properties": {
+                "ttl_s": {"type": "integer", "minimum": 1, "maximum": MAX_CACHE_TTL_S},
+            },
+        },
         **COMPOSITION_SCHEMA,
     },
 }
@@ -122,6 +134,7 @@ class Manifest:
     options: Mapping[str, Any] = field(default_factory=dict)
     raw: Mapping[str, Any] = field(default_factory=dict)
     composition: Composition = field(default_factory=Composition)
+    cache_ttl_s: int | None = None
 
 
 def check_function_id(value: Any) -> str:
@@ -153,6 +166,8 @@ def parse_manifest(
     if not isinstance(data, dict):
         raise InvalidManifest("the manifest must be a JSON object", field="(manifest)")
     check_function_id(data.get("id"))
+    if "cache" in data:
+        _check_cache(data["cache"])
     errors = sorted(_VALIDATOR.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         raise schema_problem(errors[0])
@@ -184,6 +199,7 @@ def parse_manifest(
         options=options,
         raw=raw,
         composition=composition,
+        cache_ttl_s=int(data["cache"]["ttl_s"]) if "cache" in data else None,
     )
 
 
@@ -207,6 +223,27 @@ def _limits(given: Mapping[str, Any], ceilings: Ceilings) -> Limits:
         tmp_mb=tmp_mb,
         isolation=given.get("isolation", "per_call"),
     )
+
+
+def _check_cache(cache: Any) -> None:
+    """``cache`` with each problem naming its field (``cache.ttl_s``), before the schema's
+    generic messages."""
+    if not isinstance(cache, dict):
+        raise InvalidManifest('cache: must be an object {"ttl_s": N}', field="cache")
+    for name in cache:
+        if name != "ttl_s":
+            raise InvalidManifest(
+                f"cache.{name}: unknown field (cache takes ttl_s alone)", field=f"cache.{name}"
+            )
+    ttl = cache.get("ttl_s")
+    if isinstance(ttl, float) and ttl.is_integer():
+        ttl = int(ttl)  # 60.0 is a whole number too, as JSON Schema's "integer" says
+    if type(ttl) is not int or not 1 <= ttl <= MAX_CACHE_TTL_S:
+        problem = "required" if ttl is None else "must be"
+        raise InvalidManifest(
+            f"cache.ttl_s: {problem} a whole number of seconds from 1 to {MAX_CACHE_TTL_S}",
+            field="cache.ttl_s",
+        )
 
 
 def _runtime_options(data: Mapping[str, Any], allowed: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from gateway.errors import FunctionNotFound
 @dataclass(frozen=True, slots=True)
 class FunctionRecord:
     """``fn/<tenant>/<id>``: the function as a whole. ``latest_version`` is None between the
-    first deploy's reservation of version 1 and its publication (readers treat it as absent)."""
+    first deploy's reservation of version 1 and its publication (readers treat it as absent).
+    ``aliases``: name → the alias as stored (``gateway/functions/aliases.py``)."""
 
     id: str
     tenant: str
@@ -32,6 +33,7 @@ class FunctionRecord:
     runtime: str | None = None
     description: str = ""
     updated_at: float | None = None
+    aliases: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -2,7 +2,8 @@
 
 KV layout (per tenant namespace):
 
-* ``fn/<tenant>/<id>`` — the function: ``latest_version``, ``next_version``, runtime, description.
+* ``fn/<tenant>/<id>`` — the function: ``latest_version``, ``next_version``, runtime, description,
+  and its aliases (``aliases.py``).
 * ``fnv/<tenant>/<id>/<version:010d>`` — one version: its manifest (without code), code facts.
 * code and artifacts live in the hybrid code store under ``code/<tenant>/<id>/v<version>/…``.
 
@@ -21,7 +22,8 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 
-from gateway.errors import FunctionNotFound, VersionNotFound
+from gateway.errors import AliasNotFound, BadRequest, FunctionNotFound, VersionNotFound
+from gateway.functions.aliases import MAX_ALIASES, Alias, AliasChange, alias_name_problem
 from gateway.functions.manifest import check_function_id
 from gateway.functions.records import (
     FunctionRecord,
@@ -42,10 +44,11 @@ Mutation = Callable[[FunctionRecord | None], FunctionRecord | None]
 
 @dataclass(frozen=True, slots=True)
 class FunctionRef:
-    """``hello`` or ``hello@3`` — parsed without I/O."""
+    """``hello``, ``hello@3`` or ``hello:prod`` (an alias) — parsed without I/O."""
 
     function_id: str
     version: int | None = None
+    alias: str | None = None
 
     @classmethod
     def parse(cls, text: str) -> FunctionRef:
@@ -62,7 +65,10 @@ def _parse_ref(text: str) -> FunctionRef:
     raised, never cached. ASCII digits only (``str.isdigit`` also takes '²', which ``int``
     refuses), and the length is checked before ``int`` (which refuses 4300 digits and more)."""
     name, sep, version = text.partition("@")
+    name, colon, alias = name.partition(":")
     check_function_id(name)
+    if colon:
+        return _alias_ref(name, alias, text, bool(sep))
     if not sep or version == "latest":
         return FunctionRef(name)
     if not (version.isascii() and version.isdigit()) or not version.strip("0"):
@@ -70,6 +76,20 @@ def _parse_ref(text: str) -> FunctionRef:
     if len(version) > len(str(MAX_VERSION)):
         raise VersionNotFound(f"no version is above {MAX_VERSION}", function_id=name)
     return FunctionRef(name, int(version))
+
+
+def _alias_ref(name: str, alias: str, text: str, versioned: bool) -> FunctionRef:
+    if versioned:
+        raise BadRequest(
+            f"{text[:140]!r}: name a version (id@N) or an alias (id:alias), not both",
+            function_id=name,
+        )
+    if alias == "latest":
+        return FunctionRef(name)
+    problem = alias_name_problem(alias)
+    if problem is not None:
+        raise AliasNotFound(f"function {name!r} has no alias: {problem}", function_id=name)
+    return FunctionRef(name, alias=alias)
 
 
 def code_prefix(tenant: str, function_id: str, version: int | None = None) -> str:
@@ -165,6 +185,62 @@ class Registry:
             await self.kv.delete(key)
         await self.code.delete_prefix(code_prefix(tenant, function_id))
 
+    async def aliases(self, tenant: str, function_id: str) -> list[Alias]:
+        record = await self.get_function(tenant, function_id)
+        return [_alias(record, name) for name in sorted(record.aliases)]
+
+    async def alias(self, tenant: str, function_id: str, name: str) -> Alias:
+        return _alias(await self.get_function(tenant, function_id), name)
+
+    async def put_alias(
+        self, tenant: str, function_id: str, name: str, change: AliasChange, principal: str
+    ) -> tuple[Alias, bool]:
+        """Create or move an alias; the alias and whether it is new. Every version it names must
+        exist, and the function must still be the one whose versions were checked (not deleted,
+        nor deleted and created again, in between)."""
+        seen = await self.get_function(tenant, function_id)
+        for version, field in change.versions():
+            if await self.kv.get(_version_key(tenant, function_id, version)) is None:
+                raise VersionNotFound(
+                    f"{field}: function {function_id!r} has no version {version}",
+                    function_id=function_id,
+                    version=version,
+                    field=field,
+                )
+        now = time.time()
+        created = False
+
+        def put(record: FunctionRecord | None) -> FunctionRecord:
+            nonlocal created
+            record = _same_function(record, seen)
+            old = record.aliases.get(name)
+            created = old is None
+            if created and len(record.aliases) >= MAX_ALIASES:
+                raise BadRequest(
+                    f"function {function_id!r} has {MAX_ALIASES} aliases already, the most it "
+                    "may have; delete one first",
+                    field="name",
+                    limit=MAX_ALIASES,
+                )
+            began = now if old is None else old.get("created_at", now)
+            entry = {**change.as_json(), "created_at": began, "updated_at": now, "by": principal}
+            return replace(record, aliases={**record.aliases, name: entry})
+
+        record = await self._mutate(_fn_key(tenant, function_id), put)
+        assert record is not None  # ``put`` always writes
+        return _alias(record, name), created
+
+    async def delete_alias(self, tenant: str, function_id: str, name: str) -> None:
+        seen = await self.get_function(tenant, function_id)
+
+        def drop(record: FunctionRecord | None) -> FunctionRecord:
+            record = _same_function(record, seen)
+            if name not in record.aliases:
+                raise _no_alias(function_id, name)
+            return replace(record, aliases={k: v for k, v in record.aliases.items() if k != name})
+
+        await self._mutate(_fn_key(tenant, function_id), drop)
+
     async def _point_latest(self, version: VersionRecord) -> None:
         def point(record: FunctionRecord | None) -> FunctionRecord:
             if record is None:
@@ -179,13 +255,14 @@ class Registry:
 
         await self._mutate(_fn_key(version.tenant, version.id), point)
 
-    async def _mutate(self, key: str, change: Mutation) -> None:
-        """Read-modify-write with compare-and-set, retried until no one else wrote in between."""
+    async def _mutate(self, key: str, change: Mutation) -> FunctionRecord | None:
+        """Read-modify-write with compare-and-set, retried until no one else wrote in between;
+        the record as written."""
         while True:
             old = await self.kv.get(key)
             new = change(None if old is None else decode_function(old))
             if new is None or await self.kv.compare_and_set(key, old, encode(new)):
-                return
+                return new
 
 
 async def _readable(
@@ -198,6 +275,25 @@ async def _readable(
             yield decode(value)
         except UnreadableRecord as exc:
             log.error("skipping unreadable record %s in the KV store: %s", key, exc)
+
+
+def _same_function(record: FunctionRecord | None, seen: FunctionRecord) -> FunctionRecord:
+    if record is None or record.latest_version is None or record.created_at != seen.created_at:
+        raise FunctionNotFound(f"function {seen.id!r} not found", function_id=seen.id)
+    return record
+
+
+def _alias(record: FunctionRecord, name: str) -> Alias:
+    data = record.aliases.get(name)
+    if data is None:
+        raise _no_alias(record.id, name)
+    return Alias.from_json(record.id, name, data)
+
+
+def _no_alias(function_id: str, name: str) -> AliasNotFound:
+    return AliasNotFound(
+        f"function {function_id!r} has no alias {name!r}", function_id=function_id, alias=name
+    )
 
 
 def _fn_key(tenant: str, function_id: str) -> str:

@@ -1,4 +1,4 @@
-"""Changes to functions — deploy, rollback, delete — one call each, whoever asks.
+"""Changes to functions — deploy, rollback, delete, aliases — one call each, whoever asks.
 
 Each call makes the change, tells every gateway process (this one drops its caches at once, the
 others on the event), and writes the audit entry: the HTTP handlers and ``serve --deploy`` call
@@ -15,6 +15,7 @@ import logging
 from collections.abc import Coroutine
 from typing import Any, Protocol, TypeVar
 
+from gateway.functions.aliases import Alias, AliasChange
 from gateway.functions.deploy import Deployer, Deployment
 from gateway.functions.records import FunctionRecord
 from gateway.functions.registry import Registry
@@ -30,6 +31,8 @@ class FunctionChanges(Protocol):
     """How a change reaches every process's caches (``gateway/cluster/coherence.py``)."""
 
     async def function_changed(self, tenant: str, function_id: str) -> None: ...
+
+    async def aliases_changed(self, tenant: str, function_id: str) -> None: ...
 
 
 class ExecutionHistory(Protocol):
@@ -68,8 +71,21 @@ class FunctionService:
         return await self._to_the_end(self._rollback(principal, tenant, function_id, version))
 
     async def delete(self, principal: Principal, tenant: str, function_id: str) -> None:
-        """The function, its versions, code and execution records, from every store."""
+        """The function, its versions, aliases, code and execution records, from every store."""
         await self._to_the_end(self._delete(principal, tenant, function_id))
+
+    async def put_alias(
+        self, principal: Principal, tenant: str, function_id: str, name: str, change: AliasChange
+    ) -> tuple[Alias, bool]:
+        """Create or move an alias; the alias and whether it is new."""
+        return await self._to_the_end(
+            self._put_alias(principal, tenant, function_id, name, change)
+        )
+
+    async def delete_alias(
+        self, principal: Principal, tenant: str, function_id: str, name: str
+    ) -> None:
+        await self._to_the_end(self._delete_alias(principal, tenant, function_id, name))
 
     async def _deploy(
         self, principal: Principal, tenant: str, manifest: Any, code: bytes | None
@@ -97,6 +113,30 @@ class FunctionService:
         await self._changes.function_changed(tenant, function_id)
         await self._history.delete_for_function(tenant, function_id)
         await self._audit.record(principal, "function.delete", f"{tenant}/{function_id}")
+
+    async def _put_alias(
+        self, principal: Principal, tenant: str, function_id: str, name: str, change: AliasChange
+    ) -> tuple[Alias, bool]:
+        alias, created = await self._registry.put_alias(
+            tenant, function_id, name, change, principal.key_id
+        )
+        await self._changes.aliases_changed(tenant, function_id)
+        await self._audit.record(
+            principal,
+            "function.alias.create" if created else "function.alias.move",
+            f"{tenant}/{function_id}:{name}",
+            version=change.version,
+            weights=dict(alias.weights),
+        )
+        return alias, created
+
+    async def _delete_alias(
+        self, principal: Principal, tenant: str, function_id: str, name: str
+    ) -> None:
+        await self._registry.delete_alias(tenant, function_id, name)
+        await self._changes.aliases_changed(tenant, function_id)
+        target = f"{tenant}/{function_id}:{name}"
+        await self._audit.record(principal, "function.alias.delete", target)
 
     async def _to_the_end(self, change: Coroutine[Any, Any, T]) -> T:
         """Run ``change`` in a task of its own that a cancelled caller does not cancel."""

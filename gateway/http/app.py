@@ -20,6 +20,7 @@ from gateway.http.keys import SERVICES, SETTINGS
 from gateway.http.middleware import auth_middleware, body_deadline_middleware, problem_middleware
 from gateway.http.routes import (
     admin,
+    aliases,
     dead_letters,
     events,
     executions,
@@ -53,6 +54,7 @@ log = logging.getLogger("tiergate.gateway")
 ROUTE_TABLES = (
     ops.routes,
     functions.routes,
+    aliases.routes,
     invoke.routes,
     executions.routes,
     events.routes,

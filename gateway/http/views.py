@@ -48,6 +48,10 @@ def execution_body(record: ExecutionRecord, *, full: bool = True) -> dict[str, A
             "cache_hit": record.cache_hit,
         },
     }
+    if record.cache_hit_result is not None:  # only versions with a result cache
+        body["metrics"]["cache_hit_result"] = record.cache_hit_result
+    if record.alias is not None:
+        body["alias"] = record.alias
     if record.error is not None:
         body["error"] = record.error
     if record.details:
@@ -81,7 +85,7 @@ def execution_body(record: ExecutionRecord, *, full: bool = True) -> dict[str, A
 
 def log_entry_body(record: ExecutionRecord) -> dict[str, Any]:
     """One item of ``GET /functions/{id}/logs``."""
-    return {
+    entry = {
         "execution_id": record.execution_id,
         "version": record.version,
         "status": record.status,
@@ -92,6 +96,9 @@ def log_entry_body(record: ExecutionRecord) -> dict[str, Any]:
         "error": record.error,
         "logs": record.logs,
     }
+    if record.alias is not None:
+        entry["alias"] = record.alias
+    return entry
 
 
 def accepted_body(record: ExecutionRecord) -> dict[str, Any]:

@@ -49,6 +49,7 @@ from gateway.invoke.finish import Finisher
 from gateway.invoke.invoker import Invoker
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
+from gateway.invoke.result_cache import ResultCache
 from gateway.metrics import Metrics
 from gateway.review.tasks import TaskService
 from gateway.security.admin import SecurityAdmin
@@ -230,7 +231,8 @@ def build_invoke(
     metrics: Metrics,
     stack: Stack,
 ) -> Invoke:
-    """The loader's cache, execution records, admission, callbacks and the invoker."""
+    """The loader's cache, execution records, admission, callbacks, the result cache and the
+    invoker."""
     loader = Loader(
         functions.registry,
         functions.versions.load,
@@ -246,6 +248,9 @@ def build_invoke(
     callbacks = Callbacks(allow_private=settings.callback_allow_private)
     stack.push_async_callback(callbacks.close)
     finisher = Finisher(records, metrics)
+    result_cache = ResultCache(stores.kv)
+    result_cache.start()
+    stack.push_async_callback(result_cache.close)
     invoker = Invoker(
         loader,
         admission,
@@ -254,6 +259,7 @@ def build_invoke(
         security.secrets.resolve,
         finisher,
         record_input_bytes=settings.record_input_bytes,
+        result_cache=result_cache,
     )
     return Invoke(loader, records, admission, callbacks, finisher, invoker)
 
@@ -297,7 +303,7 @@ def bind_tier_ports(tiers: Tiers, invoke: Invoke, review: Review) -> None:
     tier's work is a review task (``ReviewDesk``). Every tier is added, as the deploy check in
     ``build_tiers`` assumes."""
     tiers.engine.add(
-        CodeTier(),
+        CodeTier(invoke.invoker),
         GenerativeTier(tiers.llm),
         AgenticTier(tiers.llm, invoke.invoker),
         HumanTier(review.tasks),

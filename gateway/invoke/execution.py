@@ -106,6 +106,7 @@ class ExecutionRecord:
     trace_id: str
     started_at: float
     input: Any = None
+    alias: str | None = None  # ``id:alias`` calls: the alias that picked ``version``
     status: Status = "pending"
     tier: str | None = None
     output: Any = None
@@ -117,6 +118,7 @@ class ExecutionRecord:
     queue_ms: float = 0.0
     cold_start: bool = False
     cache_hit: bool = False
+    cache_hit_result: bool | None = None  # None: the version has no result cache
     callback_url: str | None = None
     owner: str = ""
     details: dict[str, Any] | None = None

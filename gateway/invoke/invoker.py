@@ -15,13 +15,13 @@ import orjson
 from gateway.errors import REPORTED, BadRequest, ExecutionCancelled, InvalidInput, NotFound
 from gateway.functions.registry import FunctionRef
 from gateway.ids import new_id, new_trace_id, process_id
-from gateway.times import iso
 from gateway.invoke.admission import Admission
 from gateway.invoke.execution import ExecutionRecord, FinalStatus, log_lines
 from gateway.invoke.finish import Finisher
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
 from gateway.invoke.result_cache import ResultCache, cache_key
+from gateway.times import iso
 from plugins.errors import QueueFull
 from tiers.base import AwaitingHuman, Invocation
 from tiers.engine import CascadeEngine, CascadeOptions
@@ -41,6 +41,7 @@ class InvokeOptions:
     never_human: bool = False
     caller: dict[str, Any] | None = None
     custom: Any = None
+    cause: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -102,12 +103,13 @@ class Invoker:
         """Everything a call needs before it runs: the function loaded, the input checked, the
         cascade options and a new pending record. Refusals (unknown function, bad input, bad
         options) raise here, before anything is recorded."""
-        fn, cache_hit = await self._loader.get(tenant, ref.function_id, ref.version)
+        fn, cache_hit = await self._loader.get(tenant, ref.function_id, ref.version, ref.alias)
         value, body = _parse_input(body, fn)
         cascade = _cascade_options(fn, options.overrides)
         if options.never_human:
             cascade = dataclasses.replace(cascade, skip_tiers=cascade.skip_tiers | {"human"})
         record = self._new_record(fn, body, value, options, cache_hit)
+        record.alias = ref.alias
         inv = Invocation(
             fn,
             body,
@@ -134,7 +136,12 @@ class Invoker:
         record.cache_hit, record.cold_start = cache_hit, not cache_hit
         record.owner = self._owner
         inv = Invocation(
-            fn, body, value, record.execution_id, record.trace_id, record.tenant,
+            fn,
+            body,
+            value,
+            record.execution_id,
+            record.trace_id,
+            record.tenant,
             attempts=list(record.attempts),
             caller=_caller(record),
             custom=record.custom,
@@ -275,6 +282,7 @@ class Invoker:
             owner=self._owner,
             caller=options.caller,
             custom=options.custom,
+            cause=options.cause,
         )
 
     async def load_tool(self, tenant: str, function_id: str) -> LoadedFunction | None:
@@ -287,12 +295,24 @@ class Invoker:
         return fn
 
     async def call_tool(
-        self, tenant: str, function_id: str, body: bytes, depth: int, trace_id: str
+        self,
+        tenant: str,
+        ref: str,
+        body: bytes,
+        depth: int,
+        trace_id: str,
+        cause: Mapping[str, Any] | None = None,
     ) -> Any:
-        """An agent's tool call: this same invoke path, never reaching a human tier."""
-        options = InvokeOptions(trace_id=trace_id, depth=depth, never_human=True)
+        """An agent's tool call or a function's ``context.invoke``: this same invoke path, never
+        reaching a human tier."""
+        options = InvokeOptions(
+            trace_id=trace_id,
+            depth=depth,
+            never_human=True,
+            cause=None if cause is None else dict(cause),
+        )
         try:
-            record = await self.invoke(tenant, FunctionRef(function_id), body, options)
+            record = await self.invoke(tenant, FunctionRef.parse(ref), body, options)
         except REPORTED as exc:
             raise ToolCallFailed(exc.code, exc.detail) from None
         return record.output

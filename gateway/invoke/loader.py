@@ -1,13 +1,18 @@
 """The loader: an LRU of loaded function versions, single-flight loads and a breaker per function.
 
-Warm: one dict lookup for ``latest`` and one LRU lookup. Cold: concurrent misses for one version
-share one load; the load runs inside the function's circuit breaker, so a failing store makes
-callers fail fast with 503 ``circuit_open`` instead of piling up. Deploy, rollback and delete bump a
-per-function generation; a load that finishes after an invalidation is not cached.
+Warm: one dict lookup for ``latest`` (or an alias, and one random draw when it splits its
+traffic) and one LRU lookup. Cold: concurrent misses for one version share one load; the load
+runs inside the function's circuit breaker, so a failing store makes callers fail fast with 503
+``circuit_open`` instead of piling up. Deploy, rollback and delete bump a per-function
+generation; a load that finishes after an invalidation is not cached.
 
 Other gateway instances learn of a deploy through the event bus. As a safety net for a missed
 event, what the loader knows of a function (its ``latest`` version and creation time) is checked
 against the registry at most every ``verify_s`` seconds; a difference drops the function's cache.
+Aliases come with that same read, so they cost no read of their own: a moved alias only makes
+the function's record be read again (``forget_pointers``), its loaded versions stay warm. An alias
+this process does not know is looked up once more before the call is refused (it may have been
+created on another instance a moment ago).
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ from typing import Any, TypeVar
 import pybreaker
 from cachetools import LRUCache
 
-from gateway.errors import CircuitOpen, NotFound, RetryLater, TiergateError
+from gateway.errors import AliasNotFound, CircuitOpen, NotFound, RetryLater, TiergateError
+from gateway.functions.aliases import Route, routes_of
 from gateway.functions.registry import Registry
 from gateway.metrics import BREAKER_STATES, FunctionMetrics, Metrics
 from plugins.errors import (
@@ -65,14 +71,22 @@ class _BreakerWatch(pybreaker.CircuitBreakerListener):
 
 
 class _Known:
-    """What the registry said about a function, and when to ask again."""
+    """What the registry said about a function (``latest``, the routes of its aliases), and when
+    to ask again."""
 
-    __slots__ = ("check_at", "identity", "latest")
+    __slots__ = ("aliases", "check_at", "identity", "latest")
 
-    def __init__(self, latest: int, identity: tuple[Any, ...], check_at: float) -> None:
+    def __init__(
+        self,
+        latest: int,
+        identity: tuple[Any, ...],
+        check_at: float,
+        aliases: dict[str, Route],
+    ) -> None:
         self.latest = latest
         self.identity = identity
         self.check_at = check_at
+        self.aliases = aliases
 
 
 class Loader:
@@ -92,6 +106,7 @@ class Loader:
         self._metrics = metrics
         self._cache = _EvictingLRU(size, self._unload_later)
         self._known: dict[FnKey, _Known] = {}
+        self._forgotten = 0  # bumped whenever pointers are forgotten (see ``_verify``)
         self._verify_s = verify_s
         self._inflight: dict[VersionKey, asyncio.Future[LoadedFunction]] = {}
         self._generation: dict[FnKey, int] = {}
@@ -101,20 +116,34 @@ class Loader:
         self._unloads: set[asyncio.Task[None]] = set()
 
     async def get(
-        self, tenant: str, function_id: str, version: int | None
+        self, tenant: str, function_id: str, version: int | None, alias: str | None = None
     ) -> tuple[LoadedFunction, bool]:
-        """The loaded function and whether it came from the cache (``cache_hit``)."""
+        """The loaded function and whether it came from the cache (``cache_hit``): ``version``,
+        else the version ``alias`` picks for this call, else ``latest``."""
         fkey = (tenant, function_id)
         known = self._known.get(fkey)
         if known is None or known.check_at <= time.monotonic():
             known = await self._verify(fkey, known)
         if version is None:
-            version = known.latest
+            if alias is None:
+                version = known.latest
+            else:
+                route = known.aliases.get(alias) or await self._look_again(fkey, known, alias)
+                version = route.pick()
         loaded = self._cache.get((tenant, function_id, version))
         if loaded is not None:
             loaded.metrics.cache_hits += 1
             return loaded, True
         return await self._single_flight(fkey, version), False
+
+    async def _look_again(self, fkey: FnKey, known: _Known, alias: str) -> Route:
+        """An alias this process does not know (yet): ask the registry once more."""
+        route = (await self._verify(fkey, known)).aliases.get(alias)
+        if route is None:
+            raise AliasNotFound(
+                f"function {fkey[1]!r} has no alias {alias!r}", function_id=fkey[1], alias=alias
+            )
+        return route
 
     async def _verify(self, fkey: FnKey, known: _Known | None) -> _Known:
         """Ask the registry; a function that changed since it was cached is dropped from the cache.
@@ -122,6 +151,7 @@ class Loader:
         When the registry cannot answer, a function already known keeps serving as it was. Not
         inside the breaker: a metadata read that succeeds says nothing of whether loads do.
         """
+        forgotten = self._forgotten
         try:
             record = await self._registry.get_function(*fkey)
         except NotFound:
@@ -132,10 +162,14 @@ class Loader:
                 raise
             known.check_at = time.monotonic() + 1.0
             return known
+        # Pointers forgotten while this read was under way may have moved after it: serve this
+        # call by it, but read again on the next.
+        check_in = self._verify_s if forgotten == self._forgotten else 0.0
         identity = (record.created_at, record.latest)
         if known is not None and known.identity != identity:
             self.invalidate(*fkey)
-        known = _Known(record.latest, identity, time.monotonic() + self._verify_s)
+        check_at = time.monotonic() + check_in
+        known = _Known(record.latest, identity, check_at, routes_of(fkey[1], record.aliases))
         self._known[fkey] = known
         return known
 
@@ -204,9 +238,15 @@ class Loader:
         """Forget every cached version and the ``latest`` pointer of a function."""
         fkey = (tenant, function_id)
         self._generation[fkey] = self._generation.get(fkey, 0) + 1
-        self._known.pop(fkey, None)
+        self.forget_pointers(tenant, function_id)
         for vkey in [k for k in self._cache if k[:2] == fkey]:
             self._unload_later(self._cache.pop(vkey))
+
+    def forget_pointers(self, tenant: str, function_id: str) -> None:
+        """Forget where a function's ``latest`` and aliases point (read again on its next call),
+        keeping its loaded versions: versions never change, only what points at them."""
+        self._forgotten += 1
+        self._known.pop((tenant, function_id), None)
 
     def invalidate_all(self) -> None:
         for tenant, function_id in {key[:2] for key in self._cache} | set(self._known):

@@ -25,6 +25,8 @@ import orjson
 from plugins import (
     Artifact,
     Call,
+    CallFunction,
+    CallRefused,
     CallResult,
     CompileError,
     FunctionFailed,
@@ -37,7 +39,14 @@ from plugins import (
     Source,
     write_once,
 )
-from plugins.workers import POOL_SCHEMA, FunctionPool, PoolOptions, WorkerProcess, read_capped
+from plugins.workers import (
+    POOL_SCHEMA,
+    Answerer,
+    FunctionPool,
+    PoolOptions,
+    WorkerProcess,
+    read_capped,
+)
 
 log = logging.getLogger("tiergate.python")
 
@@ -158,7 +167,8 @@ class PythonRuntime(Runtime[LoadedPython]):
             dict(call.caller),
             call.custom,
         ]
-        frame = await loaded.pool.call(meta, call.input, call.deadline)
+        answerer = None if call.invoke is None else _answerer(call.invoke)
+        frame = await loaded.pool.call(meta, call.input, call.deadline, answerer)
         logs = tuple(LogEntry(*entry) for entry in frame.meta[-1])
         status = frame.meta[0]
         if status == "ok":
@@ -182,3 +192,20 @@ async def _feed(process: asyncio.subprocess.Process, data: bytes) -> None:
 
 def _defaults() -> dict[str, Any]:
     return {"max_size": os.cpu_count() or 2}
+
+
+def _answerer(invoke: CallFunction) -> Answerer:
+    """Answers the worker's ``context.invoke`` questions: ``["invoke", ref]`` with the input
+    JSON, answered ``["ok"]`` with the output JSON or ``["error", code, detail]``."""
+
+    async def answer(meta: Any, data: bytes) -> tuple[Any, bytes]:
+        if not (isinstance(meta, list) and len(meta) == 2 and meta[0] == "invoke"):
+            return ["error", "invalid_request", "the worker asked something unknown"], b""
+        if not isinstance(meta[1], str):
+            return ["error", "invalid_request", "context.invoke takes a function id"], b""
+        try:
+            return ["ok"], await invoke(meta[1], data)
+        except CallRefused as exc:
+            return ["error", exc.code, exc.detail], b""
+
+    return answer

@@ -27,11 +27,24 @@ import orjson
 
 from plugins.logs import ENTRY_BYTES, LogBudget
 from plugins.python import sandbox
-from plugins.workers.child import serve
+from plugins.workers.child import ask, serve
+
+
+class InvokeError(Exception):
+    """``context.invoke`` was refused, or the function it called failed: ``code`` and
+    ``detail`` are the API's (``function_not_found``, ``call_too_deep``, ``cascade_exhausted``…)."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(f"{code}: {detail}")
+        self.code = code
+        self.detail = detail
 
 
 class Context:
-    """What a handler gets as ``context`` (as in API.md)."""
+    """What a handler gets as ``context`` (as in API.md, and ``caller``, ``custom`` and
+    ``invoke`` as in docs/api.md)."""
+
+    InvokeError = InvokeError
 
     def __init__(
         self,
@@ -53,6 +66,15 @@ class Context:
 
     def remaining_time_ms(self) -> int:
         return max(0, int((self._deadline - time.time()) * 1000))
+
+    def invoke(self, function: str, input: Any = None) -> Any:
+        """Call another function of the same tenant (``"id"`` or ``"id@version"``) through
+        the gateway and return its output; ``InvokeError`` when it is refused or fails. It
+        blocks this worker until the answer comes (within this call's own deadline)."""
+        meta, data = ask(["invoke", function], orjson.dumps(input))
+        if meta[0] == "ok":
+            return orjson.loads(data)
+        raise InvokeError(meta[1], meta[2])
 
 
 class _CallLogs:

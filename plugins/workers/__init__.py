@@ -8,10 +8,11 @@ costs a few microseconds of loop time, while the call itself runs in parallel on
 from .budget import WorkerBudget
 from .framing import Frame, FrameReader, encode
 from .pool import POOL_SCHEMA, FunctionPool, PoolOptions
-from .process import WorkerDied, WorkerProcess, describe_exit, read_capped
+from .process import Answerer, WorkerDied, WorkerProcess, describe_exit, read_capped
 
 __all__ = [
     "POOL_SCHEMA",
+    "Answerer",
     "Frame",
     "FrameReader",
     "FunctionPool",

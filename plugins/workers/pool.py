@@ -31,7 +31,7 @@ from plugins.errors import FunctionCrashed, FunctionTimeout, QueueFull
 
 from .budget import WorkerBudget
 from .framing import Frame
-from .process import WorkerDied, WorkerProcess, describe_exit
+from .process import Answerer, WorkerDied, WorkerProcess, describe_exit
 
 Spawn = Callable[[], Awaitable[WorkerProcess]]
 TICK_S = 1.0
@@ -168,14 +168,24 @@ class FunctionPool:
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def call(self, meta: list[Any], data: bytes, deadline: float) -> Frame:
-        """Run one call on a worker of this pool; ``deadline`` is a ``time.monotonic()`` instant."""
+    async def call(
+        self,
+        meta: list[Any],
+        data: bytes,
+        deadline: float,
+        answerer: Answerer | None = None,
+    ) -> Frame:
+        """Run one call on a worker of this pool; ``deadline`` is a ``time.monotonic()`` instant.
+        ``answerer`` answers what the worker asks while it runs the call (``child.ask``)."""
         self._arrivals += 1
         worker = await self._acquire(deadline)
         started = time.monotonic()
+        worker.answerer = answerer
         try:
             return await self._run(worker, meta, data, deadline)
         finally:
+            worker.answerer = None
+            worker.forget_question()
             took = time.monotonic() - started
             self.service_s += SMOOTHING * (took - self.service_s)
             self._release(worker)

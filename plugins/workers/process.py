@@ -18,10 +18,10 @@ import logging
 import os
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
-from .framing import MAX_FRAME, READY_ID, Frame, FrameReader, encode
+from .framing import ASK_ID, MAX_FRAME, READY_ID, Frame, FrameReader, encode
 
 log = logging.getLogger("tiergate.workers")
 
@@ -29,6 +29,10 @@ EXIT_WAIT_S = 1.0
 EXIT_WAIT_STEPS = 50
 STDERR_TAIL_BYTES = 4096
 STDERR_BYTES_PER_S = 256 * 1024
+
+
+Answerer = Callable[[Any, bytes], Awaitable[tuple[Any, bytes]]]
+"""How the parent answers what a worker asks while it runs a call (``child.ask``)."""
 
 
 class WorkerDied(Exception):
@@ -107,6 +111,8 @@ class WorkerProcess:
         self.pid = process.pid
         self.name = name
         self.stderr = _StderrTail()
+        self.answerer: Answerer | None = None
+        self._asked: asyncio.Task[None] | None = None
         self.pending: dict[int, asyncio.Future[Frame]] = {}
         self._ids = itertools.count(1)
         self._writer: asyncio.WriteTransport | None = None
@@ -179,7 +185,7 @@ class WorkerProcess:
             raise self._dead
         if self._ending is not None:
             raise WorkerDied(f"{self.name} (pid {self.pid}) is exiting", None)
-        frame_id = next(self._ids) & 0xFFFFFFFF
+        frame_id = next(self._ids) & 0x7FFFFFFF  # never ASK_ID
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Frame] = loop.create_future()
         self.pending[frame_id] = future
@@ -203,9 +209,41 @@ class WorkerProcess:
             raise
 
     def _answer(self, frame: Frame) -> None:
+        if frame.id == ASK_ID:
+            self._take_question(frame)
+            return
         future = self.pending.pop(frame.id, None)
         if future is not None and not future.done():
             future.set_result(frame)
+
+    def _take_question(self, frame: Frame) -> None:
+        """The worker asks while it runs a call: at most one question at a time (its code
+        blocks on the answer), answered by ``answerer``, which the caller of the running call
+        set; without one the answer is an error."""
+        if self._asked is not None and not self._asked.done():
+            self.kill("it asked a second question before the first was answered")
+            return
+        self._asked = asyncio.get_running_loop().create_task(self._reply(frame))
+
+    def forget_question(self) -> None:
+        """The call ended: a question still unanswered never will be, and the worker that
+        waits for it is of no use any more."""
+        if self._asked is not None and not self._asked.done():
+            self._asked.cancel()
+            self.kill("its call ended while it waited for an answer to its question")
+
+    async def _reply(self, frame: Frame) -> None:
+        answerer = self.answerer
+        if answerer is None:
+            meta, data = ["error", "not_supported", "this call cannot ask anything"], b""
+        else:
+            try:
+                meta, data = await answerer(frame.meta, frame.data)
+            except Exception:
+                log.exception("answering a question of %s failed", self.name)
+                meta, data = ["error", "internal_error", "the gateway could not answer"], b""
+        if self._dead is None and self._writer is not None and not self._writer.is_closing():
+            self._writer.write(encode(ASK_ID, meta, data))
 
     def _lost(self, reason: str) -> None:
         """The pipe closed: the worker is gone or going. Its exit status (how it ended is what
@@ -234,6 +272,8 @@ class WorkerProcess:
             returncode,
             self._killed_because,
         )
+        if self._asked is not None:
+            self._asked.cancel()
         if self.stderr.total:
             log.info("%s (pid %d) wrote to stderr: %s", self.name, self.pid, self.stderr.text())
         for future in self.pending.values():

@@ -32,7 +32,12 @@ def core_paths() -> dict[str, Any]:
         },
     }
     invoke_params = [
-        param("ref", "path", {"type": "string"}, "`id` or `id@version`."),
+        param(
+            "ref",
+            "path",
+            {"type": "string"},
+            "`id`, `id@version` or `id:alias` (the alias picks a version per call by its weights).",
+        ),
         TENANT,
         param(
             "start_tier",
@@ -182,6 +187,7 @@ def core_paths() -> dict[str, Any]:
                 params=logs_params,
             )
         },
+        **alias_paths(),
         "/invoke/{ref}": {
             "post": {
                 **op(
@@ -237,5 +243,52 @@ def core_paths() -> dict[str, Any]:
                 body=storage_body,
                 params=[TENANT],
             )
+        },
+    }
+
+
+def alias_paths() -> dict[str, Any]:
+    name = param(
+        "name",
+        "path",
+        {"type": "string", "pattern": "^[a-z][a-z0-9_-]{0,62}$"},
+        "Alias name (not all digits, not `latest`).",
+    )
+    put = op(
+        "Create or move an alias",
+        "deploy",
+        json(ref("Alias"), "Moved"),
+        (400, 404),
+        body={"application/json": {"schema": ref("AliasRequest")}},
+        params=[ID, name, TENANT],
+    )
+    put["responses"]["201"] = json(ref("Alias"), "Created (`Location` names the alias)")
+    return {
+        "/functions/{id}/aliases": {
+            "get": op(
+                "List a function's aliases",
+                "deploy",
+                json(ref("AliasList")),
+                (400, 404),
+                params=[ID, TENANT],
+            )
+        },
+        "/functions/{id}/aliases/{name}": {
+            "get": op(
+                "Show an alias",
+                "deploy",
+                json(ref("Alias")),
+                (400, 404),
+                params=[ID, name, TENANT],
+            ),
+            "put": put,
+            "delete": op(
+                "Delete an alias",
+                "deploy",
+                {"description": "Deleted"},
+                (400, 404),
+                params=[ID, name, TENANT],
+                ok_status="204",
+            ),
         },
     }

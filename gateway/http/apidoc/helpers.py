@@ -20,6 +20,7 @@ ERROR_CODES = {
         "not_found",
         "function_not_found",
         "version_not_found",
+        "alias_not_found",
         "execution_not_found",
         "task_not_found",
         "secret_not_found",

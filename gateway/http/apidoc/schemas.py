@@ -67,6 +67,10 @@ def schemas() -> dict[str, Any]:
             "precompiled": {"type": "boolean"},
         },
     }
+    alias_name = {
+        "type": "string",
+        "description": "Calls made as `id:alias`: the alias that picked `version`",
+    }
     return {
         "Problem": {
             "type": "object",
@@ -147,6 +151,7 @@ def schemas() -> dict[str, Any]:
                 "execution_id": {"type": "string"},
                 "function_id": {"type": "string"},
                 "version": {"type": "integer"},
+                "alias": alias_name,
                 "status": status,
                 "tier": {"type": ["string", "null"]},
                 "output": {},
@@ -160,6 +165,11 @@ def schemas() -> dict[str, Any]:
                         "queue_ms": {"type": "number"},
                         "cold_start": {"type": "boolean"},
                         "cache_hit": {"type": "boolean"},
+                        "cache_hit_result": {
+                            "type": "boolean",
+                            "description": "Only for versions with a result cache (manifest "
+                            "cache): true when the output came from it and no tier ran",
+                        },
                     },
                 },
                 "cause": cause,
@@ -232,6 +242,7 @@ def schemas() -> dict[str, Any]:
                         "properties": {
                             "execution_id": {"type": "string"},
                             "version": {"type": "integer"},
+                            "alias": alias_name,
                             "status": status,
                             "tier": {"type": ["string", "null"]},
                             "started_at": {"type": "string"},
@@ -244,6 +255,7 @@ def schemas() -> dict[str, Any]:
                 }
             },
         },
+        **alias_schemas(),
         "KeyRequest": {
             "type": "object",
             "required": ["tenant", "roles"],
@@ -305,5 +317,48 @@ def schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["id"],
             "properties": {"id": {"type": "string"}, "version": {"type": "integer", "minimum": 1}},
+        },
+    }
+
+
+def alias_schemas() -> dict[str, Any]:
+    weights = {
+        "type": "object",
+        "description": "Version (a string) → the share of calls sent there; `version` gets "
+        "1 - their sum",
+        "propertyNames": {"pattern": "^[1-9][0-9]{0,9}$"},
+        "additionalProperties": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+        "maxProperties": 4,
+    }
+    alias = {
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "function_id": {"type": "string"},
+            "version": {"type": "integer"},
+            "weights": weights,
+            "description": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+            "updated_at": {"type": "string", "format": "date-time"},
+        },
+    }
+    return {
+        "Alias": alias,
+        "AliasList": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "string"},
+                "aliases": {"type": "array", "items": ref("Alias")},
+            },
+        },
+        "AliasRequest": {
+            "type": "object",
+            "required": ["version"],
+            "additionalProperties": False,
+            "properties": {
+                "version": {"type": "integer", "minimum": 1},
+                "weights": weights,
+                "description": {"type": "string", "maxLength": 256},
+            },
         },
     }
