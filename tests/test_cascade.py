@@ -234,11 +234,36 @@ def test_agent_tool_errors_unknown_tools_and_endless_loops(api, llm):
     )
     fn = deploy(api, output_schema=SCHEMA, tiers={"agentic": {"model": model, "tools": []}})
     assert api.post(f"/invoke/{fn}", json=1).json()["output"] == {"answer": 1}
-    forever = llm.script(unique("forever"), [{"tool_calls": [{"name": "x", "arguments": {}}]}])
-    fn = deploy(api, tiers={"agentic": {"model": forever, "tools": ["x"], "max_steps": 3}})
+    tool = deploy(api, "echo.wat")
+    forever = llm.script(unique("forever"), [{"tool_calls": [{"name": tool, "arguments": {}}]}])
+    fn = deploy(api, tiers={"agentic": {"model": forever, "tools": [tool], "max_steps": 3}})
     problem = assert_problem(api.post(f"/invoke/{fn}", json=1), 500, "cascade_exhausted")
     assert "max_steps" in problem["attempts"][-1]["error"]
     assert len(llm.requests[forever]) == 3
+
+
+def test_model_tiers_that_could_never_run_are_refused_at_deploy(api, tiergate_factory):
+    problem = assert_problem(
+        api.post("/deploy", json={"id": unique("agent"), "tiers": {
+            "agentic": {"model": "m", "tools": [unique("nowhere")]}}}),
+        400, "invalid_manifest",
+    )
+    assert problem["field"] == "tiers.agentic.tools[0]" and "has no function" in problem["detail"]
+    itself = unique("self-tool")
+    body = {"id": itself, "tiers": {"agentic": {"model": "m", "tools": [itself]}}}
+    assert api.post("/deploy", json=body).status_code == 201  # a function may be its own tool
+    server = tiergate_factory({"TIERGATE_LLM_MODEL": ""})
+    with server.client() as bare:
+        for tier in ("generative", "agentic"):
+            problem = assert_problem(
+                bare.post("/deploy", json={"id": unique("nomodel"), "tiers": {tier: {}}}),
+                400, "invalid_manifest",
+            )
+            assert problem["field"] == f"tiers.{tier}.model"
+            assert "TIERGATE_LLM_MODEL" in problem["detail"]
+    with tiergate_factory({"TIERGATE_LLM_MODEL": "default-model"}).client() as defaulted:
+        body = {"id": unique("defaulted"), "tiers": {"generative": {}}}
+        assert defaulted.post("/deploy", json=body).status_code == 201
 
 
 def test_a_failing_tool_goes_back_to_the_model(api, llm):
@@ -285,8 +310,14 @@ def test_other_tenants_functions_are_not_tools(api, gate, llm):
     other = api.post("/admin/keys", json={"tenant": unique("other"), "roles": ["deploy"]})
     with gate.client(other.json()["key"]) as client:
         hidden = deploy(client, "echo.wat")
+    agent = {"id": unique("agent"), "output_schema": SCHEMA,
+             "tiers": {"agentic": {"model": "m", "tools": [hidden]}}}
+    problem = assert_problem(api.post("/deploy", json=agent), 400, "invalid_manifest")
+    assert problem["field"] == "tiers.agentic.tools[0]"
+    gone = deploy(api, "echo.wat")  # a tool deleted after the deploy is not offered either
     model = llm.script(unique("tenant"), [{"content": '{"answer": 1}'}])
-    fn = deploy(api, output_schema=SCHEMA, tiers={"agentic": {"model": model, "tools": [hidden]}})
+    fn = deploy(api, output_schema=SCHEMA, tiers={"agentic": {"model": model, "tools": [gone]}})
+    assert api.delete(f"/functions/{gone}").status_code == 204
     api.post(f"/invoke/{fn}", json=1)
     assert "tools" not in llm.requests[model][0]
 

@@ -52,8 +52,15 @@ TIERS_SCHEMA: dict[str, Any] = {
 _VALIDATOR = Draft202012Validator(TIERS_SCHEMA)
 
 
-def tier_checker(available: Iterable[str]) -> Callable[[Mapping[str, Any]], None]:
-    """A deploy-time check of ``tiers`` against the schema and the tiers this gateway runs."""
+MODEL_TIERS = ("generative", "agentic")
+
+
+def tier_checker(
+    available: Iterable[str], default_model: str | None = None
+) -> Callable[[Mapping[str, Any]], None]:
+    """A deploy-time check of ``tiers`` against the schema and the tiers this gateway runs; a
+    model tier names its model unless the gateway has a default (``TIERGATE_LLM_MODEL``), so a
+    tier that could never call a model is refused at deploy, not at its first escalation."""
     names = frozenset(available)
 
     def check(tiers: Mapping[str, Any]) -> None:
@@ -66,6 +73,13 @@ def tier_checker(available: Iterable[str]) -> Callable[[Mapping[str, Any]], None
             if name not in names:
                 raise TierConfigError(
                     f"tiers.{name}: this gateway has no {name} tier", field=f"tiers.{name}"
+                )
+        for name in MODEL_TIERS:
+            if name in tiers and not tiers[name].get("model") and not default_model:
+                raise TierConfigError(
+                    f"tiers.{name}.model: no model given, and the gateway has no default "
+                    "(TIERGATE_LLM_MODEL)",
+                    field=f"tiers.{name}.model",
                 )
 
     return check

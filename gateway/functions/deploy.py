@@ -110,6 +110,7 @@ class Deployer:
         if manifest.code is not None and runtime is None:
             raise InvalidManifest("runtime: required when code is given", field="runtime")
         functions = {f.id for f in await self._registry.list_functions(tenant)}
+        _check_tools(manifest, functions, tenant)
         self._quotas.check_function_count(manifest.id, functions)
         warnings = manifest.composition.warnings(functions | {manifest.id})
         return manifest, runtime, tuple(warnings)
@@ -157,3 +158,17 @@ def source_of(manifest: Manifest, version: int, code: bytes | None = None) -> So
         filename=manifest.filename,
         options=manifest.options,
     )
+
+
+def _check_tools(manifest: Manifest, functions: set[str], tenant: str) -> None:
+    """An agent's tools are functions of the tenant (or the function itself): one that does not
+    exist is refused now, not found missing by the model at its first escalation."""
+    tools = (manifest.tiers.get("agentic") or {}).get("tools") or []
+    for index, tool in enumerate(tools):
+        if tool not in functions and tool != manifest.id:
+            field = f"tiers.agentic.tools[{index}]"
+            raise InvalidManifest(
+                f"{field}: tenant {tenant!r} has no function {tool!r} (deploy it first)",
+                field=field,
+            )
+

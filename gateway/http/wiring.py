@@ -152,7 +152,7 @@ def build_tiers(settings: Settings, metrics: Metrics, stack: Stack) -> Tiers:
     llm = LLMEndpoint(settings.openai_base_url, settings.openai_api_key, settings.llm_model)
     stack.push_async_callback(llm.close)
     engine = CascadeEngine(report_attempt=metrics.attempt)
-    return Tiers(engine, llm, tier_checker(TIER_ORDER))
+    return Tiers(engine, llm, tier_checker(TIER_ORDER, settings.llm_model))
 
 
 @dataclass(frozen=True, slots=True)
