@@ -45,6 +45,18 @@ def test_examples_are_deployed_and_work(tiergate_factory):
     assert "preload: echo is up to date" in server.log()
 
 
+def test_a_restart_never_takes_a_function_over_from_its_user(tiergate_factory):
+    server = tiergate_factory(args=("--deploy", str(EXAMPLES)))
+    with server.client() as api:
+        mine = {"id": "echo", "runtime": "wasm", "code": (EXAMPLES / "hello.wat").read_text()}
+        assert api.post("/deploy", json=mine).json()["version"] == 2
+    server.restart()
+    with server.client() as api:
+        assert api.get("/functions/echo").json()["latest_version"] == 2
+        assert api.post("/invoke/echo", json=1).json()["output"] == {"message": "hello from wasm"}
+    assert "preload: echo is left as it is: its latest version (2) was deployed by" in server.log()
+
+
 def test_make_run_from_a_checkout_with_the_default_relative_data_dir(tmp_path):
     """What ``make run`` does: ``serve --deploy examples/functions`` with ``./.tiergate``."""
     import shutil

@@ -3,7 +3,9 @@
 Each code file (suffix known to an installed runtime) becomes a function named after the file
 (``hello.wat`` → ``hello``; ``c/echo.wasm`` → ``c-echo``). A ``NAME.json`` beside it adds manifest
 fields; a ``NAME.json`` with no code file beside it is deployed as a manifest of its own. A file
-whose code and manifest equal the latest version is left alone, so restarts do not pile up versions.
+whose code and manifest equal the latest version is left alone, so restarts do not pile up versions;
+so is a function whose latest version someone deployed by hand (a warning says so): a restart
+never takes a function over from its user.
 
 A preload is a deploy like any other (``FunctionService.deploy``): other processes sharing the
 stores hear of it, and the audit trail names its principal, ``preload``.
@@ -19,6 +21,7 @@ from typing import Any
 import orjson
 
 from gateway.errors import REPORTED, NotFound
+from gateway.functions.records import VersionRecord
 from gateway.functions.registry import Registry
 from gateway.functions.service import FunctionService
 from gateway.security.auth import Principal
@@ -81,7 +84,17 @@ async def preload(
 ) -> None:
     for manifest, code in discover(root, runtimes):
         try:
-            if await _unchanged(registry, manifest, code):
+            latest = await _latest(registry, manifest["id"])
+            if latest is not None and latest.deployed_by != PRELOAD.key_id:
+                log.warning(
+                    "preload: %s is left as it is: its latest version (%d) was deployed by "
+                    "someone else, not from %s",
+                    manifest["id"],
+                    latest.version,
+                    root,
+                )
+                continue
+            if latest is not None and _same(latest, manifest, code):
                 log.info("preload: %s is up to date", manifest["id"])
                 continue
             record = await functions.deploy(PRELOAD, TENANT, manifest, code)
@@ -90,12 +103,15 @@ async def preload(
             log.error("preload: %s: %s", manifest.get("id"), exc.detail)
 
 
-async def _unchanged(registry: Registry, manifest: dict[str, Any], code: bytes | None) -> bool:
+async def _latest(registry: Registry, function_id: str) -> VersionRecord | None:
     try:
-        record = await registry.get_function(TENANT, manifest["id"])
-        latest = await registry.get_version(TENANT, manifest["id"], record.latest)
+        record = await registry.get_function(TENANT, function_id)
+        return await registry.get_version(TENANT, function_id, record.latest)
     except NotFound:
-        return False
+        return None
+
+
+def _same(latest: VersionRecord, manifest: dict[str, Any], code: bytes | None) -> bool:
     sha = hashlib.sha256(code).hexdigest() if code is not None else None
     stored = {k: v for k, v in manifest.items() if k not in ("code", "code_encoding")}
     return bool(latest.code_sha256 == sha and latest.manifest == stored)
