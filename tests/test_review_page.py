@@ -77,7 +77,7 @@ def test_a_reviewer_answers_a_task_in_the_page(browser, tiergate_server):
     assert "unreachable" in page.inner_text("#task-attempts")
     page.click("#claim")
     page.wait_for_selector("#message:has-text('Claimed')")
-    page.check("#field-approved")
+    page.select_option("#field-approved", label="Yes")
     page.fill("#field-note", "ok")
     page.select_option("#field-risk", label="low")
     page.click("#submit")

@@ -8,12 +8,13 @@ every level while it waits), and one execution makes at most ``MAX_CALLS``.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import ClassVar
 
 import orjson
 
-from plugins.runtime import Call, CallFunction, CallRefused
+from plugins.runtime import Call, CallRefused
 
 from .base import Invocation, Tier, TierResult
 from .errors import ToolCallFailed
@@ -49,34 +50,29 @@ class CodeTier(Tier):
             secrets=inv.secrets,
             caller=inv.caller,
             custom=inv.custom,
-            invoke=None if self._calls is None else self._calling(inv, self._calls),
+            # a partial, not a closure made by a call: nothing more on the hot path
+            invoke=None if self._calls is None else functools.partial(self._invoke, inv, [0]),
         )
         result = await fn.runtime.invoke(fn.handle, call)
         return TierResult(output=result.output, logs=result.logs)
 
-    @staticmethod
-    def _calling(inv: Invocation, calls: ToolGateway) -> CallFunction:
-        made = 0
+    async def _invoke(self, inv: Invocation, made: list[int], ref: str, body: bytes) -> bytes:
+        """``Call.invoke`` of one execution (``made`` counts its calls)."""
+        assert self._calls is not None
+        if inv.depth + 1 > MAX_CALL_DEPTH:
+            raise CallRefused(
+                "call_too_deep", f"functions call functions at most {MAX_CALL_DEPTH} deep"
+            )
+        made[0] += 1
+        if made[0] > MAX_CALLS:
+            raise CallRefused(
+                "too_many_calls", f"one execution calls other functions at most {MAX_CALLS} times"
+            )
         cause = {"kind": "call", "execution_id": inv.execution_id}
-
-        async def invoke(ref: str, body: bytes) -> bytes:
-            nonlocal made
-            if inv.depth + 1 > MAX_CALL_DEPTH:
-                raise CallRefused(
-                    "call_too_deep", f"functions call functions at most {MAX_CALL_DEPTH} deep"
-                )
-            made += 1
-            if made > MAX_CALLS:
-                raise CallRefused(
-                    "too_many_calls",
-                    f"one execution calls other functions at most {MAX_CALLS} times",
-                )
-            try:
-                output = await calls.call_tool(
-                    inv.tenant, ref, body, inv.depth + 1, inv.trace_id, cause
-                )
-            except ToolCallFailed as exc:
-                raise CallRefused(exc.code, exc.detail) from None
-            return orjson.dumps(output)
-
-        return invoke
+        try:
+            output = await self._calls.call_tool(
+                inv.tenant, ref, body, inv.depth + 1, inv.trace_id, cause
+            )
+        except ToolCallFailed as exc:
+            raise CallRefused(exc.code, exc.detail) from None
+        return orjson.dumps(output)

@@ -31,9 +31,10 @@ __all__ = [
 
 def execution_body(record: ExecutionRecord, *, full: bool = True) -> dict[str, Any]:
     """The API's execution document: ``POST /invoke`` 200 (``full=False``: the contract's fields
-    only, on the hot path) and ``GET /executions/{id}`` (with input, trace id and times)."""
+    and the trace id only, on the hot path) and ``GET /executions/{id}`` (with input and times)."""
     body = {
         "execution_id": record.execution_id,
+        "trace_id": record.trace_id,
         "function_id": record.function_id,
         "version": record.version,
         "status": record.status,
@@ -58,11 +59,11 @@ def execution_body(record: ExecutionRecord, *, full: bool = True) -> dict[str, A
         body["details"] = record.details
     if not full:
         return body
-    body["trace_id"] = record.trace_id
     if record.input is not None:
         body["input"] = record.input
     if record.review is not None:
-        body["review"] = record.review.as_json()
+        body["review"] = review = record.review.as_json()
+        review["at"] = iso(record.review.at)  # kept as Unix seconds, shown as ISO-8601
     if record.task_id is not None:
         body["task_id"] = record.task_id
     body["started_at"] = iso(record.started_at)
@@ -124,6 +125,7 @@ def task_body(task: ReviewTask) -> dict[str, Any]:
         "created_at": iso(task.created_at),
         "expires_at": iso(task.expires_at),
         "claimed_by": task.claimed_name or task.claimed_by,
+        "claimed_by_id": task.claimed_by,  # the key id: names need not be unique
         "claimed_until": iso(task.claimed_until),
     }
     if task.answered_name:

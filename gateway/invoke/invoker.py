@@ -31,6 +31,11 @@ from tiers.function import LoadedFunction
 SecretResolver = Callable[[str, tuple[str, ...]], Awaitable[Mapping[str, str]]]
 
 
+INVOKED = {"kind": "invoke"}
+"""Who the code is told asked for a call that names no key and no cause (``context.caller``:
+the API key, else what started the call, else this)."""
+
+
 @dataclass
 class InvokeOptions:
     overrides: Mapping[str, Any] = field(default_factory=dict)
@@ -118,7 +123,7 @@ class Invoker:
             record.trace_id,
             tenant,
             depth=options.depth,
-            caller=_caller(record),
+            caller=record.caller or record.cause or INVOKED,
             custom=record.custom,
         )
         prepared = Prepared(inv, cascade, record)
@@ -143,7 +148,7 @@ class Invoker:
             record.trace_id,
             record.tenant,
             attempts=list(record.attempts),
-            caller=_caller(record),
+            caller=record.caller or record.cause or INVOKED,
             custom=record.custom,
         )
         prepared = Prepared(inv, _cascade_options(fn, overrides), record)
@@ -368,7 +373,3 @@ def _cascade_options(fn: LoadedFunction, overrides: Mapping[str, Any]) -> Cascad
     except (TypeError, ValueError) as exc:
         raise BadRequest(f"invalid cascade options: {exc}") from None
 
-
-def _caller(record: ExecutionRecord) -> dict[str, Any]:
-    """Who the code is told asked for the call: the API key, else what started it."""
-    return record.caller or record.cause or {"kind": "invoke"}

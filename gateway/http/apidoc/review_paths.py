@@ -1,4 +1,5 @@
-"""OpenAPI paths: human review tasks and the reviewer page."""
+"""OpenAPI paths: human review tasks, the reviewer page, and ``/whoami`` (which the page uses to
+say who is signed in)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,60 @@ from typing import Any
 from gateway.http.apidoc.helpers import TENANT, json, op, param, ref
 
 TASK_ID = param("task_id", "path", {"type": "string"}, "Task id.")
+# What a task document carries beyond the ``Task`` schema.
+TASK = {
+    "allOf": [
+        ref("Task"),
+        {
+            "type": "object",
+            "properties": {
+                "version": {"type": "integer"},
+                "claimed_by_id": {
+                    "type": ["string", "null"],
+                    "description": "The key id holding the claim (`claimed_by` is its name)",
+                },
+                "claimed_until": {"type": ["string", "null"], "format": "date-time"},
+                "answered_by": {"type": "string"},
+                "reason": {"type": "string"},
+            },
+        },
+    ]
+}
+LOG_LINE = {
+    "type": "object",
+    "properties": {
+        "ts": {"type": ["string", "null"], "format": "date-time"},
+        "stream": {"type": "string"},
+        "message": {"type": "string"},
+        "level": {"type": "string"},
+    },
+}
+TASK_FOR_REVIEWER = {
+    "allOf": [
+        TASK,
+        {
+            "type": "object",
+            "properties": {
+                "logs": {
+                    "type": "array",
+                    "items": LOG_LINE,
+                    "description": "The last 50 log lines of the earlier attempts (tracebacks "
+                    "included)",
+                },
+                "logs_total": {"type": "integer", "description": "How many log lines in all"},
+            },
+        },
+    ]
+}
+WHOAMI = {
+    "type": "object",
+    "properties": {
+        "key_id": {"type": "string"},
+        "name": {"type": "string"},
+        "tenant": {"type": "string"},
+        "roles": {"type": "array", "items": {"type": "string"}},
+    },
+}
 
 
 def review_paths() -> dict[str, Any]:
@@ -38,7 +93,7 @@ def review_paths() -> dict[str, Any]:
                 json(
                     {
                         "type": "object",
-                        "properties": {"tasks": {"type": "array", "items": ref("Task")}},
+                        "properties": {"tasks": {"type": "array", "items": TASK}},
                     }
                 ),
                 (400,),
@@ -47,9 +102,9 @@ def review_paths() -> dict[str, Any]:
         },
         "/tasks/{task_id}": {
             "get": op(
-                "One task, with the function's output schema",
+                "One task, with the function's output schema and the end of its logs",
                 "review",
-                json(ref("Task")),
+                json(TASK_FOR_REVIEWER),
                 (404,),
                 params=[TASK_ID],
             )
@@ -58,7 +113,7 @@ def review_paths() -> dict[str, Any]:
             "post": op(
                 "Reserve the task for your key for 15 minutes",
                 "review",
-                json(ref("Task")),
+                json(TASK),
                 (400, 404, 409),
                 params=[TASK_ID],
             )
@@ -67,7 +122,7 @@ def review_paths() -> dict[str, Any]:
             "post": op(
                 "Give a claimed task back",
                 "review",
-                json(ref("Task")),
+                json(TASK),
                 (400, 404, 409),
                 params=[TASK_ID],
             )
@@ -91,6 +146,9 @@ def review_paths() -> dict[str, Any]:
                 params=[TASK_ID],
                 body=reason,
             )
+        },
+        "/whoami": {
+            "get": op("The calling key: its id, name, tenant and roles", "any", json(WHOAMI))
         },
         "/ui/": {
             "get": op(

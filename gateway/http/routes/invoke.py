@@ -32,6 +32,7 @@ async def invoke(request: web.Request) -> web.Response:
     trace_id, flags = _trace(request.headers.get("traceparent"))
     prefer = request.headers.get("Prefer")
     callback = request.headers.get("X-Callback-Url")
+    custom = request.headers.get("X-Tiergate-Context")
     svc = services(request)
     max_timeout_ms = svc.settings.max_timeout_ms
     options = InvokeOptions(
@@ -44,7 +45,7 @@ async def invoke(request: web.Request) -> web.Response:
             "tenant": principal.tenant,
             "roles": sorted(principal.roles),
         },
-        custom=_custom(request.headers.get("X-Tiergate-Context")),
+        custom=None if custom is None else _custom(custom),
     )
     body = await request.read()
     key = request.headers.get("Idempotency-Key")
@@ -81,11 +82,9 @@ async def _accept(
     return await svc.invoker.execute(prepared)
 
 
-def _custom(header: str | None) -> Any:
+def _custom(header: str) -> Any:
     """``X-Tiergate-Context``: JSON the caller passes through to the code (``context.custom``),
     kept on the record with the execution, so bounded."""
-    if header is None:
-        return None
     if len(header) > MAX_CUSTOM_BYTES:
         raise BadRequest(
             f"X-Tiergate-Context is {len(header)} bytes; at most {MAX_CUSTOM_BYTES} are allowed"

@@ -1,4 +1,4 @@
-"""Operations: liveness, readiness, metrics and the OpenAPI document."""
+"""Operations: liveness, readiness, metrics, the OpenAPI document and who a key is."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.http.apidoc import openapi_document
 from gateway.http.health import runtime_checks, store_checks
+from gateway.http.keys import PRINCIPAL
 from gateway.http.routes.common import caller, json_response, services
 from storage.errors import StorageUnavailable
 
@@ -41,3 +42,17 @@ async def metrics(request: web.Request) -> web.Response:
 @routes.get("/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document())
+
+
+@routes.get("/whoami")
+async def whoami(request: web.Request) -> web.Response:
+    """The calling key as the pages show it (any role): never the token."""
+    principal = request[PRINCIPAL]
+    return json_response(
+        {
+            "key_id": principal.key_id,
+            "name": principal.name,
+            "tenant": principal.tenant,
+            "roles": sorted(principal.roles),
+        }
+    )

@@ -14,6 +14,9 @@ from gateway.review.task import ReviewTask
 routes = web.RouteTableDef()
 
 STATUSES = ("pending", "completed", "rejected", "expired", "cancelled")
+# The reviewer sees the end of the earlier attempts' logs (where a traceback is); a review key
+# cannot read the execution itself (GET /executions needs invoke, deploy or admin).
+LOG_LINES = 50
 
 
 @routes.get("/tasks")
@@ -34,17 +37,23 @@ async def list_tasks(request: web.Request) -> web.Response:
 async def get_task(request: web.Request) -> web.Response:
     principal = caller(request, "review")
     task = await services(request).tasks.get(request.match_info["task_id"], principal)
-    return json_response(await _with_schema(request, task))
+    return json_response(await _for_reviewer(request, task))
 
 
-async def _with_schema(request: web.Request, task: ReviewTask) -> dict[str, Any]:
-    """The task plus what the reviewer page needs to build its form."""
+async def _for_reviewer(request: web.Request, task: ReviewTask) -> dict[str, Any]:
+    """The task plus what the reviewer page needs: the function's output schema (to build its
+    form) and description, and the last ``LOG_LINES`` log lines of the earlier attempts
+    (``logs_total``: how many there are in all)."""
+    svc = services(request)
     shown = task_body(task)
     try:
-        fn, _ = await services(request).loader.get(task.tenant, task.function_id, task.version)
+        fn, _ = await svc.loader.get(task.tenant, task.function_id, task.version)
         shown.update(output_schema=fn.output_schema, description=fn.description)
     except Exception:  # the function may have been deleted since; the task still stands
         shown.update(output_schema=None, description="")
+    record = await svc.records.get(task.execution_id)
+    logs = record.logs if record is not None else []
+    shown.update(logs=logs[-LOG_LINES:], logs_total=len(logs))
     return shown
 
 
