@@ -17,6 +17,7 @@ as ``tiergate.X``. Standard library only: a worker process or the compiler's chi
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 
@@ -76,15 +77,23 @@ class QueueFull(PluginError):
 
 class AttemptFailure(Exception):
     """How one tier attempt ended without an answer; recorded in ``attempts[]`` (with ``code``
-    when the failure has a stable name, e.g. ``output_too_large``)."""
+    when the failure has a stable name, e.g. ``output_too_large``). ``logs`` and ``metrics``
+    are what the attempt logged and counted before it failed, as in ``CallResult``."""
 
     status: ClassVar[Literal["failed", "timeout", "skipped", "cancelled"]] = "failed"
     code: ClassVar[str | None] = None
 
-    def __init__(self, message: str, *, logs: list[Any] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        logs: list[Any] | None = None,
+        metrics: Mapping[str, float] | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.logs = list(logs or [])
+        self.metrics = dict(metrics or {})
 
 
 class FunctionFailed(AttemptFailure):

@@ -174,3 +174,56 @@ def test_tasks_command(tiergate_server):
 def _review_key(server, tenant):
     with server.client() as api:
         return api.post("/admin/keys", json={"tenant": tenant, "roles": ["review"]}).json()["key"]
+
+
+def test_exit_statuses_tell_what_went_wrong(tiergate_server, tmp_path):
+    env = {"TIERGATE_URL": tiergate_server.url, "TIERGATE_KEY": tiergate_server.admin_key}
+    missing = run("invoke", unique("nowhere"), env=env)
+    assert missing.returncode == 3 and "function_not_found" in _one_line_error(missing)
+    refused = run("functions", env={**env, "TIERGATE_KEY": "tg_wrong"})
+    assert refused.returncode == 4 and "unauthenticated" in _one_line_error(refused)
+    trap = unique("trap")
+    assert run("deploy", str(EXAMPLES / "trap.wat"), "--id", trap, env=env).returncode == 0
+    failed = run("invoke", trap, "-d", "1", env=env)
+    assert failed.returncode == 5 and "cascade_exhausted" in _one_line_error(failed)
+    loop, manifest = unique("loop"), tmp_path / "loop.json"
+    manifest.write_text(json.dumps({"limits": {"timeout_ms": 200}}))
+    deployed = run("deploy", str(EXAMPLES / "loop.wat"), "--id", loop, "--manifest",
+                   str(manifest), env=env)
+    assert deployed.returncode == 0, deployed.stderr
+    slow = run("invoke", loop, "-d", "1", env=env)
+    assert slow.returncode == 6 and "(timeout, HTTP 504)" in _one_line_error(slow)
+    bad = run("invoke", trap, "-d", "{nope", env=env)
+    assert bad.returncode == 2 and "--data is not valid JSON" in _one_line_error(bad)
+    schemeless = run("functions", env={**env, "TIERGATE_URL": "127.0.0.1:9"})
+    assert schemeless.returncode == 2
+    assert "has no scheme: use 'http://127.0.0.1:9'" in _one_line_error(schemeless)
+
+
+def test_errors_name_the_fields_at_fault(tiergate_server, tmp_path):
+    env = {"TIERGATE_URL": tiergate_server.url, "TIERGATE_KEY": tiergate_server.admin_key}
+    typed = unique("typed")
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"input_schema": {
+        "type": "object", "required": ["n"], "properties": {"n": {"type": "integer"}}}}))
+    deployed = run("deploy", str(EXAMPLES / "echo.wat"), "--id", typed, "--manifest",
+                   str(manifest), env=env)
+    assert deployed.returncode == 0, deployed.stderr
+    line = _one_line_error(run("invoke", typed, "-d", '{"m": 1}', env=env))
+    assert "(invalid_input, HTTP 400): /: 'n' is a required property" in line
+    line = _one_line_error(run("invoke", typed, "-d", '{"n": "x"}', env=env))
+    assert "/n: 'x' is not of type 'integer'" in line
+
+
+def test_data_from_stdin_and_following_an_async_call(tiergate_server):
+    env = {"TIERGATE_URL": tiergate_server.url, "TIERGATE_KEY": tiergate_server.admin_key}
+    fn = unique("echo")
+    assert run("deploy", str(EXAMPLES / "echo.wat"), "--id", fn, env=env).returncode == 0
+    piped = run("invoke", fn, "-d", "@-", env=env, input='{"from": "stdin"}')
+    assert piped.returncode == 0 and json.loads(piped.stdout) == {"from": "stdin"}
+    queued = run("invoke", fn, "--async", "-d", "[1]", env=env)
+    assert queued.returncode == 0 and json.loads(queued.stdout)["status"] == "pending"
+    assert "add --wait to follow it" in queued.stderr
+    followed = run("invoke", fn, "--async", "--wait", "-d", "[2]", env=env)
+    assert followed.returncode == 0, followed.stderr
+    assert json.loads(followed.stdout) == [2]

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, assert_problem, fixture, unique
+from wheelhouse import build_wheelhouse, deploy_archive, zip_of
 
 from plugins.testing import TiergateServer
 
@@ -29,6 +30,18 @@ WASM_FLOODS = {  # function id: module (tests/fixtures), in the shared wasm work
     "wasm-stdout": "wasi-flood.wat",  # a WASI module writing stdout in a loop
     "wasm-output": "big-output.wat",  # a core module answering more than the output cap
 }
+PACKAGE_HANDLER = """
+import os
+import tgtest_shout
+from hostile import handler as attack
+
+
+def handler(event, context):
+    if event["action"] == "where":
+        return {"code": os.path.dirname(os.path.abspath(__file__)),
+                "env": os.path.dirname(os.path.dirname(tgtest_shout.__file__))}
+    return attack(event, context)
+"""
 CANARIES = {
     "OPENAI_API_KEY": "sk-canary-openai-7f3a",
     "AWS_SECRET_ACCESS_KEY": "canary-aws-secret-91c2",
@@ -92,9 +105,17 @@ def _unprivileged_launcher(uid: int) -> tuple[str, ...]:
     return ("unshare", "--mount", "--propagation", "private", "sh", "-c", "\n".join(script), "sh")
 
 
+@pytest.fixture(scope="module")
+def wheelhouse():
+    """The wheels a package's requirements resolve from, readable by every layout's uid."""
+    place = Path(tempfile.mkdtemp(prefix="tiergate-wheelhouse-"))
+    yield build_wheelhouse(place)
+    shutil.rmtree(place, ignore_errors=True)
+
+
 @pytest.fixture(scope="module", params=["make-run", "pip-install", "unprivileged"])
-def layout(request, tmp_path_factory):
-    env = dict(CANARIES)
+def layout(request, tmp_path_factory, wheelhouse):
+    env = {**CANARIES, "TIERGATE_PYTHON_FIND_LINKS": str(wheelhouse)}
     cleanup: list[Path] = []
     if request.param == "make-run":
         data_dir = ROOT / f".tiergate-isolation-{secrets.token_hex(4)}"
@@ -141,6 +162,11 @@ def tenant(layout):
             "id": "hostile", "runtime": "python", "code": fixture("hostile.py"),
             "limits": {"timeout_ms": 20000, "memory_mb": 96, "tmp_mb": 16},
         })
+        assert deployed.status_code == 201, deployed.text
+        package = zip_of({"handler.py": PACKAGE_HANDLER, "hostile.py": fixture("hostile.py"),
+                          "requirements.txt": "tgtest-shout==1.0\n"})
+        deployed = deploy_archive(client, "hostile-pkg", package,
+                                  limits={"timeout_ms": 20000, "memory_mb": 96, "tmp_mb": 16})
         assert deployed.status_code == 201, deployed.text
         for name, code in WASM_FLOODS.items():
             deployed = client.post("/deploy", json={
@@ -251,6 +277,32 @@ def test_no_network(layout, tenant, redis_server):
     assert "connected" not in reached.values(), reached
 
 
+def test_egress_never_reaches_the_gateway_or_its_stores(layout, tenant, redis_server):
+    """A function with network (the private-address setting off, its default) that lists the
+    gateway's own port and Redis: the proxy refuses them all the same, refuses what it does not
+    list by name, and nothing goes around it."""
+    redis_port = int(redis_server.rsplit(":", 1)[1].split("/")[0])
+    gateway = layout.server.port
+    fn = unique("egress")
+    deployed = tenant.post("/deploy", json={
+        "id": fn, "runtime": "python", "code": fixture("hostile.py"),
+        "network": {"allow": [f"127.0.0.1:{gateway}", f"localhost:{redis_port}",
+                              "169.254.169.254:80", f"[::1]:{gateway}"]},
+        "limits": {"timeout_ms": 20000, "memory_mb": 96, "tmp_mb": 16}})
+    assert deployed.status_code == 201, deployed.text
+    targets = [["127.0.0.1", gateway], ["localhost", redis_port], ["169.254.169.254", 80],
+               ["[::1]", gateway], ["127.0.0.1", redis_port], ["localhost", gateway]]
+    answer = tenant.post(f"/invoke/{fn}", json={"action": "proxy", "targets": targets}).json()
+    through = answer["output"]
+    assert len(through) == len(targets), through
+    assert all(line == "HTTP/1.1 403 Forbidden" for line in through.values()), through
+    assert answer["metrics"]["egress"]["refused"] == len(targets), answer["metrics"]
+    assert answer["metrics"]["egress"]["allowed"] == 0
+    direct = attack(tenant, "connect", function=fn, targets=[
+        ["127.0.0.1", gateway], ["127.0.0.1", redis_port], ["169.254.169.254", 80]])
+    assert "connected" not in direct.values(), direct
+
+
 def test_processes_and_threads_are_capped(layout, tenant):
     forked = attack(tenant, "fork", count=500)
     assert forked["forked"] < 64 and forked["error"] == "EAGAIN", forked
@@ -334,6 +386,28 @@ def test_deploy_check_runs_sandboxed(layout, tenant):
     )
     assert "FileNotFoundError" in problem["detail"]
     assert_no_secret(layout, problem["detail"])
+
+
+def test_a_package_reaches_only_its_own_code_and_environment(layout, tenant):
+    """A function deployed as a package with requirements: its code and its (shared)
+    environment are shown read-only, and nothing more of the data dir than before."""
+    me = attack(tenant, "identity", function="hostile-pkg")
+    assert int(me["cap_eff"], 16) == 0 and me["seccomp"] == "2"
+    where = attack(tenant, "where", function="hostile-pkg")
+    for place in (where["code"], where["env"], f"{where['env']}/tgtest_shout"):
+        filled = attack(tenant, "fill", function="hostile-pkg", dir=place, mb=1)
+        assert filled["error"] in ("EROFS", "EACCES"), (place, filled)
+    runtime_dir = layout.data_dir / "runtimes" / "python"
+    hidden = [str(layout.data_dir), str(runtime_dir / "envs"), str(runtime_dir / "code")]
+    listed = attack(tenant, "listdir", function="hostile-pkg", paths=[*hidden, "/function"])
+    assert all(listed[path] == "ENOENT" for path in hidden), listed
+    assert listed["/function"] == ["code", "env"], listed
+    private = [str(layout.data_dir / name) for name in PRIVATE_NAMES]
+    seen = attack(tenant, "read", function="hostile-pkg", paths=private)
+    assert all(value in ("ENOENT", "EACCES") for value in seen.values()), seen
+    found = attack(tenant, "walk", function="hostile-pkg", names=list(PRIVATE_NAMES))
+    assert found["hits"] == [], found
+    assert_no_secret(layout, str([me, where, listed, seen, found]))
 
 
 def test_another_tenants_code_is_invisible(layout, tenant):

@@ -39,6 +39,7 @@ class Invocation:
     logs: list[LogEntry] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
     log_budget: LogBudget | None = None  # made when the first entry comes (most calls log nothing)
+    metrics: dict[str, float] = field(default_factory=dict)  # runtimes' counts, summed over tries
 
     def redact(self, text: str) -> str:
         """``text`` with this call's secret values replaced (longest first, so a secret that
@@ -65,6 +66,12 @@ class Invocation:
                 entry = entry._replace(message=message)
             self.logs.append(entry)
 
+    def add_metrics(self, metrics: Mapping[str, float]) -> None:
+        """Add what one attempt counted (``CallResult.metrics``, ``AttemptFailure.metrics``,
+        e.g. ``egress.allowed``) to the execution's sums."""
+        for name, value in metrics.items():
+            self.metrics[name] = self.metrics.get(name, 0) + value
+
     def final_logs(self) -> list[LogEntry]:
         """The kept entries, and one last entry saying what the caps dropped."""
         summary = self.log_budget.summary() if self.log_budget is not None else None
@@ -83,12 +90,14 @@ class AwaitingHuman(Exception):
 
 @dataclass(frozen=True, slots=True)
 class TierResult:
-    """What a tier produced: raw JSON ``output`` bytes, or an already parsed ``value``."""
+    """What a tier produced: raw JSON ``output`` bytes, or an already parsed ``value``;
+    ``metrics``: what the runtime counted (``CallResult.metrics``)."""
 
     output: bytes | None = None
     value: Any = None
     logs: Sequence[LogEntry] = ()
     details: Mapping[str, Any] = field(default_factory=dict)
+    metrics: Mapping[str, float] = field(default_factory=dict)
 
 
 class Tier(abc.ABC):

@@ -54,7 +54,7 @@ class CodeTier(Tier):
             invoke=None if self._calls is None else functools.partial(self._invoke, inv, [0]),
         )
         result = await fn.runtime.invoke(fn.handle, call)
-        return TierResult(output=result.output, logs=result.logs)
+        return TierResult(output=result.output, logs=result.logs, metrics=result.metrics)
 
     async def _invoke(self, inv: Invocation, made: list[int], ref: str, body: bytes) -> bytes:
         """``Call.invoke`` of one execution (``made`` counts its calls)."""

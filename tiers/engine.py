@@ -169,12 +169,16 @@ class CascadeEngine:
                         f"{tier.name} tier timed out after {timeout_s:g} s"
                     ) from None
             inv.add_logs(result.logs)
+            if result.metrics:
+                inv.add_metrics(result.metrics)
             value = self._checked_output(inv, result)
         except AttemptFailure as failure:
             # Redacted here, where it is recorded: the verdict's detail is built from it too.
             failure.message = inv.redact(failure.message)
             failure.args = (failure.message,)
             inv.add_logs(failure.logs)
+            if failure.metrics:
+                inv.add_metrics(failure.metrics)
             self._record(
                 inv, tier.name, attempt, failure.status, failure.message, started, failure.code
             )

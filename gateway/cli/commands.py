@@ -3,27 +3,22 @@
 
 from __future__ import annotations
 
-import re
+import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import click
 import orjson
 
-from gateway.cli.client import Client, ClientError, environ
+from gateway import sdk
+from gateway.cli.client import EXIT_CODES, Client, ClientError, environ, sdk_error
+from gateway.sdk.operations import runtime_of
 
 F = Callable[..., Any]
 
 TASK_STATUSES = ["pending", "completed", "rejected", "expired", "cancelled", "all"]
-SUFFIX_RUNTIMES = {
-    ".wat": "wasm",
-    ".wasm": "wasm",
-    ".py": "python",
-    ".js": "javascript",
-    ".mjs": "javascript",
-}
 
 
 def connection_options(fn: F) -> F:
@@ -60,24 +55,29 @@ def deploy(
     url: str | None,
     key: str | None,
 ) -> None:
-    """Deploy the code at PATH (or a manifest .json) as a new version."""
-    manifest = _load_json(manifest_file) if manifest_file else {}
-    code: bytes | None = None
-    if path.suffix == ".json" and manifest_file is None:
-        manifest = _load_json(path)
-    else:
-        code = read_file(path)
-        manifest.setdefault("runtime", runtime or SUFFIX_RUNTIMES.get(path.suffix))
-        if not manifest["runtime"]:
-            raise ClientError(f"error: cannot tell the runtime of {path.name}; pass --runtime")
-    if runtime:
-        manifest["runtime"] = runtime
-    manifest["id"] = function_id or manifest.get("id") or _id_from(path)
-    form = aiohttp.FormData()
-    form.add_field("manifest", orjson.dumps(manifest).decode(), content_type="application/json")
-    if code is not None:
-        form.add_field("code", code, filename=path.name, content_type="application/octet-stream")
-    result = client_for(url, key).call("POST", "/deploy", data=form)
+    """Deploy the code at PATH (a file, a directory sent as a zip, or a manifest .json) as a
+    new version."""
+    manifest = _load_json(manifest_file) if manifest_file else None
+    code_given = path.is_dir() or path.suffix != ".json" or manifest is not None
+    if code_given and not (runtime or (manifest or {}).get("runtime")):
+        runtime = runtime_of(path, manifest or {})
+        if runtime is None:
+            raise ClientError(
+                f"error: cannot tell the runtime of {path.name}; pass --runtime "
+                "(a directory holds handler.py, or its --manifest names an entry)",
+                EXIT_CODES["usage"],
+            )
+    connection = client_for(url, key)
+    try:
+        with sdk.Client(connection.url, connection.key) as client:
+            deployed = client.deploy(path, id=function_id, runtime=runtime, manifest=manifest)
+    except sdk.TiergateError as exc:
+        raise sdk_error(exc) from None
+    except ValueError as exc:  # the runtime cannot be told, a manifest file not an object
+        raise ClientError(f"error: {exc}", EXIT_CODES["usage"]) from None
+    except OSError as exc:
+        raise ClientError(f"error: cannot read {path}: {exc.strerror or exc}") from None
+    result = deployed.raw
     size = f", {result['code_size']} bytes" if result.get("code_size") else ""
     pre = ", precompiled" if result.get("precompiled") else ""
     click.echo(
@@ -96,6 +96,23 @@ def _load_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def input_data(data: str | None) -> bytes:
+    """``--data``: JSON as given, ``@FILE`` read from a file, ``@-`` from stdin; ``null`` when
+    absent. Checked to be JSON here, so a typo is one clear line, not a server's 400."""
+    body: bytes
+    if data == "@-":
+        body = sys.stdin.buffer.read()
+    elif data and data.startswith("@"):
+        body = read_file(Path(data[1:]))
+    else:
+        body = (data or "null").encode()
+    try:
+        orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ClientError(f"error: --data is not valid JSON: {exc}", EXIT_CODES["usage"]) from None
+    return body
+
+
 def read_file(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -103,33 +120,71 @@ def read_file(path: Path) -> bytes:
         raise ClientError(f"error: cannot read {path}: {exc.strerror}") from None
 
 
-def _id_from(path: Path) -> str:
-    return re.sub(r"[^a-z0-9_-]+", "-", path.stem.lower()).strip("-_")[:63] or "function"
-
-
 @click.command()
 @click.argument("ref")
-@click.option("--data", "-d", default=None, help="Input JSON, or @FILE to read it from a file.")
+@click.option(
+    "--data", "-d", default=None, help="Input JSON, @FILE to read it from a file, @- from stdin."
+)
 @click.option("--async", "run_async", is_flag=True, help="Return at once with the execution id.")
+@click.option(
+    "--wait",
+    is_flag=True,
+    help="Follow an execution that goes on (--async, or waiting for a person) to its end.",
+)
 @click.option("--full", is_flag=True, help="Print the whole execution, not only the output.")
 @connection_options
 def invoke(
-    ref: str, data: str | None, run_async: bool, full: bool, url: str | None, key: str | None
+    ref: str,
+    data: str | None,
+    run_async: bool,
+    wait: bool,
+    full: bool,
+    url: str | None,
+    key: str | None,
 ) -> None:
-    """Invoke REF (an id, or id@version) with --data as input."""
-    body = read_file(Path(data[1:])) if data and data.startswith("@") else (data or "null").encode()
-    try:
-        orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ClientError(f"error: --data is not valid JSON: {exc}") from None
+    """Invoke REF (an id, id@version or id:alias) with --data as input. Exits 5 when the
+    function failed, 6 when it timed out (see the README for every exit status)."""
+    body = input_data(data)
     headers = {"Content-Type": "application/json"}
     if run_async:
         headers["Prefer"] = "respond-async"
-    result = client_for(url, key).call("POST", f"/invoke/{ref}", data=body, headers=headers)
+    client = client_for(url, key)
+    result = client.call("POST", f"/invoke/{ref}", data=body, headers=headers)
+    if "output" not in result:  # 202: queued, or waiting for a person
+        if not wait:
+            click.echo(pretty_json(result))
+            click.echo(
+                f"execution {result['execution_id']} is {result['status']}: "
+                f"add --wait to follow it to its end",
+                err=True,
+            )
+            return
+        result = _follow(client, result["execution_id"])
     if full or "output" not in result:
         click.echo(pretty_json(result))
     else:
         click.echo(pretty_json(result["output"]))
+    ended = {"failed": "function_failed", "timeout": "timeout", "cancelled": None}
+    if result.get("status") in ended:
+        reason = ended[result["status"]]
+        raise ClientError(
+            f"error: execution {result['execution_id']} {result['status']}: "
+            f"{result.get('error') or ''}".rstrip(": "),
+            EXIT_CODES[reason] if reason else 1,
+        )
+
+
+def _follow(client: Client, execution_id: str) -> dict[str, Any]:
+    """The execution once it has ended, polled (saying once when it waits for a person)."""
+    said = None
+    while True:
+        record = client.call("GET", f"/executions/{execution_id}")
+        if record["status"] in ("completed", "failed", "timeout", "cancelled"):
+            return dict(record)
+        if record["status"] != said:
+            said = record["status"]
+            click.echo(f"execution {execution_id} is {said}…", err=True)
+        time.sleep(0.5 if said != "awaiting_human" else 2.0)
 
 
 @click.command()

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 import orjson
 
-from gateway.cli.client import ClientError
 from gateway.cli.commands import (
     client_for,
     connection_options,
+    input_data,
     pretty_json,
-    read_file,
     render_table,
     short_time,
 )
@@ -36,11 +33,7 @@ def send(
     key: str | None,
 ) -> None:
     """Publish an event of TYPE; prints its id and the executions it started."""
-    raw = read_file(Path(data[1:])) if data and data.startswith("@") else (data or "null").encode()
-    try:
-        value = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ClientError(f"error: --data is not valid JSON: {exc}") from None
+    value = orjson.loads(input_data(data))
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     result = client_for(url, key).call(
         "POST", "/events", json={"type": event_type, "data": value}, headers=headers

@@ -16,6 +16,7 @@ from gateway.cli.client import Client, ClientError
 from gateway.cli.commands import (
     client_for,
     connection_options,
+    input_data,
     pretty_json,
     read_file,
     render_table,
@@ -160,11 +161,7 @@ def run_graph(
 ) -> None:
     """Run the latest version of graph ID with --data as input, printing a line per node as it
     ends; exits 1 when the run fails or is cancelled."""
-    body = read_file(Path(data[1:])) if data and data.startswith("@") else (data or "null").encode()
-    try:
-        orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ClientError(f"error: --data is not valid JSON: {exc}") from None
+    body = input_data(data)
     client = client_for(url, key)
     headers = {"Content-Type": "application/json", "Prefer": "respond-async"}
     params = {"base_run": base_run} if base_run else None

@@ -24,6 +24,7 @@ from gateway.functions.composition import (
 )
 from gateway.functions.quotas import Ceilings
 from plugins.runtime import MAX_OUTPUT_KB, Limits
+from plugins.sandbox.egress import MAX_ALLOW, NETWORK_SCHEMA, parse_destination
 from tiers.schemas import PatternError, check_patterns
 
 TIER_NAMES = ("code", "generative", "agentic", "human")
@@ -99,6 +100,7 @@ MANIFEST_SCHEMA: dict[str, Any] = {
                 "ttl_s": {"type": "integer", "minimum": 1, "maximum": MAX_CACHE_TTL_S},
             },
         },
+        "network": NETWORK_SCHEMA,
         **COMPOSITION_SCHEMA,
     },
 }
@@ -168,12 +170,16 @@ def parse_manifest(
     check_function_id(data.get("id"))
     if "cache" in data:
         _check_cache(data["cache"])
+    if "network" in data:
+        _check_network(data["network"])
     errors = sorted(_VALIDATOR.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         raise schema_problem(errors[0])
     data = dict(ceilings.fit(data, refuse=not stored))
     composition = Composition.parse(data, stored=stored)
     options = _runtime_options(data, runtime_options or {})
+    if "network" in data:
+        options["network"] = _network_for(data, runtime_options or {})
     for name in ("input_schema", "output_schema"):
         _check_schema(name, data.get(name))
     if code is None and "code" in data:
@@ -244,6 +250,50 @@ def _check_cache(cache: Any) -> None:
             f"cache.ttl_s: {problem} a whole number of seconds from 1 to {MAX_CACHE_TTL_S}",
             field="cache.ttl_s",
         )
+
+
+def _check_network(network: Any) -> None:
+    """``network`` with each problem naming its field (``network.allow[2]``), before the
+    schema's generic messages."""
+    if not isinstance(network, dict):
+        raise InvalidManifest(
+            'network: must be an object {"allow": ["host:port", ...]}', field="network"
+        )
+    for name in network:
+        if name != "allow":
+            raise InvalidManifest(
+                f"network.{name}: unknown field (network takes allow alone)",
+                field=f"network.{name}",
+            )
+    allow = network.get("allow")
+    if not isinstance(allow, list):
+        raise InvalidManifest(
+            "network.allow: required, a list of host:port destinations", field="network.allow"
+        )
+    if len(allow) > MAX_ALLOW:
+        raise InvalidManifest(
+            f"network.allow: at most {MAX_ALLOW} destinations, got {len(allow)}",
+            field="network.allow",
+        )
+    for index, entry in enumerate(allow):
+        try:
+            parse_destination(entry)
+        except ValueError as exc:
+            where = f"network.allow[{index}]"
+            raise InvalidManifest(f"{where}: {exc}", field=where) from None
+
+
+def _network_for(data: Mapping[str, Any], runtime_options: Mapping[str, Any]) -> dict[str, Any]:
+    """The checked ``network``, handed to the runtime in its options: only a runtime that
+    declares ``network`` among its ``manifest_options`` can open connections for code."""
+    if "network" not in runtime_options:
+        runtime = data.get("runtime")
+        which = f"the {runtime} runtime" if runtime else "a function without code"
+        raise InvalidManifest(
+            f"network: {which} cannot open connections (the python runtime can)",
+            field="network",
+        )
+    return {"allow": list(data["network"]["allow"])}
 
 
 def _runtime_options(data: Mapping[str, Any], allowed: Mapping[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ def sandbox(settings: Settings) -> Sandbox:
             private=tuple(private),
             processes=settings.sandbox_processes,
             uid=settings.sandbox_uid,
+            egress_allow_private=settings.egress_allow_private,
         )
     )
 

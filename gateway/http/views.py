@@ -51,6 +51,8 @@ def execution_body(record: ExecutionRecord, *, full: bool = True) -> dict[str, A
     }
     if record.cache_hit_result is not None:  # only versions with a result cache
         body["metrics"]["cache_hit_result"] = record.cache_hit_result
+    if record.egress is not None:  # only versions with network
+        body["metrics"]["egress"] = record.egress
     if record.alias is not None:
         body["alias"] = record.alias
     if record.error is not None:

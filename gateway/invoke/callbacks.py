@@ -1,10 +1,11 @@
 """Callbacks: ``X-Callback-Url`` on an invocation gets the final execution document POSTed to it
 when the execution ends — at once for a quick call, hours later for one a reviewer answers.
 
-Only http and https, and only to addresses ``allowed`` says yes to: a gateway must not be a way
-into the network it runs in. Names are resolved through ``CheckedResolver``, which hands aiohttp
-only addresses that passed, so a delivery connects to exactly what was checked, whatever the name
-answers the next time (DNS rebinding); the Host header and the TLS server name stay the URL's.
+Only http and https, and only to addresses ``allowed`` says yes to (``plugins.sandbox.addresses``,
+the rule functions' egress follows too): a gateway must not be a way into the network it runs in.
+Names are resolved through ``CheckedResolver``, which hands aiohttp only addresses that passed, so
+a delivery connects to exactly what was checked, whatever the name answers the next time (DNS
+rebinding); the Host header and the TLS server name stay the URL's.
 Redirects are never followed: a 3xx is a failed attempt. ``TIERGATE_CALLBACK_ALLOW_PRIVATE``
 lifts the address rule (not the redirect one). A delivery is one POST here; retrying it with
 backoff for minutes, durably, is the work queue's (``gateway.compose.followups``).
@@ -15,7 +16,6 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
-from ipaddress import IPv4Address, IPv6Address
 from urllib.parse import urlparse
 
 import aiohttp
@@ -23,39 +23,14 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
 from gateway.errors import BadRequest
+from plugins.sandbox.addresses import allowed, embedded_ipv4
+
+__all__ = ["Callbacks", "CheckedResolver", "PrivateAddress", "allowed", "embedded_ipv4"]
 
 log = logging.getLogger("tiergate.callbacks")
 
 TIMEOUT_S = 10.0
 DEFAULT_PORTS = {"http": 80, "https": 443}
-
-# IPv6 prefixes whose last 32 bits are an IPv4 address: IPv4-compatible (deprecated), IPv4-
-# translated (SIIT) and the NAT64 well-known prefix.
-_LAST_32_BITS = tuple(ipaddress.ip_network(n) for n in ("::/96", "::ffff:0:0:0/96", "64:ff9b::/96"))
-# The local-use NAT64 prefix (RFC 8215) is not globally reachable, whatever IPv4 address it
-# carries; the ipaddress of Python 3.11 calls it global.
-_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
-
-
-def allowed(address: IPv4Address | IPv6Address) -> bool:
-    """Whether a callback may connect to ``address``: it must be global, and so must every IPv4
-    address it carries — ``[64:ff9b::7f00:1]`` is 127.0.0.1 to a NAT64 gateway, whatever
-    ``ipaddress`` thinks of the IPv6 address itself."""
-    if address in _NAT64_LOCAL:
-        return False
-    return address.is_global and all(inner.is_global for inner in embedded_ipv4(address))
-
-
-def embedded_ipv4(address: IPv4Address | IPv6Address) -> list[IPv4Address]:
-    """The IPv4 addresses an IPv6 address embeds: mapped, compatible, translated, NAT64, 6to4
-    and both of Teredo's (server and client)."""
-    if isinstance(address, IPv4Address):
-        return []
-    found = [a for a in (address.ipv4_mapped, address.sixtofour) if a is not None]
-    found += address.teredo or ()
-    if any(address in network for network in _LAST_32_BITS):
-        found.append(IPv4Address(address.packed[12:]))
-    return found
 
 
 class PrivateAddress(OSError):

@@ -47,6 +47,15 @@ def log_lines(entries: Iterable[LogEntry]) -> list[LogLine]:
     return lines
 
 
+EGRESS_COUNTS = ("allowed", "refused", "failed", "bytes_sent", "bytes_received")
+
+
+def egress_counts(metrics: Mapping[str, float]) -> dict[str, int]:
+    """``metrics.egress`` of a function with ``network``: what its runtime counted
+    (``egress.allowed``…), summed over the execution's attempts; 0 for what it did not."""
+    return {name: int(metrics.get(f"egress.{name}", 0)) for name in EGRESS_COUNTS}
+
+
 @dataclass(slots=True)
 class Review:
     """Who decided an execution's review task, how and when (``by`` is None when it expired)."""
@@ -119,6 +128,7 @@ class ExecutionRecord:
     cold_start: bool = False
     cache_hit: bool = False
     cache_hit_result: bool | None = None  # None: the version has no result cache
+    egress: dict[str, int] | None = None  # None: the version has no ``network``
     callback_url: str | None = None
     owner: str = ""
     details: dict[str, Any] | None = None

@@ -17,7 +17,13 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 from gateway.functions.composition import Composition, RetryPolicy
-from gateway.invoke.execution import ExecutionRecord, FinalStatus, Review, log_lines
+from gateway.invoke.execution import (
+    ExecutionRecord,
+    FinalStatus,
+    Review,
+    egress_counts,
+    log_lines,
+)
 from gateway.invoke.records import ExecutionRecords
 from gateway.metrics import Metrics
 from tiers.attempt import Attempt
@@ -73,6 +79,8 @@ class Finisher:
             seconds = time.monotonic() - run.started
             record.attempts = run.attempts
             record.logs = log_lines(run.final_logs())
+            if "network" in run.fn.manifest:
+                record.egress = egress_counts(run.metrics)
             if error:
                 error = run.redact(error)
             metrics = run.fn.metrics
@@ -115,6 +123,8 @@ class Finisher:
         record.next_attempt_at = at
         record.attempts = run.attempts
         record.logs = log_lines(run.final_logs())
+        if "network" in run.fn.manifest:
+            record.egress = egress_counts(run.metrics)
         record.error = run.redact(error) if error else error
         self._records.save(record)
         return record

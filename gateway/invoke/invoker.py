@@ -16,7 +16,7 @@ from gateway.errors import REPORTED, BadRequest, ExecutionCancelled, InvalidInpu
 from gateway.functions.registry import FunctionRef
 from gateway.ids import new_id, new_trace_id, process_id
 from gateway.invoke.admission import Admission
-from gateway.invoke.execution import ExecutionRecord, FinalStatus, log_lines
+from gateway.invoke.execution import ExecutionRecord, FinalStatus, egress_counts, log_lines
 from gateway.invoke.finish import Finisher
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
@@ -224,6 +224,8 @@ class Invoker:
             record.task_id = waiting.task_id
             record.attempts = inv.attempts
             record.logs = log_lines(inv.final_logs())
+            if "network" in inv.fn.manifest:
+                record.egress = egress_counts(inv.metrics)
             self._records.save(record)
             # A reviewer on any instance may answer the task at once: the record must be there.
             await self._records.flush_soon()

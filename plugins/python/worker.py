@@ -1,5 +1,7 @@
 """A Python function's worker, started in a sandbox: ``python -I -m plugins.python.worker
-FUNCTION_ID CODE_PATH MEMORY_MB TMP_MB MAX_OUTPUT_BYTES READ_FD WRITE_FD``.
+FUNCTION_ID CODE_PATH MEMORY_MB TMP_MB MAX_OUTPUT_BYTES [MODULE PATH...] READ_FD WRITE_FD``:
+``CODE_PATH`` is a source file, or a package's code directory with its entry ``MODULE`` and its
+environment's ``PATH`` after the limits (``plugins.python.imports``).
 
 It imports the function's code once, then answers call frames one at a time: ``meta`` is
 ``[execution_id, trace_id, deadline (Unix time), secrets, caller, custom]``, ``data`` the input
@@ -14,19 +16,22 @@ it reads and checks sizes and caps again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import io
 import logging
 import sys
 import time
 import traceback
-import types
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 
 from plugins.logs import ENTRY_BYTES, LogBudget
 from plugins.python import sandbox
+from plugins.python.imports import import_package, run_source
+from plugins.sandbox import forward
 from plugins.workers.child import ask, serve
 
 
@@ -133,10 +138,12 @@ class _Stream(io.TextIOBase):
 
 
 class Function:
-    def __init__(self, function_id: str, source: str, max_output_bytes: int) -> None:
+    def __init__(
+        self, function_id: str, load: Callable[[], dict[str, Any]], max_output_bytes: int
+    ) -> None:
+        """``load`` brings the code in (``plugins.python.imports``) and returns its namespace."""
         self.function_id = function_id
         self.max_output_bytes = max_output_bytes
-        self.module = types.ModuleType("function")
         self.loop = asyncio.new_event_loop()
         self.capture = _Capture()
         self.capture.setFormatter(logging.Formatter("%(message)s"))
@@ -145,8 +152,7 @@ class Function:
         root.setLevel(logging.DEBUG)
         self.import_error: str | None = None
         try:
-            exec(compile(source, "function.py", "exec"), self.module.__dict__)
-            self.handler = self.module.__dict__["handler"]
+            self.handler = load()["handler"]
         except BaseException as exc:  # the import runs user code: report any failure per call
             self.import_error = f"importing the function failed: {type(exc).__name__}: {exc}"
 
@@ -184,10 +190,15 @@ class Function:
 def main() -> None:
     function_id, path = sys.argv[1], sys.argv[2]
     memory_mb, tmp_mb, max_output_bytes = (int(arg) for arg in sys.argv[3:6])
-    with open(path) as fh:
-        source = fh.read()
+    package = sys.argv[6:-2]  # a package: its entry MODULE, then more PATHs (its environment)
+    if package:
+        load = functools.partial(import_package, package[0], [path, *package[1:]])
+    else:
+        with open(path) as fh:
+            load = functools.partial(run_source, fh.read())
+    forward.start()  # a function with network: HTTP(S)_PROXY, before any of its code runs
     sandbox.enter(memory_mb, tmp_mb)
-    function = Function(function_id, source, max_output_bytes)
+    function = Function(function_id, load, max_output_bytes)
     serve(function.call)
 
 

@@ -8,7 +8,8 @@ tmpfs of ``limits.tmp_mb``; no network but its own loopback; no capabilities, ``
 and the ``seccomp`` filter; a process and thread cap (``RLIMIT_NPROC`` inside its own user
 namespace, which binds even when the gateway runs as root); and an unprivileged uid: the
 gateway's own when it is not root (bubblewrap maps it), else ``TIERGATE_SANDBOX_UID`` (65534,
-nobody), mapped by ``launch``.
+nobody), mapped by ``launch``. A function with ``network`` gets one way out, its worker's egress
+proxy (``egress``, ``proxy``): ``command(..., egress=...)`` shows the proxy's socket inside.
 
 Whether this works is found out once, at start, by starting a real sandbox (``probe``). When it
 does not, ``problem`` says why and runtimes refuse to run code. ``mode="none"`` runs code with no
@@ -17,9 +18,11 @@ isolation at all; it exists for operators who run only their own code, and says 
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -32,7 +35,9 @@ from typing import Literal
 from plugins.errors import RuntimeUnavailable
 
 from . import launch
+from .egress import EGRESS_SOCKET, AllowList
 from .mounts import Mount, MountRefused, plan
+from .proxy import EgressProxy
 from .seccomp import build_filter
 
 log = logging.getLogger("tiergate.sandbox")
@@ -45,19 +50,26 @@ UNSAFE_WARNING = (
     "TIERGATE_SANDBOX=none: function code runs WITHOUT isolation, with the gateway's user, "
     "files and network. Use it only for code you trust as much as the gateway itself."
 )
+EGRESS_PRIVATE_WARNING = (
+    "TIERGATE_EGRESS_ALLOW_PRIVATE=true: functions whose network.allow names them may reach "
+    "loopback, private, link-local and metadata addresses, this gateway's own ports and its "
+    "stores among them."
+)
 
 
 @dataclass(frozen=True, slots=True)
 class SandboxSettings:
     """How sandboxes are made here. ``private``: paths no sandbox may show (the data dir, local
     stores); ``processes``: processes and threads per sandbox; ``uid``: the host uid sandboxes
-    run as when the gateway is root."""
+    run as when the gateway is root; ``egress_allow_private``: whether functions' egress may
+    reach loopback, private, link-local and metadata addresses (when their list names them)."""
 
     mode: Mode = "bubblewrap"
     bwrap: str | None = None
     private: tuple[Path, ...] = ()
     processes: int = 64
     uid: int = 65534
+    egress_allow_private: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +89,7 @@ class Sandbox:
     problem: str | None = "not probed yet"
     _mounts: list[Mount] = field(default_factory=list)
     _filter: bytes = b""
+    _sockets: Path | None = None
 
     @property
     def isolated(self) -> bool:
@@ -126,6 +139,8 @@ class Sandbox:
             log.error("function code cannot be sandboxed here, so none will run: %s", self.problem)
         else:
             log.info("function sandbox: %s", self.describe())
+        if self.isolated and self.settings.egress_allow_private:
+            log.warning(EGRESS_PRIVATE_WARNING)
 
     def _try(self) -> str | None:
         bwrap = self.settings.bwrap or shutil.which("bwrap")
@@ -155,6 +170,21 @@ class Sandbox:
             )
         return None
 
+    def egress(self, allow: Sequence[str]) -> EgressProxy | None:
+        """A proxy (not started yet) for one sandboxed process whose code may reach ``allow``
+        (``network.allow``; ``ValueError`` for a bad entry). None without a sandbox: such code
+        has the host's network, and no list can hold it."""
+        if not self.isolated:
+            return None
+        if self._sockets is None:  # short: a Unix socket's path has at most 107 bytes
+            self._sockets = Path(tempfile.mkdtemp(prefix="tiergate-egress-"))
+            atexit.register(shutil.rmtree, self._sockets, True)
+        return EgressProxy(
+            self._sockets / f"{secrets.token_hex(8)}.sock",
+            AllowList.parse(allow),
+            allow_private=self.settings.egress_allow_private,
+        )
+
     @contextlib.contextmanager
     def command(
         self,
@@ -163,11 +193,15 @@ class Sandbox:
         env: Mapping[str, str] | None = None,
         tmp_mb: int,
         files: Mapping[str, Path] | None = None,
+        egress: EgressProxy | None = None,
     ) -> Iterator[SandboxedCommand]:
         """``argv`` wrapped in a sandbox, for as long as the block runs (start the process in
         it). ``files``: host files shown read-only at the given paths inside (the code); ``argv``
-        names them by those paths."""
+        names them by those paths. ``egress``: a started proxy (``egress()``), whose socket the
+        sandbox shows at ``EGRESS_SOCKET``; without one the process has no network at all."""
         env = {**_base_env(), **(env or {})}
+        if egress is not None and self.isolated:
+            files = {**(files or {}), EGRESS_SOCKET: egress.path}
         if not self.isolated:  # nothing is mounted: name the files where they are
             shown = {inside: str(host) for inside, host in (files or {}).items()}
             plain = [shown.get(arg, arg) for arg in argv]

@@ -174,17 +174,23 @@ class FunctionPool:
         data: bytes,
         deadline: float,
         answerer: Answerer | None = None,
+        context: Any = None,
     ) -> Frame:
         """Run one call on a worker of this pool; ``deadline`` is a ``time.monotonic()`` instant.
-        ``answerer`` answers what the worker asks while it runs the call (``child.ask``)."""
+        ``answerer`` answers what the worker asks while it runs the call (``child.ask``);
+        ``context`` is the worker's ``context`` while it runs the call (for what serves the
+        worker beside its pipes: the python runtime's egress proxy counts the call's
+        connections in it)."""
         self._arrivals += 1
         worker = await self._acquire(deadline)
         started = time.monotonic()
         worker.answerer = answerer
+        worker.context = context
         try:
             return await self._run(worker, meta, data, deadline)
         finally:
             worker.answerer = None
+            worker.context = None
             worker.forget_question()
             took = time.monotonic() - started
             self.service_s += SMOOTHING * (took - self.service_s)

@@ -112,6 +112,7 @@ class WorkerProcess:
         self.name = name
         self.stderr = _StderrTail()
         self.answerer: Answerer | None = None
+        self.context: Any = None  # what the call it runs now was given (``FunctionPool.call``)
         self._asked: asyncio.Task[None] | None = None
         self.pending: dict[int, asyncio.Future[Frame]] = {}
         self._ids = itertools.count(1)

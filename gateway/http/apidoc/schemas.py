@@ -65,6 +65,16 @@ def schemas() -> dict[str, Any]:
             "code_size": {"type": "integer"},
             "deployed_at": {"type": "string", "format": "date-time"},
             "precompiled": {"type": "boolean"},
+            "environment": {
+                "type": "object",
+                "description": "A Python package's resolved requirements: the environment's "
+                "name (sha256, shared by every version with the same lock) and the lock, "
+                "`name==version --hash=sha256:…` per distribution",
+                "properties": {
+                    "sha256": {"type": "string"},
+                    "lock": {"type": "array", "items": {"type": "string"}},
+                },
+            },
         },
     }
     alias_name = {
@@ -169,6 +179,23 @@ def schemas() -> dict[str, Any]:
                             "type": "boolean",
                             "description": "Only for versions with a result cache (manifest "
                             "cache): true when the output came from it and no tier ran",
+                        },
+                        "egress": {
+                            "type": "object",
+                            "description": "Only for versions with network: the connections "
+                            "its code asked the egress proxy for (allowed and made, refused, or "
+                            "allowed but unreachable) and the bytes sent and received through "
+                            "them, over all its code attempts",
+                            "properties": {
+                                name: {"type": "integer"}
+                                for name in (
+                                    "allowed",
+                                    "refused",
+                                    "failed",
+                                    "bytes_sent",
+                                    "bytes_received",
+                                )
+                            },
                         },
                     },
                 },

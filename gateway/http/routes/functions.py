@@ -146,7 +146,7 @@ async def get_function(request: web.Request) -> web.Response:
 
 
 def _version(record: VersionRecord) -> dict[str, Any]:
-    return {
+    view = {
         "version": record.version,
         "runtime": record.runtime,
         "code_sha256": record.code_sha256,
@@ -155,6 +155,19 @@ def _version(record: VersionRecord) -> dict[str, Any]:
         "precompiled": record.precompiled,
         "description": record.description,
     }
+    environment = _environment(record)
+    if environment is not None:
+        view["environment"] = environment
+    return view
+
+
+def _environment(record: VersionRecord) -> Any:
+    """What the version's code was resolved against, as its runtime recorded it on an
+    artifact (the python runtime: ``{"sha256", "lock"}`` of a package's requirements)."""
+    for metadata in record.artifacts.values():
+        if isinstance(metadata, dict) and isinstance(metadata.get("environment"), dict):
+            return metadata["environment"]
+    return None
 
 
 @routes.get("/functions/{id}/versions")

@@ -1,0 +1,589 @@
+"""``Client`` and ``AsyncClient``: the same methods over ``httpx.Client`` and
+``httpx.AsyncClient``. What each method does is written once, in ``operations``; a method here
+only names its arguments and hands the operation to its transport (``_run``, ``_iterate``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar, cast, overload
+
+import httpx
+
+from . import operations as ops
+from .errors import TiergateError
+from .operations import Answer, Emit, Operation, Request, Sleep
+from .results import Alias, Deployment, Event, Execution, Function, Graph, GraphRun, Task, Version
+
+__all__ = ["AsyncClient", "Client"]
+
+Source = str | os.PathLike[str] | Mapping[str, Any]
+T = TypeVar("T")
+
+
+class _Done:
+    """The last thing a transport's driver yields: the operation's result."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+class _Base:
+    def __init__(
+        self,
+        url: str | None,
+        key: str | None,
+        timeout: float | None,
+        headers: Mapping[str, str] | None,
+        env: Mapping[str, str] | None,
+    ) -> None:
+        self.url, self.key = ops.resolve(url, key, os.environ if env is None else env)
+        self._options: dict[str, Any] = {
+            "base_url": self.url,
+            "headers": ops.headers_for(self.key, headers),
+            "timeout": httpx.Timeout(timeout, connect=min(timeout or 10.0, 10.0)),
+        }
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(url={self.url!r})"  # never the key
+
+    @staticmethod
+    def _advance(
+        operation: Operation[Any], answer: Answer | None, error: TiergateError | None
+    ) -> Any:
+        """The operation's next step, or ``_Done`` with its result."""
+        try:
+            if error is not None:
+                return operation.throw(error)
+            return operation.send(answer)
+        except StopIteration as stop:
+            return _Done(stop.value)
+
+
+class Client(_Base):
+    """A synchronous client of a tiergate gateway.
+
+    ``url``: else ``TIERGATE_URL``, else http://127.0.0.1:8080 (a URL without a scheme is a
+    ``ValueError``). ``key``: else ``TIERGATE_KEY``, else ``<TIERGATE_DATA_DIR or
+    .tiergate>/admin.key``. ``timeout``: seconds one HTTP request may take (a sync invoke
+    waits for its function). ``headers`` are sent with every request. ``env`` replaces
+    ``os.environ`` when looking for the defaults. Use it as a context manager, or ``close()``.
+
+    Every method raises a ``TiergateError`` for a problem answer: the class of its ``code``
+    (``FunctionNotFound``, ``InvalidInput``, ``CascadeExhausted``…; see ``gateway.sdk.errors``).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        key: str | None = None,
+        *,
+        timeout: float | None = ops.DEFAULT_TIMEOUT_S,
+        headers: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(url, key, timeout, headers, env)
+        self._http = httpx.Client(**self._options)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _drive(self, operation: Operation[Any]) -> Generator[Any, None, None]:
+        answer, error = None, None
+        while True:
+            step = self._advance(operation, answer, error)
+            answer, error = None, None
+            if isinstance(step, _Done):
+                yield step
+                return
+            if isinstance(step, Emit):
+                yield step
+            elif isinstance(step, Sleep):
+                time.sleep(step.seconds)
+            else:
+                try:
+                    answer = self._send(step)
+                except TiergateError as exc:
+                    error = exc  # raised inside the operation, where it came from
+
+    def _send(self, request: Request) -> Answer:
+        try:
+            response = self._http.request(**ops.httpx_arguments(request))
+        except httpx.HTTPError as exc:
+            raise ops.transport_error(exc, self.url, request) from exc
+        return ops.answer_of(response)
+
+    def _run(self, operation: Operation[T]) -> T:
+        for step in self._drive(operation):
+            if isinstance(step, _Done):
+                return cast(T, step.value)
+        raise AssertionError("an operation ended without a result")  # pragma: no cover
+
+    def _iterate(self, operation: Operation[Any]) -> Iterator[Any]:
+        for step in self._drive(operation):
+            if isinstance(step, Emit):
+                yield step.value
+
+    # Invocations and executions.
+
+    def invoke(
+        self,
+        ref: str,
+        input: Any = None,
+        *,
+        timeout_ms: int | None = None,
+        start_tier: str | None = None,
+        skip_tiers: str | Sequence[str] | None = None,
+        parallel: bool | None = None,
+        fallback: bool | None = None,
+        context: Any = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+    ) -> Execution:
+        """Invoke ``ref`` (``id``, ``id@version`` or ``id:alias``) with ``input`` (any JSON
+        value) and wait for its answer. The keywords are the API's query overrides and headers
+        (``context`` is sent as ``X-Tiergate-Context``). An execution that goes on — it waits
+        for a person — comes back at once with ``status`` ``awaiting_human`` and no output:
+        ``wait`` follows it. A failure raises (``CascadeExhausted``, ``Timeout``…)."""
+        return self._run(ops.invoke(
+            ref, input, timeout_ms=timeout_ms, start_tier=start_tier, skip_tiers=skip_tiers,
+            parallel=parallel, fallback=fallback, context=context,
+            idempotency_key=idempotency_key, callback_url=callback_url,
+        ))
+
+    def invoke_async(
+        self,
+        ref: str,
+        input: Any = None,
+        *,
+        timeout_ms: int | None = None,
+        start_tier: str | None = None,
+        skip_tiers: str | Sequence[str] | None = None,
+        parallel: bool | None = None,
+        fallback: bool | None = None,
+        context: Any = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+    ) -> Execution:
+        """Start ``ref`` without waiting (``Prefer: respond-async``): the execution as accepted,
+        ``pending``. ``wait`` or ``stream`` follow it."""
+        return self._run(ops.invoke(
+            ref, input, respond_async=True, timeout_ms=timeout_ms, start_tier=start_tier,
+            skip_tiers=skip_tiers, parallel=parallel, fallback=fallback, context=context,
+            idempotency_key=idempotency_key, callback_url=callback_url,
+        ))
+
+    @overload
+    def wait(
+        self, target: str | Execution, *, timeout: float | None = None, poll_s: float = 0.5
+    ) -> Execution: ...
+
+    @overload
+    def wait(
+        self, target: GraphRun, *, timeout: float | None = None, poll_s: float = 0.5
+    ) -> GraphRun: ...
+
+    def wait(
+        self,
+        target: str | Execution | GraphRun,
+        *,
+        timeout: float | None = None,
+        poll_s: float = 0.5,
+    ) -> Execution | GraphRun:
+        """The execution (an id, or an ``Execution``) once it has ended — completed, failed,
+        timeout or cancelled —, asking every ``poll_s`` seconds; a ``GraphRun`` likewise. An
+        execution that has ended already is returned as it is. Past ``timeout`` seconds,
+        ``ClientTimeout`` (a ``TimeoutError``; the execution goes on)."""
+        result: Execution | GraphRun = self._run(ops.wait(target, timeout=timeout, poll_s=poll_s))
+        return result
+
+    def stream(
+        self, target: str | Execution, *, timeout: float | None = None, poll_s: float = 0.5
+    ) -> Iterator[Execution]:
+        """The execution's documents as its status changes, the first as it is now and the
+        last once it has ended. The gateway has no event stream yet, so this polls
+        ``GET /executions/{id}`` every ``poll_s`` seconds; it will read
+        ``GET /executions/{id}/events`` (server-sent events) when the gateway has it, with the
+        same results."""
+        return self._iterate(ops.stream(target, timeout=timeout, poll_s=poll_s))
+
+    def execution(self, execution_id: str) -> Execution:
+        """The execution as it is now (``GET /executions/{id}``)."""
+        return self._run(ops.execution(execution_id))
+
+    def cancel(self, target: str | Execution) -> Execution:
+        """Cancel a pending, running or awaiting_human execution; the execution as it is
+        then (one that has ended is returned unchanged)."""
+        return self._run(ops.cancel(target))
+
+    # Functions.
+
+    def deploy(
+        self,
+        source: Source,
+        *,
+        id: str | None = None,
+        runtime: str | None = None,
+        manifest: Mapping[str, Any] | None = None,
+    ) -> Deployment:
+        """Deploy a new version. ``source``: a code file (``.wat``, ``.wasm``, ``.py``; the
+        runtime from its suffix), a directory (sent as a zip: the python runtime's package, its
+        ``handler.py`` at the top), a manifest ``.json`` file, or a manifest mapping (with its
+        ``code``). ``manifest`` holds the other fields (schemas, limits, tiers…); ``id``
+        defaults to the file's or directory's name, ``runtime`` to what the source says."""
+        return self._run(ops.deploy(source, id=id, runtime=runtime, manifest=manifest))
+
+    def functions(self) -> list[Function]:
+        """The functions (an admin key sees every tenant's, with ``tenant``)."""
+        return self._run(ops.functions())
+
+    def function(self, function_id: str) -> Function:
+        """One function: its latest manifest in ``raw``, its ``versions``."""
+        return self._run(ops.function(function_id))
+
+    def versions(self, function_id: str) -> list[Version]:
+        """The function's versions, oldest first."""
+        return self._run(ops.versions(function_id))
+
+    def rollback(self, function_id: str, version: int) -> Function:
+        """Point ``latest`` at ``version``; the function's ``id`` and ``latest_version``."""
+        return self._run(ops.rollback(function_id, version))
+
+    def delete(self, function_id: str) -> None:
+        """Delete the function, every version and alias of it."""
+        self._run(ops.delete(function_id))
+
+    def logs(
+        self, function_id: str, *, limit: int = 50, before: str | None = None
+    ) -> list[Execution]:
+        """Recent executions of the function with their logs, newest first; ``before`` an
+        execution id continues from there."""
+        return self._run(ops.logs(function_id, limit=limit, before=before))
+
+    def set_alias(
+        self,
+        function_id: str,
+        name: str,
+        version: int,
+        weights: Mapping[int, float] | Mapping[str, float] | None = None,
+        *,
+        description: str | None = None,
+    ) -> Alias:
+        """Create or move the alias ``name`` to ``version``; ``weights`` (``{5: 0.1}``) send
+        those shares of the calls of ``id:name`` to other versions."""
+        return self._run(ops.set_alias(function_id, name, version, weights, description))
+
+    def aliases(self, function_id: str) -> list[Alias]:
+        """The function's aliases, by name."""
+        return self._run(ops.aliases(function_id))
+
+    def delete_alias(self, function_id: str, name: str) -> None:
+        self._run(ops.delete_alias(function_id, name))
+
+    # Events, graphs, review tasks.
+
+    def publish(self, type: str, data: Any = None, *, idempotency_key: str | None = None) -> Event:
+        """Publish an event (``POST /events``): the functions whose triggers match start."""
+        return self._run(ops.publish(type, data, idempotency_key=idempotency_key))
+
+    def deploy_graph(self, document: Mapping[str, Any]) -> Graph:
+        """Deploy a dependency graph (``{"id", "nodes": {NAME: {"function", "needs"?,
+        "input"?}}, "output"?}``) as a new version."""
+        return self._run(ops.deploy_graph(document))
+
+    def run_graph(
+        self,
+        graph_id: str,
+        input: Any = None,
+        *,
+        base_run: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+        poll_s: float = 0.5,
+    ) -> GraphRun:
+        """Run the graph's latest version on ``input``. With ``wait`` (the default), the run
+        once it no longer runs: ended, or ``awaiting_human`` (``wait(run)`` follows it to its
+        end); without, at once, ``running``. ``base_run``: reuse what did not change since
+        that run."""
+        return self._run(ops.run_graph(
+            graph_id, input, base_run=base_run, wait=wait, timeout=timeout, poll_s=poll_s
+        ))
+
+    def graph_run(self, graph_id: str, run_id: str) -> GraphRun:
+        """A run as it is now."""
+        return self._run(ops.graph_run(graph_id, run_id))
+
+    def tasks(self, status: str = "pending") -> list[Task]:
+        """Review tasks: ``pending`` (default), ``completed``, ``rejected``, ``expired``,
+        ``cancelled`` or ``all``."""
+        return self._run(ops.tasks(status))
+
+    def task(self, task_id: str | Task) -> Task:
+        return self._run(ops.task(task_id))
+
+    def claim(self, task_id: str | Task) -> Task:
+        """Reserve the task for this key (others get ``TaskClaimed`` until it is released)."""
+        return self._run(ops.claim(task_id))
+
+    def release(self, task_id: str | Task) -> Task:
+        return self._run(ops.release(task_id))
+
+    def complete(self, task_id: str | Task, output: Any) -> Execution:
+        """Answer the task with ``output`` (checked against the function's output schema:
+        ``InvalidOutput``); the execution, completed by the human tier."""
+        return self._run(ops.complete(task_id, output))
+
+    def reject(self, task_id: str | Task, reason: str) -> Execution:
+        """Reject the task; the execution, failed."""
+        return self._run(ops.reject(task_id, reason))
+
+
+class AsyncClient(_Base):
+    """``Client``'s methods as coroutines, over ``httpx.AsyncClient`` (``stream`` is an async
+    iterator). ``async with AsyncClient() as tg: ...``, or ``await tg.close()``."""
+
+    def __init__(
+        self,
+        url: str | None = None,
+        key: str | None = None,
+        *,
+        timeout: float | None = ops.DEFAULT_TIMEOUT_S,
+        headers: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(url, key, timeout, headers, env)
+        self._http = httpx.AsyncClient(**self._options)
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def _drive(self, operation: Operation[Any]) -> AsyncIterator[Any]:
+        answer, error = None, None
+        while True:
+            step = self._advance(operation, answer, error)
+            answer, error = None, None
+            if isinstance(step, _Done):
+                yield step
+                return
+            if isinstance(step, Emit):
+                yield step
+            elif isinstance(step, Sleep):
+                await asyncio.sleep(step.seconds)
+            else:
+                try:
+                    answer = await self._send(step)
+                except TiergateError as exc:
+                    error = exc  # raised inside the operation, where it came from
+
+    async def _send(self, request: Request) -> Answer:
+        try:
+            response = await self._http.request(**ops.httpx_arguments(request))
+        except httpx.HTTPError as exc:
+            raise ops.transport_error(exc, self.url, request) from exc
+        return ops.answer_of(response)
+
+    async def _run(self, operation: Operation[T]) -> T:
+        async for step in self._drive(operation):
+            if isinstance(step, _Done):
+                return cast(T, step.value)
+        raise AssertionError("an operation ended without a result")  # pragma: no cover
+
+    async def _iterate(self, operation: Operation[Any]) -> AsyncIterator[Any]:
+        async for step in self._drive(operation):
+            if isinstance(step, Emit):
+                yield step.value
+
+    async def invoke(
+        self,
+        ref: str,
+        input: Any = None,
+        *,
+        timeout_ms: int | None = None,
+        start_tier: str | None = None,
+        skip_tiers: str | Sequence[str] | None = None,
+        parallel: bool | None = None,
+        fallback: bool | None = None,
+        context: Any = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+    ) -> Execution:
+        """See ``Client.invoke``."""
+        return await self._run(ops.invoke(
+            ref, input, timeout_ms=timeout_ms, start_tier=start_tier, skip_tiers=skip_tiers,
+            parallel=parallel, fallback=fallback, context=context,
+            idempotency_key=idempotency_key, callback_url=callback_url,
+        ))
+
+    async def invoke_async(
+        self,
+        ref: str,
+        input: Any = None,
+        *,
+        timeout_ms: int | None = None,
+        start_tier: str | None = None,
+        skip_tiers: str | Sequence[str] | None = None,
+        parallel: bool | None = None,
+        fallback: bool | None = None,
+        context: Any = None,
+        idempotency_key: str | None = None,
+        callback_url: str | None = None,
+    ) -> Execution:
+        """See ``Client.invoke_async``."""
+        return await self._run(ops.invoke(
+            ref, input, respond_async=True, timeout_ms=timeout_ms, start_tier=start_tier,
+            skip_tiers=skip_tiers, parallel=parallel, fallback=fallback, context=context,
+            idempotency_key=idempotency_key, callback_url=callback_url,
+        ))
+
+    @overload
+    async def wait(
+        self, target: str | Execution, *, timeout: float | None = None, poll_s: float = 0.5
+    ) -> Execution: ...
+
+    @overload
+    async def wait(
+        self, target: GraphRun, *, timeout: float | None = None, poll_s: float = 0.5
+    ) -> GraphRun: ...
+
+    async def wait(
+        self,
+        target: str | Execution | GraphRun,
+        *,
+        timeout: float | None = None,
+        poll_s: float = 0.5,
+    ) -> Execution | GraphRun:
+        """See ``Client.wait``."""
+        result: Execution | GraphRun = await self._run(
+            ops.wait(target, timeout=timeout, poll_s=poll_s)
+        )
+        return result
+
+    def stream(
+        self, target: str | Execution, *, timeout: float | None = None, poll_s: float = 0.5
+    ) -> AsyncIterator[Execution]:
+        """See ``Client.stream``: ``async for execution in tg.stream(id): ...``."""
+        return self._iterate(ops.stream(target, timeout=timeout, poll_s=poll_s))
+
+    async def execution(self, execution_id: str) -> Execution:
+        return await self._run(ops.execution(execution_id))
+
+    async def cancel(self, target: str | Execution) -> Execution:
+        return await self._run(ops.cancel(target))
+
+    async def deploy(
+        self,
+        source: Source,
+        *,
+        id: str | None = None,
+        runtime: str | None = None,
+        manifest: Mapping[str, Any] | None = None,
+    ) -> Deployment:
+        """See ``Client.deploy``. The files are read, and a directory zipped, in the calling
+        thread, before the upload."""
+        return await self._run(ops.deploy(source, id=id, runtime=runtime, manifest=manifest))
+
+    async def functions(self) -> list[Function]:
+        return await self._run(ops.functions())
+
+    async def function(self, function_id: str) -> Function:
+        return await self._run(ops.function(function_id))
+
+    async def versions(self, function_id: str) -> list[Version]:
+        return await self._run(ops.versions(function_id))
+
+    async def rollback(self, function_id: str, version: int) -> Function:
+        return await self._run(ops.rollback(function_id, version))
+
+    async def delete(self, function_id: str) -> None:
+        await self._run(ops.delete(function_id))
+
+    async def logs(
+        self, function_id: str, *, limit: int = 50, before: str | None = None
+    ) -> list[Execution]:
+        return await self._run(ops.logs(function_id, limit=limit, before=before))
+
+    async def set_alias(
+        self,
+        function_id: str,
+        name: str,
+        version: int,
+        weights: Mapping[int, float] | Mapping[str, float] | None = None,
+        *,
+        description: str | None = None,
+    ) -> Alias:
+        return await self._run(ops.set_alias(function_id, name, version, weights, description))
+
+    async def aliases(self, function_id: str) -> list[Alias]:
+        return await self._run(ops.aliases(function_id))
+
+    async def delete_alias(self, function_id: str, name: str) -> None:
+        await self._run(ops.delete_alias(function_id, name))
+
+    async def publish(
+        self, type: str, data: Any = None, *, idempotency_key: str | None = None
+    ) -> Event:
+        return await self._run(ops.publish(type, data, idempotency_key=idempotency_key))
+
+    async def deploy_graph(self, document: Mapping[str, Any]) -> Graph:
+        return await self._run(ops.deploy_graph(document))
+
+    async def run_graph(
+        self,
+        graph_id: str,
+        input: Any = None,
+        *,
+        base_run: str | None = None,
+        wait: bool = True,
+        timeout: float | None = None,
+        poll_s: float = 0.5,
+    ) -> GraphRun:
+        """See ``Client.run_graph``."""
+        return await self._run(ops.run_graph(
+            graph_id, input, base_run=base_run, wait=wait, timeout=timeout, poll_s=poll_s
+        ))
+
+    async def graph_run(self, graph_id: str, run_id: str) -> GraphRun:
+        return await self._run(ops.graph_run(graph_id, run_id))
+
+    async def tasks(self, status: str = "pending") -> list[Task]:
+        return await self._run(ops.tasks(status))
+
+    async def task(self, task_id: str | Task) -> Task:
+        return await self._run(ops.task(task_id))
+
+    async def claim(self, task_id: str | Task) -> Task:
+        return await self._run(ops.claim(task_id))
+
+    async def release(self, task_id: str | Task) -> Task:
+        return await self._run(ops.release(task_id))
+
+    async def complete(self, task_id: str | Task, output: Any) -> Execution:
+        return await self._run(ops.complete(task_id, output))
+
+    async def reject(self, task_id: str | Task, reason: str) -> Execution:
+        return await self._run(ops.reject(task_id, reason))
