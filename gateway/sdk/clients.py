@@ -7,9 +7,9 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import AsyncIterator, Generator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Generator, Iterator, Mapping
 from types import TracebackType
-from typing import Any, Self, TypeVar, cast, overload
+from typing import Any, Self, TypeVar, Unpack, cast, overload
 
 import httpx
 
@@ -141,51 +141,21 @@ class Client(_Base):
     # Invocations and executions.
 
     def invoke(
-        self,
-        ref: str,
-        input: Any = None,
-        *,
-        timeout_ms: int | None = None,
-        start_tier: str | None = None,
-        skip_tiers: str | Sequence[str] | None = None,
-        parallel: bool | None = None,
-        fallback: bool | None = None,
-        context: Any = None,
-        idempotency_key: str | None = None,
-        callback_url: str | None = None,
+        self, ref: str, input: Any = None, **options: Unpack[ops.InvokeOptions]
     ) -> Execution:
         """Invoke ``ref`` (``id``, ``id@version`` or ``id:alias``) with ``input`` (any JSON
         value) and wait for its answer. The keywords are the API's query overrides and headers
         (``context`` is sent as ``X-Tiergate-Context``). An execution that goes on — it waits
         for a person — comes back at once with ``status`` ``awaiting_human`` and no output:
         ``wait`` follows it. A failure raises (``CascadeExhausted``, ``Timeout``…)."""
-        return self._run(ops.invoke(
-            ref, input, timeout_ms=timeout_ms, start_tier=start_tier, skip_tiers=skip_tiers,
-            parallel=parallel, fallback=fallback, context=context,
-            idempotency_key=idempotency_key, callback_url=callback_url,
-        ))
+        return self._run(ops.invoke(ref, input, **options))
 
     def invoke_async(
-        self,
-        ref: str,
-        input: Any = None,
-        *,
-        timeout_ms: int | None = None,
-        start_tier: str | None = None,
-        skip_tiers: str | Sequence[str] | None = None,
-        parallel: bool | None = None,
-        fallback: bool | None = None,
-        context: Any = None,
-        idempotency_key: str | None = None,
-        callback_url: str | None = None,
+        self, ref: str, input: Any = None, **options: Unpack[ops.InvokeOptions]
     ) -> Execution:
         """Start ``ref`` without waiting (``Prefer: respond-async``): the execution as accepted,
         ``pending``. ``wait`` or ``stream`` follow it."""
-        return self._run(ops.invoke(
-            ref, input, respond_async=True, timeout_ms=timeout_ms, start_tier=start_tier,
-            skip_tiers=skip_tiers, parallel=parallel, fallback=fallback, context=context,
-            idempotency_key=idempotency_key, callback_url=callback_url,
-        ))
+        return self._run(ops.invoke(ref, input, respond_async=True, **options))
 
     @overload
     def wait(
@@ -419,46 +389,16 @@ class AsyncClient(_Base):
                 yield step.value
 
     async def invoke(
-        self,
-        ref: str,
-        input: Any = None,
-        *,
-        timeout_ms: int | None = None,
-        start_tier: str | None = None,
-        skip_tiers: str | Sequence[str] | None = None,
-        parallel: bool | None = None,
-        fallback: bool | None = None,
-        context: Any = None,
-        idempotency_key: str | None = None,
-        callback_url: str | None = None,
+        self, ref: str, input: Any = None, **options: Unpack[ops.InvokeOptions]
     ) -> Execution:
         """See ``Client.invoke``."""
-        return await self._run(ops.invoke(
-            ref, input, timeout_ms=timeout_ms, start_tier=start_tier, skip_tiers=skip_tiers,
-            parallel=parallel, fallback=fallback, context=context,
-            idempotency_key=idempotency_key, callback_url=callback_url,
-        ))
+        return await self._run(ops.invoke(ref, input, **options))
 
     async def invoke_async(
-        self,
-        ref: str,
-        input: Any = None,
-        *,
-        timeout_ms: int | None = None,
-        start_tier: str | None = None,
-        skip_tiers: str | Sequence[str] | None = None,
-        parallel: bool | None = None,
-        fallback: bool | None = None,
-        context: Any = None,
-        idempotency_key: str | None = None,
-        callback_url: str | None = None,
+        self, ref: str, input: Any = None, **options: Unpack[ops.InvokeOptions]
     ) -> Execution:
         """See ``Client.invoke_async``."""
-        return await self._run(ops.invoke(
-            ref, input, respond_async=True, timeout_ms=timeout_ms, start_tier=start_tier,
-            skip_tiers=skip_tiers, parallel=parallel, fallback=fallback, context=context,
-            idempotency_key=idempotency_key, callback_url=callback_url,
-        ))
+        return await self._run(ops.invoke(ref, input, respond_async=True, **options))
 
     @overload
     async def wait(

@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -222,6 +222,20 @@ def _poll(
 
 
 # Invocations and executions.
+
+
+class InvokeOptions(TypedDict, total=False):
+    """The keywords of ``invoke`` and ``invoke_async``: the API's query overrides and headers
+    (``context`` is sent as ``X-Tiergate-Context``)."""
+
+    timeout_ms: int
+    start_tier: str
+    skip_tiers: str | Sequence[str]
+    parallel: bool
+    fallback: bool
+    context: Any
+    idempotency_key: str
+    callback_url: str
 
 
 def invoke(
