@@ -119,6 +119,7 @@ class Settings:
     disable_plugins: tuple[str, ...] = ()
     trace_plugins: bool = False
     log_level: str = "INFO"
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
@@ -271,6 +272,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_DISABLE_PLUGINS": ("disable_plugins", _names),
     "TIERGATE_TRACE_PLUGINS": ("trace_plugins", _bool),
     "TIERGATE_LOG_LEVEL": ("log_level", _level),
+    "TIERGATE_LOG_FORMAT": ("log_format", _choice("text", "json")),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -147,3 +148,14 @@ def test_lru_eviction_means_a_new_cold_start(tiergate_factory):
         metrics = [api.post(f"/invoke/{name}", json=1).json()["metrics"] for name in (a, a, b, a)]
         assert [m["cold_start"] for m in metrics] == [True, False, True, True]
         assert [m["cache_hit"] for m in metrics] == [False, True, False, False]
+
+
+def test_logs_as_json_lines(tiergate_factory):
+    server = tiergate_factory(args=("--log-format", "json"))
+    with server.client() as api:
+        deploy_wat(api, unique("logged"))
+    lines = [line for line in server.log().splitlines() if line.startswith("{")]
+    assert lines, server.log()
+    parsed = [json.loads(line) for line in lines]
+    assert all({"time", "level", "logger", "message"} <= set(entry) for entry in parsed)
+    assert any(entry["logger"].startswith("tiergate") for entry in parsed)

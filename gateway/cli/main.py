@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
 import click
 
+from gateway import logformat
 from gateway.cli import compose_commands, graph_commands
 from gateway.cli.client import ClientError, environ
 from gateway.cli.commands import register_client_commands, render_table
@@ -42,6 +42,11 @@ def cli() -> None:
     "State is shared through the stores.",
 )
 @click.option("--access-log/--no-access-log", default=False, help="Log every request.")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    help="text (the default) or json: one object per line (else TIERGATE_LOG_FORMAT).",
+)
 def serve(
     host: str | None,
     port: int | None,
@@ -49,6 +54,7 @@ def serve(
     preload: tuple[Path, ...],
     workers: int | None,
     access_log: bool,
+    log_format: str | None,
 ) -> None:
     """Run the gateway (embedded storage unless TIERGATE_OBJECT_STORE / TIERGATE_KV say so)."""
     try:
@@ -59,6 +65,7 @@ def serve(
             data_dir=data_dir,
             preload=preload or None,
             workers=workers,
+            log_format=log_format,
         )
         check_urls(settings.object_store, settings.kv)
     except (SettingsError, StorageURLError) as exc:
@@ -72,9 +79,7 @@ def serve(
         raise ClientError("error: --workers needs a fixed --port (port 0 picks one per process)")
     from gateway.http.server import ServeFailed, run
 
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logformat.configure(settings.log_level, settings.log_format)
     try:
         run(settings, access_log=access_log)
     except ServeFailed as exc:

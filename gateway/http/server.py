@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from gateway import logformat
 from gateway.http.app import create_app
 from gateway.settings import Settings
 from storage.errors import StorageUnavailable
@@ -108,9 +109,7 @@ def _serve(
 
 
 def _worker_main(settings: Settings, access_log: bool, ready: Any, index: int) -> None:
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logformat.configure(settings.log_level, settings.log_format)
     _use_uvloop()
     pid = multiprocessing.current_process().pid
     try:
