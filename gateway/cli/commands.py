@@ -1,11 +1,13 @@
-"""Client commands: ``deploy``, ``invoke``, ``functions``, ``logs``, ``tasks``. Each takes
+"""Client commands: ``deploy``, ``invoke``, ``functions``, ``logs``, and what the others build
+on (``connection_options``, ``json_option``, ``sdk_client``, ``render_table``). Each takes
 ``--url`` and ``--key``; errors print one line to stderr and exit non-zero."""
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,12 @@ from gateway.sdk.operations import runtime_of
 
 F = Callable[..., Any]
 
-TASK_STATUSES = ["pending", "completed", "rejected", "expired", "cancelled", "all"]
+MANIFEST_FILE = "manifest.json"
+"""Read by ``deploy`` when it lies in the directory deployed, or beside the file (as
+``tiergate new`` writes it), unless ``--manifest`` names another."""
+FOLLOW_PAGE = 100
+"""Executions asked for at each poll of ``logs --follow`` (more pages when all are new)."""
+FOLLOW_PAGES = 5
 
 
 def connection_options(fn: F) -> F:
@@ -28,8 +35,26 @@ def connection_options(fn: F) -> F:
     )(fn)
 
 
+def json_option(fn: F) -> F:
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print the API's JSON instead of text."
+    )(fn)
+
+
 def client_for(url: str | None, key: str | None) -> Client:
     return Client.resolve(url, key, environ())
+
+
+@contextmanager
+def sdk_client(url: str | None, key: str | None) -> Iterator[sdk.Client]:
+    """An SDK client for ``--url`` and ``--key`` (found as every command finds them); an SDK
+    error inside becomes the CLI's one line and exit status (``sdk_error``)."""
+    connection = client_for(url, key)
+    try:
+        with sdk.Client(connection.url, connection.key) as client:
+            yield client
+    except sdk.TiergateError as exc:
+        raise sdk_error(exc) from None
 
 
 def pretty_json(value: Any) -> str:
@@ -44,19 +69,24 @@ def pretty_json(value: Any) -> str:
     "--manifest",
     "manifest_file",
     type=click.Path(path_type=Path),
-    help="A JSON manifest with the other fields (schemas, limits, tiers, …).",
+    help="A JSON manifest with the other fields (schemas, limits, tiers, …); default: the "
+    "manifest.json in the directory deployed, or beside the file, if there is one.",
 )
+@json_option
 @connection_options
 def deploy(
     path: Path,
     function_id: str | None,
     runtime: str | None,
     manifest_file: Path | None,
+    as_json: bool,
     url: str | None,
     key: str | None,
 ) -> None:
     """Deploy the code at PATH (a file, a directory sent as a zip, or a manifest .json) as a
     new version."""
+    found = None if manifest_file else _manifest_beside(path)
+    manifest_file = manifest_file or found
     manifest = _load_json(manifest_file) if manifest_file else None
     code_given = path.is_dir() or path.suffix != ".json" or manifest is not None
     if code_given and not (runtime or (manifest or {}).get("runtime")):
@@ -67,23 +97,32 @@ def deploy(
                 "(a directory holds handler.py, or its --manifest names an entry)",
                 EXIT_CODES["usage"],
             )
-    connection = client_for(url, key)
     try:
-        with sdk.Client(connection.url, connection.key) as client:
+        with sdk_client(url, key) as client:
             deployed = client.deploy(path, id=function_id, runtime=runtime, manifest=manifest)
-    except sdk.TiergateError as exc:
-        raise sdk_error(exc) from None
     except ValueError as exc:  # the runtime cannot be told, a manifest file not an object
         raise ClientError(f"error: {exc}", EXIT_CODES["usage"]) from None
     except OSError as exc:
         raise ClientError(f"error: cannot read {path}: {exc.strerror or exc}") from None
     result = deployed.raw
+    if as_json:
+        click.echo(pretty_json(result))
+        return
     size = f", {result['code_size']} bytes" if result.get("code_size") else ""
     pre = ", precompiled" if result.get("precompiled") else ""
+    used = f" with {found}" if found else ""
     click.echo(
         f"deployed {result['id']} version {result['version']} "
-        f"({result.get('runtime') or 'tiers only'}{size}{pre})"
+        f"({result.get('runtime') or 'tiers only'}{size}{pre}){used}"
     )
+
+
+def _manifest_beside(path: Path) -> Path | None:
+    """``manifest.json`` in the directory deployed, or beside the code file deployed."""
+    if path.suffix == ".json" and not path.is_dir():
+        return None  # a manifest deployed as such
+    candidate = (path if path.is_dir() else path.parent) / MANIFEST_FILE
+    return candidate if candidate.is_file() else None
 
 
 def _load_json(path: Path) -> dict[str, Any]:
@@ -131,7 +170,13 @@ def read_file(path: Path) -> bytes:
     is_flag=True,
     help="Follow an execution that goes on (--async, or waiting for a person) to its end.",
 )
-@click.option("--full", is_flag=True, help="Print the whole execution, not only the output.")
+@click.option(
+    "--full",
+    "--json",
+    "full",
+    is_flag=True,
+    help="Print the whole execution (the API's JSON), not only the output.",
+)
 @connection_options
 def invoke(
     ref: str,
@@ -188,19 +233,24 @@ def _follow(client: Client, execution_id: str) -> dict[str, Any]:
 
 
 @click.command()
+@json_option
 @connection_options
-def functions(url: str | None, key: str | None) -> None:
+def functions(as_json: bool, url: str | None, key: str | None) -> None:
     """List deployed functions."""
-    result = client_for(url, key).call("GET", "/functions")
+    with sdk_client(url, key) as client:
+        found = client.functions()
+    if as_json:
+        click.echo(pretty_json([fn.raw for fn in found]))
+        return
     rows = [("ID", "LATEST", "RUNTIME", "UPDATED", "DESCRIPTION")]
-    for fn in result["functions"]:
+    for fn in found:
         rows.append(
             (
-                fn["id"],
-                str(fn["latest_version"]),
-                fn.get("runtime") or "-",
-                short_time(fn.get("updated_at")),
-                (fn.get("description") or "")[:60],
+                fn.id,
+                str(fn.latest_version),
+                fn.runtime or "-",
+                short_time(fn.updated_at),
+                (fn.description or "")[:60],
             )
         )
     if len(rows) == 1:
@@ -212,24 +262,125 @@ def functions(url: str | None, key: str | None) -> None:
 @click.command()
 @click.argument("function_id")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Print the last --limit executions oldest first, then each new one once it has "
+    "ended, until Ctrl-C. Polls the logs endpoint every --interval seconds.",
+)
+@click.option(
+    "--interval",
+    default=1.0,
+    show_default=True,
+    type=click.FloatRange(0.1),
+    help="Seconds between polls with --follow.",
+)
+@json_option
 @connection_options
-def logs(function_id: str, limit: int, url: str | None, key: str | None) -> None:
-    """Show recent executions of FUNCTION_ID with their logs, newest first."""
-    result = client_for(url, key).call(
-        "GET", f"/functions/{function_id}/logs", params={"limit": limit}
-    )
-    if not result["executions"]:
+def logs(
+    function_id: str,
+    limit: int,
+    follow: bool,
+    interval: float,
+    as_json: bool,
+    url: str | None,
+    key: str | None,
+) -> None:
+    """Show recent executions of FUNCTION_ID with their logs, newest first; with --follow, go
+    on printing new ones as they end (--json: one JSON document a line)."""
+    with sdk_client(url, key) as client:
+        page = client.logs(function_id, limit=max(limit, FOLLOW_PAGE) if follow else limit)
+        if follow:
+            try:
+                _follow_logs(client, function_id, page, limit, interval, as_json)
+            except KeyboardInterrupt:  # the way to stop following: not an error
+                return
+    if as_json:
+        click.echo(pretty_json([ex.raw for ex in page]))
+        return
+    if not page:
         click.echo(f"no executions of {function_id} yet")
-    for ex in result["executions"]:
-        took = f"{ex['duration_ms']:.1f} ms" if ex.get("duration_ms") is not None else "-"
-        click.echo(
-            f"{ex['started_at']}  {ex['execution_id']}  v{ex['version']}  {ex['status']}"
-            f"  {ex.get('tier') or '-'}  {took}"
-        )
-        if ex.get("error"):
-            click.echo(f"    error: {ex['error']}")
-        for line in ex["logs"]:
-            click.echo(f"    [{line['stream']}] {line['message']}")
+    for ex in page:
+        _print_execution(ex.raw)
+
+
+def _print_execution(ex: Any) -> None:
+    took = ex.get("duration_ms")
+    if took is None:  # an execution document (GET /executions) has it in metrics
+        took = (ex.get("metrics") or {}).get("duration_ms")
+    shown = f"{took:.1f} ms" if took is not None else "-"
+    click.echo(
+        f"{ex.get('started_at') or '-'}  {ex['execution_id']}  v{ex.get('version')}  "
+        f"{ex['status']}  {ex.get('tier') or '-'}  {shown}"
+    )
+    if ex.get("error"):
+        click.echo(f"    error: {ex['error']}")
+    for line in ex.get("logs") or []:
+        click.echo(f"    [{line['stream']}] {line['message']}")
+
+
+def _follow_logs(
+    client: sdk.Client,
+    function_id: str,
+    page: list[sdk.Execution],
+    limit: int,
+    interval: float,
+    as_json: bool,
+) -> None:
+    """Print the newest ``limit`` executions of ``page``, oldest first, then poll
+    ``GET /functions/{id}/logs`` and print each new execution once, when it has ended. One still
+    going when first seen is printed later: from the page, or read by its id once it falls out
+    of the newest page. Those of ``page`` past ``limit`` that have ended are not printed."""
+    shown = {ex.execution_id for ex in page[limit:] if ex.ended}
+    going: dict[str, None] = {}  # seen, not ended yet, in the order seen
+
+    def see(ex: sdk.Execution) -> None:
+        if ex.execution_id in shown:
+            return
+        if not ex.ended:
+            going.setdefault(ex.execution_id, None)
+            return
+        going.pop(ex.execution_id, None)
+        shown.add(ex.execution_id)
+        if as_json:
+            click.echo(orjson.dumps(ex.raw).decode())
+        else:
+            _print_execution(ex.raw)
+
+    click.echo(
+        f"following {function_id}: each new execution is printed once it has ended, "
+        f"polling every {interval:g} s (Ctrl-C stops)",
+        err=True,
+    )
+    for ex in reversed(page):
+        see(ex)
+    while True:
+        time.sleep(interval)
+        newest = _new_executions(client, function_id, shown | set(going))
+        for ex in reversed(newest):
+            see(ex)
+        listed = {ex.execution_id for ex in newest}
+        for execution_id in [e for e in going if e not in listed]:
+            try:
+                see(client.execution(execution_id))
+            except sdk.ExecutionNotFound:  # deleted since (retention)
+                going.pop(execution_id, None)
+        shown &= listed  # older ones never come back into the newest page
+
+
+def _new_executions(client: sdk.Client, function_id: str, known: set[str]) -> list[sdk.Execution]:
+    """The newest page of executions, and the pages after it while each is full of ones not
+    seen before (a burst larger than a page), up to ``FOLLOW_PAGES`` pages."""
+    found: list[sdk.Execution] = []
+    before = None
+    for _ in range(FOLLOW_PAGES):
+        page = client.logs(function_id, limit=FOLLOW_PAGE, before=before)
+        found.extend(page)
+        if len(page) < FOLLOW_PAGE or any(ex.execution_id in known for ex in page):
+            break
+        before = page[-1].execution_id
+    return found
 
 
 def short_time(stamp: str | None) -> str:
@@ -243,30 +394,6 @@ def render_table(rows: Sequence[tuple[str, ...]]) -> str:
     )
 
 
-@click.command()
-@click.option("--status", default="pending", show_default=True, type=click.Choice(TASK_STATUSES))
-@connection_options
-def tasks(status: str, url: str | None, key: str | None) -> None:
-    """List human review tasks (answer them at <url>/ui/)."""
-    result = client_for(url, key).call("GET", "/tasks", params={"status": status})
-    rows = [("TASK", "FUNCTION", "STATUS", "CREATED", "EXPIRES", "CLAIMED BY")]
-    for task in result["tasks"]:
-        rows.append(
-            (
-                task["id"],
-                task["function_id"],
-                task["status"],
-                short_time(task["created_at"]),
-                short_time(task["expires_at"]),
-                task.get("claimed_by") or "-",
-            )
-        )
-    if len(rows) == 1:
-        click.echo(f"no {status} tasks" if status != "all" else "no tasks")
-        return
-    click.echo(render_table(rows))
-
-
 def register_client_commands(group: click.Group, *more: click.Command) -> None:
-    for command in (deploy, invoke, functions, logs, tasks, *more):
+    for command in (deploy, invoke, functions, logs, *more):
         group.add_command(command)

@@ -9,6 +9,7 @@ from gateway.cli.commands import (
     client_for,
     connection_options,
     input_data,
+    json_option,
     pretty_json,
     render_table,
     short_time,
@@ -24,11 +25,13 @@ def events() -> None:
 @click.argument("event_type", metavar="TYPE")
 @click.option("--data", "-d", default=None, help="The event's data (JSON), or @FILE.")
 @click.option("--idempotency-key", help="Send at most once per key (24 h).")
+@json_option
 @connection_options
 def send(
     event_type: str,
     data: str | None,
     idempotency_key: str | None,
+    as_json: bool,
     url: str | None,
     key: str | None,
 ) -> None:
@@ -38,6 +41,9 @@ def send(
     result = client_for(url, key).call(
         "POST", "/events", json={"type": event_type, "data": value}, headers=headers
     )
+    if as_json:
+        click.echo(pretty_json(result))
+        return
     started = result["started"]
     click.echo(f"event {result['event_id']} started {len(started)} execution(s)")
     for execution_id in started:
@@ -75,10 +81,14 @@ def dead_letters(function_id: str | None, as_json: bool, url: str | None, key: s
 
 @click.command()
 @click.argument("execution_id")
+@json_option
 @connection_options
-def redrive(execution_id: str, url: str | None, key: str | None) -> None:
+def redrive(execution_id: str, as_json: bool, url: str | None, key: str | None) -> None:
     """Run a dead letter's input again, by its function's latest version."""
     result = client_for(url, key).call("POST", f"/dead-letters/{execution_id}/redrive")
+    if as_json:
+        click.echo(pretty_json(result))
+        return
     click.echo(f"redriven as {result['execution_id']}")
 
 

@@ -17,6 +17,7 @@ from gateway.cli.commands import (
     client_for,
     connection_options,
     input_data,
+    json_option,
     pretty_json,
     read_file,
     render_table,
@@ -39,14 +40,18 @@ def graph() -> None:
 
 @graph.command("deploy")
 @click.argument("path", metavar="FILE", type=click.Path(path_type=Path))
+@json_option
 @connection_options
-def deploy_graph(path: Path, url: str | None, key: str | None) -> None:
+def deploy_graph(path: Path, as_json: bool, url: str | None, key: str | None) -> None:
     """Deploy the graph document in FILE (JSON) as the graph's next version."""
     try:
         document = orjson.loads(read_file(path))
     except orjson.JSONDecodeError as exc:
         raise ClientError(f"error: {path} is not valid JSON: {exc}") from None
     result = client_for(url, key).call("POST", "/graphs", json=document)
+    if as_json:
+        click.echo(pretty_json(result))
+        return
     nodes = result.get("nodes") or []
     click.echo(
         f"deployed graph {result['id']} version {result['version']} "
@@ -55,10 +60,14 @@ def deploy_graph(path: Path, url: str | None, key: str | None) -> None:
 
 
 @graph.command("list")
+@json_option
 @connection_options
-def list_graphs(url: str | None, key: str | None) -> None:
+def list_graphs(as_json: bool, url: str | None, key: str | None) -> None:
     """List deployed graphs."""
     graphs = client_for(url, key).call("GET", "/graphs")["graphs"]
+    if as_json:
+        click.echo(pretty_json(graphs))
+        return
     if not graphs:
         click.echo(
             "no graphs deployed yet (try: tiergate graph deploy examples/graphs/order-graph.json)"

@@ -1,5 +1,6 @@
 """The ``tiergate`` command line: ``serve`` and ``runtimes`` here, client commands in
-``cli_client``; plugins may add commands through ``tiergate_register_commands``."""
+``commands`` and the ``*_commands`` modules, ``new`` and ``completion`` in ``local_commands``;
+plugins may add commands through ``tiergate_register_commands``."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from pathlib import Path
 import click
 
 from gateway import logformat
-from gateway.cli import compose_commands, graph_commands
+from gateway.cli import (
+    compose_commands,
+    function_commands,
+    graph_commands,
+    local_commands,
+    task_commands,
+)
 from gateway.cli.client import ClientError, environ
 from gateway.cli.commands import register_client_commands, render_table
 from gateway.functions.runtimes import runtime_registry, sandbox, worker_budget
@@ -120,7 +127,14 @@ def runtimes() -> None:
 
 
 def build_cli() -> click.Group:
-    register_client_commands(cli, *compose_commands.COMMANDS, *graph_commands.COMMANDS)
+    register_client_commands(
+        cli,
+        *function_commands.COMMANDS,
+        *task_commands.COMMANDS,
+        *compose_commands.COMMANDS,
+        *graph_commands.COMMANDS,
+        *local_commands.COMMANDS,
+    )
     try:
         pm, _ = create_plugin_manager()
         pm.hook.tiergate_register_commands(cli=cli)
