@@ -6,6 +6,8 @@ import asyncio
 import base64
 import itertools
 import os
+import subprocess
+import sys
 from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "functions"
+TIERGATE = str(Path(sys.executable).parent / "tiergate")
 FIXTURES = ROOT / "tests" / "fixtures"
 _counter = itertools.count()
 
@@ -279,3 +282,29 @@ def shared_env(redis_url: str, s3_endpoint: str, **extra: str) -> dict[str, str]
         "AWS_DEFAULT_REGION": "us-east-1",
         **extra,
     }
+
+
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    cwd: Any = None,
+    input: str = "",
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """The real ``tiergate`` command, with only the ``TIERGATE_*`` variables given in ``env``,
+    its stdin a pipe (not a terminal)."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [TIERGATE, *args], capture_output=True, text=True, env=full_env, cwd=cwd, input=input,
+        timeout=timeout,
+    )
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The one ``error: …`` line a failed command printed (no traceback, exit status not 0)."""
+    assert result.returncode != 0, result.stdout
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error"), result.stderr
+    return lines[0]

@@ -3,29 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, unique
-
-TIERGATE = str(Path(sys.executable).parent / "tiergate")
-
-
-def run(*args, env=None, cwd=None, input=None):
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
-    full_env.update(env or {})
-    return subprocess.run(
-        [TIERGATE, *args],
-        capture_output=True,
-        text=True,
-        env=full_env,
-        cwd=cwd,
-        input=input,
-        timeout=60,
-    )
+from conftest import EXAMPLES, one_line_error, unique
+from conftest import run_cli as run
 
 
 def test_deploy_invoke_functions_logs(tiergate_server):
@@ -90,27 +73,19 @@ def test_key_from_data_dir(tiergate_server, tmp_path):
     assert r.returncode == 0, r.stderr
 
 
-def _one_line_error(result):
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error"), result.stderr
-    return lines[0]
-
-
 def test_errors_are_one_line(tiergate_server, tmp_path):
     env = {"TIERGATE_URL": tiergate_server.url, "TIERGATE_KEY": tiergate_server.admin_key}
-    assert "function_not_found" in _one_line_error(run("invoke", unique("nope"), env=env))
-    assert "not valid JSON" in _one_line_error(run("invoke", "x", "--data", "{", env=env))
+    assert "function_not_found" in one_line_error(run("invoke", unique("nope"), env=env))
+    assert "not valid JSON" in one_line_error(run("invoke", "x", "--data", "{", env=env))
     bad = tmp_path / "bad.wat"
     bad.write_text("(module (func")
-    assert "compile_error" in _one_line_error(run("deploy", str(bad), env=env))
-    assert "cannot read" in _one_line_error(run("deploy", str(tmp_path / "missing.wat"), env=env))
-    assert "--runtime" in _one_line_error(run("deploy", str(manifest_like(tmp_path)), env=env))
+    assert "compile_error" in one_line_error(run("deploy", str(bad), env=env))
+    assert "cannot read" in one_line_error(run("deploy", str(tmp_path / "missing.wat"), env=env))
+    assert "--runtime" in one_line_error(run("deploy", str(manifest_like(tmp_path)), env=env))
     wrong_key = {"TIERGATE_URL": tiergate_server.url, "TIERGATE_KEY": "tg_wrong"}
-    assert "unauthenticated" in _one_line_error(run("functions", env=wrong_key))
+    assert "unauthenticated" in one_line_error(run("functions", env=wrong_key))
     nowhere = {"TIERGATE_URL": "http://127.0.0.1:9", "TIERGATE_KEY": "x"}
-    assert "cannot reach" in _one_line_error(run("functions", env=nowhere))
+    assert "cannot reach" in one_line_error(run("functions", env=nowhere))
 
 
 def manifest_like(tmp_path):
@@ -134,9 +109,9 @@ def test_python_dash_m_gateway():
 
 def test_serve_rejects_bad_settings(tmp_path):
     r = run("serve", "--data-dir", str(tmp_path), env={"TIERGATE_KV": "mysql://x"})
-    assert "TIERGATE_KV" in _one_line_error(r)
+    assert "TIERGATE_KV" in one_line_error(r)
     r = run("serve", "--data-dir", str(tmp_path), env={"TIERGATE_CONCURRENCY": "many"})
-    assert "TIERGATE_CONCURRENCY" in _one_line_error(r)
+    assert "TIERGATE_CONCURRENCY" in one_line_error(r)
 
 
 @pytest.mark.parametrize(
@@ -151,7 +126,7 @@ def test_serve_rejects_bad_settings(tmp_path):
     ],
 )
 def test_serve_rejects_bad_scale_out_settings(tmp_path, variable, value, says):
-    error = _one_line_error(run("serve", "--data-dir", str(tmp_path), env={variable: value}))
+    error = one_line_error(run("serve", "--data-dir", str(tmp_path), env={variable: value}))
     assert variable in error and says in error, error
 
 
@@ -179,25 +154,25 @@ def _review_key(server, tenant):
 def test_exit_statuses_tell_what_went_wrong(tiergate_server, tmp_path):
     env = {"TIERGATE_URL": tiergate_server.url, "TIERGATE_KEY": tiergate_server.admin_key}
     missing = run("invoke", unique("nowhere"), env=env)
-    assert missing.returncode == 3 and "function_not_found" in _one_line_error(missing)
+    assert missing.returncode == 3 and "function_not_found" in one_line_error(missing)
     refused = run("functions", env={**env, "TIERGATE_KEY": "tg_wrong"})
-    assert refused.returncode == 4 and "unauthenticated" in _one_line_error(refused)
+    assert refused.returncode == 4 and "unauthenticated" in one_line_error(refused)
     trap = unique("trap")
     assert run("deploy", str(EXAMPLES / "trap.wat"), "--id", trap, env=env).returncode == 0
     failed = run("invoke", trap, "-d", "1", env=env)
-    assert failed.returncode == 5 and "cascade_exhausted" in _one_line_error(failed)
+    assert failed.returncode == 5 and "cascade_exhausted" in one_line_error(failed)
     loop, manifest = unique("loop"), tmp_path / "loop.json"
     manifest.write_text(json.dumps({"limits": {"timeout_ms": 200}}))
     deployed = run("deploy", str(EXAMPLES / "loop.wat"), "--id", loop, "--manifest",
                    str(manifest), env=env)
     assert deployed.returncode == 0, deployed.stderr
     slow = run("invoke", loop, "-d", "1", env=env)
-    assert slow.returncode == 6 and "(timeout, HTTP 504)" in _one_line_error(slow)
+    assert slow.returncode == 6 and "(timeout, HTTP 504)" in one_line_error(slow)
     bad = run("invoke", trap, "-d", "{nope", env=env)
-    assert bad.returncode == 2 and "--data is not valid JSON" in _one_line_error(bad)
+    assert bad.returncode == 2 and "--data is not valid JSON" in one_line_error(bad)
     schemeless = run("functions", env={**env, "TIERGATE_URL": "127.0.0.1:9"})
     assert schemeless.returncode == 2
-    assert "has no scheme: use 'http://127.0.0.1:9'" in _one_line_error(schemeless)
+    assert "has no scheme: use 'http://127.0.0.1:9'" in one_line_error(schemeless)
 
 
 def test_errors_name_the_fields_at_fault(tiergate_server, tmp_path):
@@ -209,9 +184,9 @@ def test_errors_name_the_fields_at_fault(tiergate_server, tmp_path):
     deployed = run("deploy", str(EXAMPLES / "echo.wat"), "--id", typed, "--manifest",
                    str(manifest), env=env)
     assert deployed.returncode == 0, deployed.stderr
-    line = _one_line_error(run("invoke", typed, "-d", '{"m": 1}', env=env))
+    line = one_line_error(run("invoke", typed, "-d", '{"m": 1}', env=env))
     assert "(invalid_input, HTTP 400): /: 'n' is a required property" in line
-    line = _one_line_error(run("invoke", typed, "-d", '{"n": "x"}', env=env))
+    line = one_line_error(run("invoke", typed, "-d", '{"n": "x"}', env=env))
     assert "/n: 'x' is not of type 'integer'" in line
 
 

@@ -11,38 +11,18 @@ import pty
 import select
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, unique
+from conftest import EXAMPLES, TIERGATE, one_line_error, unique
+from conftest import run_cli as run
 
-TIERGATE = str(Path(sys.executable).parent / "tiergate")
 NEEDS_A_PERSON = "def handler(event, context):\n    raise ValueError('a person decides')\n"
 APPROVAL = {
     "type": "object",
     "required": ["approved"],
     "properties": {"approved": {"type": "boolean"}, "note": {"type": "string"}},
 }
-
-
-def run(*args, env, cwd=None, input=""):
-    """The real ``tiergate``, its stdin a pipe (not a terminal) unless said otherwise."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
-    full_env.update(env)
-    return subprocess.run(
-        [TIERGATE, *args], capture_output=True, text=True, env=full_env, cwd=cwd, input=input,
-        timeout=60,
-    )
-
-
-def one_line_error(result) -> str:
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def ok(result) -> str:

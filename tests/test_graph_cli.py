@@ -8,34 +8,17 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import example, unique
+from conftest import TIERGATE, example, one_line_error, unique
+from conftest import run_cli as tiergate
 
-TIERGATE = str(Path(sys.executable).parent / "tiergate")
 ECHO = "def handler(event, context):\n    return event\n"
 FAILS = "def handler(event, context):\n    raise RuntimeError('out of stock')\n"
 NEEDS_A_PERSON = "def handler(event, context):\n    raise ValueError('a person decides')\n"
 RUN_ID = re.compile(r"^[0-9a-f]{26}$")
 NODE_LINE = re.compile(r"^  (\w+)\s+(completed|failed|skipped|reused|awaiting_human)\s+(.*)$")
-
-
-def tiergate(*args, env, timeout=60):
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("TIERGATE_")}
-    full_env.update(env)
-    return subprocess.run(
-        [TIERGATE, *args], capture_output=True, text=True, env=full_env, timeout=timeout
-    )
-
-
-def one_line_error(result) -> str:
-    assert result.returncode != 0, result.stdout
-    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    return lines[0]
 
 
 def node_lines(stdout: str) -> list[tuple[str, str, str]]:

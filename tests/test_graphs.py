@@ -348,6 +348,27 @@ def test_what_a_tenant_can_make_a_run_hold_is_bounded(api, echo):
     assert {"truncated": True, "size": 3_000_002} in shown  # past 8 MiB of outputs in one body
 
 
+def test_a_tenant_cannot_start_runs_past_its_share_of_the_work_queue(tiergate_factory):
+    """Every run still going holds a watch job in its tenant's share of the queue (and each
+    running node one more), so a tenant starting runs without end is refused, not stored."""
+    server = tiergate_factory({"TIERGATE_WORK_QUEUE_MAX_PER_TENANT": "3"})
+    with server.client() as api:
+        deploy(api, "slow", example("slow.py"))
+        deploy_graph(api, {"id": "hog", "nodes": {"wait": {"function": "slow",
+                                                            "input": "{seconds: `10`}"}}})
+        started = [
+            api.post("/graphs/hog/runs", json={}, headers={"Prefer": "respond-async"})
+            for _ in range(2)
+        ]
+        # the first run's watch job and node: 2 of 3; the second's watch job: 3 (its node waits
+        # for room, and its watch job queues it once there is some)
+        assert [answer.status_code for answer in started] == [202, 202]
+        refused = api.post("/graphs/hog/runs", json={}, headers={"Prefer": "respond-async"})
+        problem = assert_problem(refused, 429, "queue_full")
+        assert "TIERGATE_WORK_QUEUE_MAX_PER_TENANT" in problem["detail"]
+        assert refused.headers["Retry-After"]
+
+
 # --- across instances ---------------------------------------------------------------------
 
 

@@ -7,39 +7,20 @@ All under the page's Content-Security-Policy, whose headers are checked here too
 from __future__ import annotations
 
 import re
-import shutil
 import time
 
 import pytest
+import test_review_page
 from conftest import eventually, example, unique
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = test_review_page.CHROMIUM
+browser = test_review_page.browser  # the same fixture: one Chromium for this module
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 
 ECHO = "def handler(event, context):\n    return event\n"
 HOSTILE = "<img src=x onerror=alert(1)>"
 FAILS = f"def handler(event, context):\n    raise RuntimeError('out of stock {HOSTILE}')\n"
 NO_RETRY = {"attempts": 0}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 def deploy(api, code: str = ECHO, prefix: str = "rp-echo") -> str:

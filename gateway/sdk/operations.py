@@ -306,21 +306,19 @@ def wait(
         ))
     if isinstance(target, Execution) and target.ended:
         return target
-    execution_id = target.execution_id if isinstance(target, Execution) else target
-    return (yield from _poll(
-        Request("GET", _execution_path(execution_id)),
-        Execution.from_dict,
-        lambda e: e.ended,
-        timeout=timeout,
-        poll_s=poll_s,
-        what=f"execution {execution_id}",
-        execution_id=execution_id,
-    ))
+    return (yield from _follow(target, timeout=timeout, poll_s=poll_s))
 
 
 def stream(
     target: str | Execution, *, timeout: float | None, poll_s: float
 ) -> Operation[Execution]:
+    return (yield from _follow(target, timeout=timeout, poll_s=poll_s, emit=True))
+
+
+def _follow(
+    target: str | Execution, *, timeout: float | None, poll_s: float, emit: bool = False
+) -> Operation[Execution]:
+    """An execution polled until it has ended (``wait``), saying each change (``stream``)."""
     execution_id = target.execution_id if isinstance(target, Execution) else target
     return (yield from _poll(
         Request("GET", _execution_path(execution_id)),
@@ -330,7 +328,7 @@ def stream(
         poll_s=poll_s,
         what=f"execution {execution_id}",
         execution_id=execution_id,
-        emit=True,
+        emit=emit,
         changed=lambda new, old: old is None or new.status != old.status,
     ))
 

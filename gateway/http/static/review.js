@@ -9,8 +9,8 @@
 // Tasks' inputs, outputs, errors and logs are tenants' data: they reach the page as text only
 // (textContent, createElement), never as markup.
 
-const $ = (id) => document.getElementById(id);
-const KEY = "tiergate-key"; // run.js's too: signed in here is signed in there
+import { $, KEY, api, el, enc, key } from "./common.js";
+
 const POLL_MS = 3000;
 const WAITING_ROLES = ["review", "admin"];
 
@@ -21,39 +21,12 @@ let nav = 0; // bumped on every change of view: a refresh that started before is
 let timer = null;
 let pollFailed = false;
 
-function key() { return sessionStorage.getItem(KEY); }
-
-async function api(method, path, body) {
-  const response = await fetch(path, {
-    method,
-    headers: { Authorization: `Bearer ${key()}`, "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  let data = null;
-  try { data = await response.json(); } catch { /* not JSON */ }
-  if (!response.ok) {
-    const message = (data && data.detail) || response.statusText || `HTTP ${response.status}`;
-    throw Object.assign(new Error(message), { status: response.status, problem: data });
-  }
-  return data;
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(props)) {
-    if (name === "dataset") Object.assign(node.dataset, value);
-    else node[name] = value;
-  }
-  node.append(...children);
-  return node;
-}
 
 function say(text, isError = false) {
   $("message").textContent = text;
   $("message").className = text ? (isError ? "error" : "ok") : "";
 }
 
-const enc = encodeURIComponent;
 
 // --- times: relative in the text, local and ISO-8601 in the title ----------------------------
 

@@ -11,9 +11,9 @@
 // Node names, outputs, errors and logs are tenants' data: they reach the page as text and
 // attribute values only (textContent, setAttribute), never as markup.
 
-const $ = (id) => document.getElementById(id);
+import { $, KEY, api as call, el, enc, key } from "./common.js";
+
 const SVG = "http://www.w3.org/2000/svg";
-const KEY = "tiergate-key"; // review.js's: signed in there is signed in here
 const STATUSES = ["pending", "running", "completed", "failed", "skipped", "reused", "awaiting_human"];
 const LIVE = new Set(["running", "awaiting_human"]);
 const POLL_MS = 1000;
@@ -32,28 +32,8 @@ let panelToken = 0;
 let timer = null;
 let pollFailed = false;
 
-function key() { return sessionStorage.getItem(KEY); }
 
-async function api(path) {
-  const response = await fetch(path, { headers: { Authorization: `Bearer ${key()}` } });
-  let data = null;
-  try { data = await response.json(); } catch { /* not JSON */ }
-  if (!response.ok) {
-    const message = (data && data.detail) || response.statusText || `HTTP ${response.status}`;
-    throw Object.assign(new Error(message), { status: response.status, problem: data });
-  }
-  return data;
-}
-
-function el(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(props)) {
-    if (name === "dataset") Object.assign(node.dataset, value);
-    else node[name] = value;
-  }
-  node.append(...children);
-  return node;
-}
+function api(path) { return call("GET", path); }
 
 function svg(tag, attributes = {}, ...children) {
   const node = document.createElementNS(SVG, tag);
@@ -72,7 +52,6 @@ function explain(error) {
   return error.message;
 }
 
-const enc = encodeURIComponent;
 const label = (status) => String(status).replaceAll("_", " ");
 const clip = (text, most) => (text.length > most ? `${text.slice(0, most - 1)}…` : text);
 const wanted = () => GRAPH_ID.test(graphId) && ID.test(runId);
