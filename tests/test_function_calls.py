@@ -90,3 +90,15 @@ def test_a_call_stays_in_the_callers_tenant(tiergate_server, api):
     catches = unique("catches")
     deploy(api, catches, CATCHES)
     assert invoke(api, catches, {"to": theirs})["output"]["code"] == "function_not_found"
+
+
+def test_calls_from_code_run_under_their_callers_slot(tiergate_factory):
+    """With one slot for the whole gateway, a function that calls another still answers: the
+    callee does not queue for the slot its caller holds (it would wait there until its
+    deadline)."""
+    server = tiergate_factory({"TIERGATE_CONCURRENCY": "1", "TIERGATE_QUEUE_SIZE": "4"})
+    with server.client() as api:
+        deploy(api, "caller", CALLER, limits={"timeout_ms": 20_000})
+        deploy(api, "callee", WHO)
+        body = invoke(api, "caller", {"to": "callee", "input": 1})
+        assert body["output"]["got"]["in"] == 1

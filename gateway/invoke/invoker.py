@@ -202,8 +202,14 @@ class Invoker:
         running = self._running[inv.execution_id] = _Running(task, inv.tenant)
         admitted = False
         try:
-            record.queue_ms = await self._admission.enter(inv.fn)
-            admitted = True
+            # A call made from a running execution (an agent's tool, context.invoke) runs under
+            # its caller's slot: waiting for one of its own while the caller holds one would let
+            # a tenant's nested calls fill every slot and wait on each other until their
+            # deadlines. Callers wait one call at a time, nested at most a few deep, so these
+            # stay bounded by the admitted ones.
+            if inv.depth == 0 or record.durable:
+                record.queue_ms = await self._admission.enter(inv.fn)
+                admitted = True
             record.status = "running"
             self._records.save(record)
             inv.started = time.monotonic()
