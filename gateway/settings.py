@@ -98,6 +98,7 @@ class Settings:
     workers: int = 0  # 0: auto, see ``processes``
     callback_allow_private: bool = False
     egress_allow_private: bool = False
+    egress_max_mb: int = 256
     task_sweep_s: float = 5.0
     wasm_workers: int = 0
     sandbox: str = "bubblewrap"
@@ -250,6 +251,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_WORKERS": ("workers", lambda n, r: workers(n, r)),
     "TIERGATE_CALLBACK_ALLOW_PRIVATE": ("callback_allow_private", _bool),
     "TIERGATE_EGRESS_ALLOW_PRIVATE": ("egress_allow_private", _bool),
+    "TIERGATE_EGRESS_MAX_MB": ("egress_max_mb", lambda n, r: _int(n, r, 1)),
     "TIERGATE_TASK_SWEEP_S": ("task_sweep_s", _float),
     "TIERGATE_WASM_WORKERS": ("wasm_workers", lambda n, r: _int(n, r, 0)),
     "TIERGATE_SANDBOX": ("sandbox", _choice("bubblewrap", "none")),

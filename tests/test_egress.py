@@ -30,7 +30,7 @@ def fetch(url):
             return {"status": answer.status, "body": answer.read().decode()}
     except urllib.error.HTTPError as exc:
         return {"error": f"HTTP {exc.code}", "body": exc.read().decode()}
-    except OSError as exc:
+    except (OSError, http.client.HTTPException) as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
 
 
@@ -87,6 +87,10 @@ def handler(event, context):
 '''
 
 
+BIG_MB = 3
+CAP_MB = 1  # the gateway's TIERGATE_EGRESS_MAX_MB here
+
+
 class Site:
     """A real HTTP server on 127.0.0.1 (a free port) that remembers the paths it served."""
 
@@ -98,6 +102,8 @@ class Site:
             def do_GET(self) -> None:
                 site.paths.append(self.path)
                 body = f"hello from {self.path}".encode()
+                if self.path.startswith("/big"):
+                    body = bytes(BIG_MB << 20)
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -130,7 +136,8 @@ def sites():
 @pytest.fixture(scope="module")
 def gate(tmp_path_factory):
     server = TiergateServer(
-        tmp_path_factory.mktemp("egress"), {"TIERGATE_EGRESS_ALLOW_PRIVATE": "true"}
+        tmp_path_factory.mktemp("egress"),
+        {"TIERGATE_EGRESS_ALLOW_PRIVATE": "true", "TIERGATE_EGRESS_MAX_MB": str(CAP_MB)},
     ).start()
     yield server
     server.stop()
@@ -287,6 +294,28 @@ def test_too_many_connections_at_once_are_refused(api, sites):
     egress = answer["metrics"]["egress"]
     assert egress["allowed"] == 16 and egress["refused"] == 4, egress
     assert all("holds 16 connections open already" in m for m in refusals(answer)), answer["logs"]
+
+
+def test_a_call_moving_more_than_the_cap_is_cut_off(api, sites):
+    """The call's connections together move at most TIERGATE_EGRESS_MAX_MB; then every one ends,
+    later ones are refused, it is logged once, and the next call starts afresh."""
+    allowed, _ = sites
+    many = ('def handler(event, context):\n'
+            '    return [fetch(url) for url in event["urls"]]\n')
+    fn = deploy(api, [f"127.0.0.1:{allowed.port}"], code=FETCH + many)
+    urls = [allowed.url("/big"), allowed.url("/after")]
+    answer = api.post(f"/invoke/{fn}", json={"urls": urls}).json()
+    assert "output" in answer, answer
+    big, after = answer["output"]
+    assert "error" in big and "status" not in big, big
+    assert after["error"] == "HTTP 403" and "TIERGATE_EGRESS_MAX_MB" in after["body"], after
+    egress = answer["metrics"]["egress"]
+    assert CAP_MB << 20 < egress["bytes_received"] < (CAP_MB << 20) + (256 << 10), egress
+    assert egress["allowed"] == 1 and egress["refused"] == 1, egress
+    cut = [m for m in refusals(answer) if m.startswith("egress cut:")]
+    assert cut == [f"egress cut: the call moved more than {CAP_MB} MiB (TIERGATE_EGRESS_MAX_MB)"]
+    again = api.post(f"/invoke/{fn}", json={"urls": [allowed.url("/small")]}).json()
+    assert again["output"] == [{"status": 200, "body": "hello from /small"}], again
 
 
 def test_a_call_that_times_out_still_counts_its_connections(api, sites):

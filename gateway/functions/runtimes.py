@@ -22,6 +22,7 @@ def sandbox(settings: Settings) -> Sandbox:
             processes=settings.sandbox_processes,
             uid=settings.sandbox_uid,
             egress_allow_private=settings.egress_allow_private,
+            egress_max_bytes=settings.egress_max_mb << 20,
         )
     )
 

@@ -37,7 +37,7 @@ from plugins.errors import RuntimeUnavailable
 from . import launch
 from .egress import EGRESS_SOCKET, AllowList
 from .mounts import Mount, MountRefused, plan
-from .proxy import EgressProxy
+from .proxy import DEFAULT_MAX_BYTES, EgressProxy
 from .seccomp import build_filter
 
 log = logging.getLogger("tiergate.sandbox")
@@ -62,7 +62,8 @@ class SandboxSettings:
     """How sandboxes are made here. ``private``: paths no sandbox may show (the data dir, local
     stores); ``processes``: processes and threads per sandbox; ``uid``: the host uid sandboxes
     run as when the gateway is root; ``egress_allow_private``: whether functions' egress may
-    reach loopback, private, link-local and metadata addresses (when their list names them)."""
+    reach loopback, private, link-local and metadata addresses (when their list names them);
+    ``egress_max_bytes``: what one call's connections may move, both ways together."""
 
     mode: Mode = "bubblewrap"
     bwrap: str | None = None
@@ -70,6 +71,7 @@ class SandboxSettings:
     processes: int = 64
     uid: int = 65534
     egress_allow_private: bool = False
+    egress_max_bytes: int = DEFAULT_MAX_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,7 @@ class Sandbox:
             self._sockets / f"{secrets.token_hex(8)}.sock",
             AllowList.parse(allow),
             allow_private=self.settings.egress_allow_private,
+            max_bytes=self.settings.egress_max_bytes,
         )
 
     @contextlib.contextmanager

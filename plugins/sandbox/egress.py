@@ -12,7 +12,9 @@ front of ``suffix``, never ``suffix`` itself), an IPv4 address or a bracketed IP
 
 ``EgressLedger`` is one call's account: connections allowed, refused and failed, bytes each way,
 a log entry per refusal or failure (at most ``MAX_LOGGED``), and the call's open connections,
-which end with the call.
+which end with the call, or sooner when they have moved more bytes than the operator allows one
+call (``cut``): the proxy pipes them through the gateway's own event loop, and a tenant pulling
+without end would take that loop's time from every other tenant.
 """
 
 from __future__ import annotations
@@ -158,16 +160,33 @@ class EgressLedger:
     bytes_received: int = 0
     entries: list[list[Any]] = field(default_factory=list)
     closed: bool = False
+    cut_because: str = ""
     _unlogged: int = 0
     _open: set[asyncio.Task[Any]] = field(default_factory=set)
 
-    def admit(self, task: asyncio.Task[Any]) -> bool:
-        """Count ``task`` (one connection) as open, unless the call ended or holds
-        ``MAX_OPEN`` already."""
-        if self.closed or len(self._open) >= MAX_OPEN:
-            return False
+    def admit(self, task: asyncio.Task[Any]) -> str:
+        """Count ``task`` (one connection) as open; or why not ("" when admitted)."""
+        if self.closed:
+            return "no call is running"
+        if self.cut_because:
+            return self.cut_because
+        if len(self._open) >= MAX_OPEN:
+            return f"the call holds {MAX_OPEN} connections open already"
         self._open.add(task)
-        return True
+        return ""
+
+    @property
+    def bytes_moved(self) -> int:
+        return self.bytes_sent + self.bytes_received
+
+    def cut(self, reason: str) -> None:
+        """The call has used its egress: its connections end now, later ones are refused with
+        ``reason``, logged once."""
+        if self.cut_because:
+            return
+        self.cut_because = reason
+        self._log(f"egress cut: {reason}")
+        self._end_open()
 
     def release(self, task: asyncio.Task[Any]) -> None:
         self._open.discard(task)
@@ -190,13 +209,16 @@ class EgressLedger:
     def close(self) -> None:
         """The call ended: its connections end, and no more are let in."""
         self.closed = True
-        for task in self._open:
-            task.cancel()
-        self._open.clear()
+        self._end_open()
         if self._unlogged:
             message = f"egress: {self._unlogged} more refusals and failures, not logged"
             self.entries.append([time.time(), "log", message, "WARNING"])
             self._unlogged = 0
+
+    def _end_open(self) -> None:
+        for task in self._open:
+            task.cancel()
+        self._open.clear()
 
     def merged(self, entries: Sequence[Sequence[Any]]) -> list[Sequence[Any]]:
         """The call's own log ``entries`` (``[ts, stream, message, level]``) with the ledger's,

@@ -10,7 +10,8 @@ function's allow list; the name is resolved here, and every address it has must 
 (``addresses.allowed``) unless the operator allows private ones
 (``TIERGATE_EGRESS_ALLOW_PRIVATE``); then the proxy connects to one of exactly those addresses
 (it never looks the name up again, so a rebinding name cannot swap in another) and pipes bytes
-both ways, ``CHUNK`` at a time with flow control, until both sides are done or the call ends.
+both ways, ``CHUNK`` at a time with flow control, until both sides are done or the call ends
+(or the call's connections together have moved ``max_bytes``: ``EgressLedger.cut``).
 A refusal answers 403, an unreachable destination 502; both are counted and logged on the
 execution.
 """
@@ -32,7 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .addresses import allowed
-from .egress import MAX_OPEN, AllowList, EgressLedger, normalise_host, shown
+from .egress import AllowList, EgressLedger, normalise_host, shown
 
 log = logging.getLogger("tiergate.egress")
 
@@ -42,6 +43,7 @@ RESOLVE_TIMEOUT_S = 5.0
 CONNECT_TIMEOUT_S = 10.0
 CHUNK = 64 * 1024
 LINGER_S = 2.0
+DEFAULT_MAX_BYTES = 256 << 20
 HOP_HEADERS = frozenset({"connection", "keep-alive", "proxy-connection", "proxy-authorization"})
 _METHOD = re.compile(r"[A-Z]{1,20}")
 _VERSIONS = ("HTTP/1.0", "HTTP/1.1")
@@ -75,11 +77,13 @@ class EgressProxy:
         allow: AllowList,
         *,
         allow_private: bool = False,
+        max_bytes: int = DEFAULT_MAX_BYTES,
         resolve: Resolve | None = None,
     ) -> None:
         self.path = path
         self.allow = allow
         self.allow_private = allow_private
+        self.max_bytes = max_bytes
         self.calls: Callable[[], Any] = lambda: None
         self._resolve = resolve or resolve_name
         self._server: asyncio.AbstractServer | None = None
@@ -112,8 +116,7 @@ class EgressProxy:
                 log.debug("egress refused for %s: no call is running", self.path.name)
                 await _answer(reader, writer, 403, "egress refused: no call is running")
                 return
-            if not ledger.admit(task):
-                reason = f"the call holds {MAX_OPEN} connections open already"
+            if reason := ledger.admit(task):
                 ledger.refuse("another connection", reason)
                 await _answer(reader, writer, 403, f"egress refused: {reason}")
                 return
@@ -164,11 +167,42 @@ class EgressProxy:
                 ledger.bytes_sent += len(request.head)
             both = (writer, up_writer)
             await asyncio.gather(
-                _pipe(reader, up_writer, both, ledger, sent=True),
-                _pipe(up_reader, writer, both, ledger, sent=False),
+                self._pipe(reader, up_writer, both, ledger, sent=True),
+                self._pipe(up_reader, writer, both, ledger, sent=False),
             )
         finally:
             up_writer.close()
+
+    async def _pipe(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        both: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
+        ledger: EgressLedger,
+        *,
+        sent: bool,
+    ) -> None:
+        """Copy until ``reader`` ends, then pass the end on; a broken side ends both, and so
+        does the call passing ``max_bytes`` (every connection of the call ends with it)."""
+        try:
+            while chunk := await reader.read(CHUNK):
+                if sent:
+                    ledger.bytes_sent += len(chunk)
+                else:
+                    ledger.bytes_received += len(chunk)
+                if ledger.bytes_moved > self.max_bytes:
+                    ledger.cut(
+                        f"the call moved more than {self.max_bytes >> 20} MiB "
+                        "(TIERGATE_EGRESS_MAX_MB)"
+                    )
+                    raise OSError("egress cap reached")
+                writer.write(chunk)
+                await writer.drain()
+            if writer.can_write_eof():
+                writer.write_eof()
+        except OSError:
+            for side in both:
+                side.close()
 
     async def _checked(self, host: str, port: int) -> list[Address]:
         """The addresses ``host`` has, once every one of them may be reached."""
@@ -256,30 +290,6 @@ async def _open(
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
     raise OSError(reason)
-
-
-async def _pipe(
-    reader: asyncio.StreamReader,
-    writer: asyncio.StreamWriter,
-    both: tuple[asyncio.StreamWriter, asyncio.StreamWriter],
-    ledger: EgressLedger,
-    *,
-    sent: bool,
-) -> None:
-    """Copy until ``reader`` ends, then pass the end on; a broken side ends both."""
-    try:
-        while chunk := await reader.read(CHUNK):
-            if sent:
-                ledger.bytes_sent += len(chunk)
-            else:
-                ledger.bytes_received += len(chunk)
-            writer.write(chunk)
-            await writer.drain()
-        if writer.can_write_eof():
-            writer.write_eof()
-    except OSError:
-        for side in both:
-            side.close()
 
 
 async def _answer(
