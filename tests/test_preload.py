@@ -132,3 +132,40 @@ def test_a_preload_reaches_an_instance_sharing_the_stores_at_once(tiergate_facto
             timeout=5,
         )
         assert served["output"] == 2
+
+
+def test_a_package_directory_is_deployed_whole(tiergate_factory, tmp_path):
+    """A directory holding handler.py is one function: its modules and requirements go with it,
+    a NAME.json beside it adds manifest fields, nothing inside it is deployed on its own, and a
+    restart finds the same zip (byte for byte) up to date."""
+    import shutil
+
+    from wheelhouse import build_wheelhouse
+
+    functions = tmp_path / "functions"
+    package = functions / "orders"
+    (package / "nested").mkdir(parents=True)
+    (package / "handler.py").write_text(
+        "from helpers import total\n\n\ndef handler(event, context):\n    return total(event)\n")
+    (package / "helpers.py").write_text(
+        "from tgtest_shout import shout\n\n\ndef total(items):\n"
+        "    return shout(f'total {sum(items)}')\n")
+    (package / "requirements.txt").write_text("tgtest-shout==1.0\n")
+    (package / "nested" / "handler.py").write_text("def handler(event, context):\n    return 0\n")
+    (package / "nested" / "extra.json").write_text('{"description": "not a function"}')
+    (functions / "orders.json").write_text('{"description": "sums an order"}')
+    shutil.copy(EXAMPLES / "echo.wat", functions / "echo.wat")
+    wheels = build_wheelhouse(tmp_path / "wheels")
+    server = tiergate_factory({"TIERGATE_PYTHON_FIND_LINKS": str(wheels)},
+                              args=("--deploy", str(functions)))
+    with server.client() as api:
+        listed = {f["id"]: f for f in api.get("/functions").json()["functions"]}
+        assert set(listed) == {"orders", "echo"}, listed
+        assert listed["orders"]["description"] == "sums an order"
+        answer = api.post("/invoke/orders", json=[2, 3])
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["output"] == "TOTAL 5!"
+    server.restart()
+    with server.client() as api:
+        assert api.get("/functions/orders").json()["latest_version"] == 1
+    assert "preload: orders is up to date" in server.log()

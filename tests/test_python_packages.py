@@ -277,6 +277,47 @@ def test_a_lost_environment_is_rebuilt_from_the_recorded_lock(tiergate_factory, 
     assert (runtime_dir / "envs" / sha256 / "tgtest_mark").is_dir()
 
 
+def test_the_disk_cache_keeps_what_loaded_functions_hold_and_removes_the_rest(
+    tiergate_factory, wheelhouse
+):
+    """Code trees and environments on a gateway's disk are a cache within
+    TIERGATE_PYTHON_MAX_DISK_MB: here a budget nothing fits in, so every sweep removes all that
+    no loaded function holds, and a function whose environment went is rebuilt at its load."""
+    server = tiergate_factory({"TIERGATE_PYTHON_FIND_LINKS": str(wheelhouse),
+                               "TIERGATE_PYTHON_MAX_DISK_MB": "0.001"})
+    root = server.data_dir / "runtimes" / "python"
+
+    def on_disk(kind: str) -> set[str]:
+        return {p.name for p in (root / kind).iterdir() if not p.name.startswith(".")}
+
+    with server.client() as api:
+        shouter = deployed(api, zip_of(package()))
+        shouter_env = environment(api, shouter)["sha256"]
+        assert on_disk("envs") == set() and on_disk("code") == set()  # swept at once
+        assert api.post(f"/invoke/{shouter}", json={"name": "x"}).json()["output"] == {
+            "said": "HELLO X!"}  # rebuilt from its lock, and held while loaded
+        assert on_disk("envs") == {shouter_env}
+        marker = deployed(api, zip_of({
+            "handler.py": "from tgtest_mark import MARK\n\n\n"
+                          "def handler(event, context):\n    return event + MARK\n",
+            "requirements.txt": "tgtest-mark\n"}))
+        marker_env = environment(api, marker)["sha256"]
+        assert marker_env != shouter_env
+        assert on_disk("envs") == {shouter_env}  # the new one went, the held one stayed
+        assert api.post(f"/invoke/{marker}", json="hey").json()["output"] == "hey!"
+        assert on_disk("envs") == {shouter_env, marker_env}
+        assert api.delete(f"/functions/{shouter}").status_code == 204
+        single = unique("single")
+        assert api.post("/deploy", json={
+            "id": single, "runtime": "python",
+            "code": "def handler(event, context):\n    return 1\n"}).status_code == 201
+        assert api.post(f"/invoke/{single}", json={}).json()["output"] == 1  # a load: a sweep
+        assert on_disk("envs") == {marker_env}
+        assert len([n for n in on_disk("code") if n.endswith(".py")]) == 1
+        assert not [p for p in (root / "envs").iterdir() if p.name.startswith(".trash")]
+    assert "TIERGATE_PYTHON_MAX_DISK_MB" in server.log()
+
+
 def test_a_single_file_still_deploys_as_before(api):
     fn = unique("single")
     code = fixture("hostile.py")

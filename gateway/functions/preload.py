@@ -1,11 +1,14 @@
 """``tiergate serve --deploy DIR``: deploy every function file under DIR at startup.
 
 Each code file (suffix known to an installed runtime) becomes a function named after the file
-(``hello.wat`` → ``hello``; ``c/echo.wasm`` → ``c-echo``). A ``NAME.json`` beside it adds manifest
-fields; a ``NAME.json`` with no code file beside it is deployed as a manifest of its own. A file
-whose code and manifest equal the latest version is left alone, so restarts do not pile up versions;
-so is a function whose latest version someone deployed by hand (a warning says so): a restart
-never takes a function over from its user.
+(``hello.wat`` → ``hello``; ``c/echo.wasm`` → ``c-echo``). A directory holding ``handler.py`` is
+a Python package (more modules, a ``requirements.txt``), deployed whole as one function named
+after the directory, zipped as ``tiergate deploy DIR`` zips it (the same bytes for the same
+files); nothing inside it is deployed on its own. A ``NAME.json`` beside a file or a directory
+adds manifest fields; a ``NAME.json`` with no code beside it is deployed as a manifest of its
+own. A function whose code and manifest equal the latest version is left alone, so restarts do
+not pile up versions; so is a function whose latest version someone deployed by hand (a warning
+says so): a restart never takes a function over from its user.
 
 A preload is a deploy like any other (``FunctionService.deploy``): other processes sharing the
 stores hear of it, and the audit trail names its principal, ``preload``.
@@ -24,6 +27,7 @@ from gateway.errors import REPORTED, NotFound
 from gateway.functions.records import VersionRecord
 from gateway.functions.registry import Registry
 from gateway.functions.service import FunctionService
+from gateway.sdk.operations import zip_directory
 from gateway.security.auth import Principal
 from plugins.manager import RuntimeRegistry
 
@@ -34,22 +38,20 @@ PRELOAD = Principal("preload", TENANT, frozenset({"deploy"}), "serve --deploy")
 """Who deploys what ``serve --deploy`` finds (``deployed_by`` and the audit entries say so)."""
 
 
-def _suffixes(runtimes: RuntimeRegistry) -> dict[str, str]:
-    found: dict[str, str] = {}
-    for name, entry in runtimes.entries.items():
-        if entry.spec is not None and entry.status == "active":
-            for suffix in entry.spec.suffixes:
-                found.setdefault(suffix, name)
-    return found
-
-
 def discover(root: Path, runtimes: RuntimeRegistry) -> list[tuple[dict[str, Any], bytes | None]]:
-    suffixes = _suffixes(runtimes)
+    suffixes = runtimes.suffixes()
     found: list[tuple[dict[str, Any], bytes | None]] = []
-    code_stems = set()
+    packages = _packages(root)
+    for package in packages:
+        manifest = _sidecar(package.with_name(f"{package.name}.json"))
+        manifest.setdefault("id", _function_id(root, package, package.name))
+        manifest.setdefault("runtime", "python")
+        manifest.setdefault("filename", f"{manifest['id']}.zip")
+        found.append((manifest, zip_directory(package)))
+    code_stems = set(packages)
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         runtime = suffixes.get(path.suffix)
-        if runtime is None:
+        if runtime is None or _inside(path, packages):
             continue
         manifest = _sidecar(path.with_suffix(".json"))
         manifest.setdefault("id", _function_id(root, path))
@@ -58,7 +60,7 @@ def discover(root: Path, runtimes: RuntimeRegistry) -> list[tuple[dict[str, Any]
         found.append((manifest, path.read_bytes()))
         code_stems.add(path.with_suffix(""))
     for path in sorted(root.rglob("*.json")):
-        if path.with_suffix("") not in code_stems:
+        if path.with_suffix("") not in code_stems and not _inside(path, packages):
             manifest = _sidecar(path)
             manifest.setdefault("id", _function_id(root, path))
             found.append((manifest, None))
@@ -74,8 +76,22 @@ def _sidecar(path: Path) -> dict[str, Any]:
     return data
 
 
-def _function_id(root: Path, path: Path) -> str:
-    parts = [*path.relative_to(root).parent.parts, path.stem]
+def _packages(root: Path) -> list[Path]:
+    """The outermost directories under ``root`` that hold a ``handler.py``."""
+    found: list[Path] = []
+    for handler in sorted(root.rglob("handler.py"), key=lambda p: (len(p.parts), p)):
+        folder = handler.parent
+        if folder != root and handler.is_file() and not _inside(folder, found):
+            found.append(folder)
+    return found
+
+
+def _inside(path: Path, folders: list[Path]) -> bool:
+    return any(path.is_relative_to(folder) for folder in folders)
+
+
+def _function_id(root: Path, path: Path, name: str | None = None) -> str:
+    parts = [*path.relative_to(root).parent.parts, name or path.stem]
     return "-".join(parts).lower().replace(".", "-")
 
 

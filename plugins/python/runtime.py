@@ -72,6 +72,7 @@ from .archive import (
     unpack,
     unpack_beside,
 )
+from .disk import LocalTrees
 from .environments import Environments, ResolverSettings, number_option, parse_requirements
 
 log = logging.getLogger("tiergate.python")
@@ -103,6 +104,7 @@ class LoadedPython:
     function_id: str
     pool: FunctionPool
     network: bool = False  # manifest network: each call gets an EgressLedger
+    paths: tuple[Path, ...] = ()  # what it holds in ``LocalTrees``: code file or tree, env
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +147,12 @@ class PythonRuntime(Runtime[LoadedPython]):
                 max_files=max(1, int(number_option(options, "max_files", 1000))),
                 max_bytes=int(number_option(options, "max_unpacked_mb", 64) * MIB),
             )
+            max_disk = int(number_option(options, "max_disk_mb", 10240) * MIB)
         except ValueError as exc:
             self._problem, resolver, self._limits = str(exc), ResolverSettings(), ArchiveLimits()
+            max_disk = 10240 * MIB
         self._envs = Environments(self._dir / "envs", resolver)
+        self._trees = LocalTrees((self._dir / "code", self._envs.root), max_disk)
 
     def check(self) -> None:
         if self._problem:
@@ -157,6 +162,7 @@ class PythonRuntime(Runtime[LoadedPython]):
     async def start(self) -> None:
         (self._dir / "code").mkdir(parents=True, exist_ok=True)
         self._envs.root.mkdir(parents=True, exist_ok=True)
+        await self._trees.start()
 
     async def close(self) -> None:
         pools, self._pools = self._pools, set()
@@ -198,6 +204,10 @@ class PythonRuntime(Runtime[LoadedPython]):
             await asyncio.to_thread(settle, staged, tree)
         finally:
             await asyncio.to_thread(remove_tree, staged)
+        for made in (tree, package.env):
+            if made is not None:
+                self._trees.touch(made)
+        await self._trees.sweep()
         metadata: dict[str, Any] = {"async": is_async, "package": {"root": root, "entry": entry}}
         if env is not None:
             metadata["environment"] = env.record
@@ -245,19 +255,36 @@ class PythonRuntime(Runtime[LoadedPython]):
             return {"ok": False, "error": f"checking the code crashed: {tail[0]!r}"}
 
     async def load(self, artifact: Artifact, fn: FunctionInfo) -> LoadedPython:
+        """Hold the code's paths in ``LocalTrees`` before making them, so that no sweep removes
+        them while the function is loaded."""
         path: Path | Package
-        if isinstance(artifact.metadata.get("package"), dict):
-            path = await self._package(artifact)
-        else:
-            name = f"{hashlib.sha256(artifact.data).hexdigest()}.py"
-            path = write_once(self._dir / "code" / name, artifact.data, mode=0o644)
-        options = PoolOptions(**{**_defaults(), **fn.options.get("pool", {})})
-        pool = FunctionPool(
-            lambda: self._spawn(fn, path), options, budget=self._budget, tenant=fn.tenant
-        )
-        await pool.start()
+        held = self._paths(artifact)
+        self._trees.hold(held)
+        try:
+            if isinstance(artifact.metadata.get("package"), dict):
+                path = await self._package(artifact)
+            else:
+                path = write_once(held[0], artifact.data, mode=0o644)
+            options = PoolOptions(**{**_defaults(), **fn.options.get("pool", {})})
+            pool = FunctionPool(
+                lambda: self._spawn(fn, path), options, budget=self._budget, tenant=fn.tenant
+            )
+            await pool.start()
+        except BaseException:
+            self._trees.release(held)
+            raise
         self._pools.add(pool)
-        return LoadedPython(fn.function_id, pool, "network" in fn.options)
+        await self._trees.sweep()
+        return LoadedPython(fn.function_id, pool, "network" in fn.options, held)
+
+    def _paths(self, artifact: Artifact) -> tuple[Path, ...]:
+        """Where this artifact's code file or tree, and its environment, are on this disk."""
+        if not isinstance(artifact.metadata.get("package"), dict):
+            return (self._dir / "code" / f"{hashlib.sha256(artifact.data).hexdigest()}.py",)
+        recorded = artifact.metadata.get("environment")
+        sha256 = recorded.get("sha256") if isinstance(recorded, dict) else None
+        env = (self._envs.path(sha256),) if isinstance(sha256, str) and sha256.isalnum() else ()
+        return (self._tree(artifact.data), *env)
 
     async def _package(self, artifact: Artifact) -> Package:
         """A deployed package's tree (unpacked again where this gateway lacks it) and its
@@ -312,7 +339,10 @@ class PythonRuntime(Runtime[LoadedPython]):
 
     async def unload(self, loaded: LoadedPython) -> None:
         self._pools.discard(loaded.pool)
-        await loaded.pool.close()
+        try:
+            await loaded.pool.close()
+        finally:
+            self._trees.release(loaded.paths)
 
     async def invoke(self, loaded: LoadedPython, call: Call) -> CallResult:
         meta = [
