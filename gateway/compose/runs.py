@@ -281,6 +281,7 @@ class GraphRuns:
             run.status, run.ended_at, run.error = "cancelled", now, "cancelled by request"
             if await self._kv.compare_and_set(key, raw, run.encode()):
                 break
+        self._forget_starts(run)
         self._notify(run)
         for execution_id in live:
             record = await self._records.get(execution_id) if execution_id else None
@@ -349,6 +350,7 @@ class GraphRuns:
                 return None
             run = self._decode(run_id, raw)
             if run.status in RUN_FINAL:
+                self._forget_starts(run)
                 return run
             graph = await self._graphs.find(tenant, run.graph_id, run.graph_uid, run.version)
             step = _Step()
@@ -367,6 +369,8 @@ class GraphRuns:
                 continue  # another instance stepped it meanwhile: again, from what it wrote
             if run.status not in RUN_FINAL:
                 self._decoded[run_id] = (new, run)
+            else:
+                self._forget_starts(run)
             self._notify(run)
             if step.start and await self._queue_nodes(run, step.start):
                 continue  # some could not start: record why
@@ -571,6 +575,12 @@ class GraphRuns:
         if cached is not None and cached[0] == raw:
             return cached[1]
         return GraphRun.decode(raw)
+
+    def _forget_starts(self, run: GraphRun) -> None:
+        """An ended run's refused starts will not be observed by another step."""
+        for node in run.nodes.values():
+            if node.execution_id is not None:
+                self._failed_starts.pop(node.execution_id, None)
 
     def _notify(self, run: GraphRun) -> None:
         waiter = self._waiters.get(run.run_id)
