@@ -425,36 +425,16 @@ def test_another_tenants_code_is_invisible(layout, tenant):
 
 
 
-def _descendants(pid: int) -> list[int]:
-    children = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(entry.name))
-    found, todo = [], [pid]
-    while todo:
-        found.extend(kids := children.get(todo.pop(), []))
-        todo.extend(kids)
-    return found
-
-
 def test_tenant_code_runs_below_the_gateway(layout, tenant):
     """Python sandboxes and the shared wasm workers alike run at nice 10: a tenant's spinning
     code never outranks the gateway or another tenant's function (the floods test below)."""
     assert attack(tenant, "identity")["nice"] == 10
     assert tenant.post("/invoke/wasm-logs", json={}).status_code in (200, 500)
     niceness = {}
-    for pid in _descendants(layout.server.process.pid):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if b"plugins.wasm.worker" in command:
-                niceness[pid] = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1]
-                                    .split()[16])
-        except OSError:
-            continue
+    for process in _descendants(layout.server.process.pid):
+        if "-m plugins.wasm.worker" in process["cmdline"]:
+            stat = Path(f"/proc/{process['Pid']}/stat").read_text()
+            niceness[process["Pid"]] = int(stat.rsplit(")", 1)[1].split()[16])
     assert niceness and set(niceness.values()) == {10}, niceness
 
 
