@@ -11,7 +11,7 @@ import importlib.metadata
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, cast
 
 import pluggy
@@ -37,6 +37,34 @@ class RuntimeEntry:
     description: str = ""
     reason: str = ""
     spec: RuntimeSpec | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RuntimeState:
+    """One installed runtime as users are told of it (``tiergate runtimes``, ``GET /runtimes``,
+    ``GET /readyz``): whether it can run code here and, when not, why. ``status`` is ``active``,
+    ``unavailable`` (declared, but it cannot run code here: no sandbox, a missing interpreter),
+    ``failed`` (its plugin did not load) or ``blocked`` (``TIERGATE_DISABLE_PLUGINS``)."""
+
+    name: str
+    status: Literal["active", "unavailable", "failed", "blocked"]
+    source: str
+    description: str = ""
+    suffixes: tuple[str, ...] = ()
+    reason: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.status == "active"
+
+    @property
+    def declared(self) -> bool:
+        """Whether its plugin declared it (it may still be unable to run code here)."""
+        return self.status in ("active", "unavailable")
+
+    def label(self) -> str:
+        """``active``, or the status with its reason (``unavailable: node not found …``)."""
+        return f"{self.status}: {self.reason}" if self.reason else self.status
 
 
 def create_plugin_manager(
@@ -121,6 +149,38 @@ class RuntimeRegistry:
 
     def active(self) -> list[str]:
         return sorted(n for n, e in self.entries.items() if e.status == "active")
+
+    def suffixes(self) -> dict[str, str]:
+        """File suffix → the declared runtime that takes it (the first by name, on a clash):
+        how ``serve --deploy`` tells a file's runtime. The SDK's ``deploy`` reads the same
+        suffixes from ``GET /runtimes`` (``gateway.sdk.operations.suffix_map``)."""
+        found: dict[str, str] = {}
+        for name in sorted(self.entries):
+            spec = self.entries[name].spec
+            if spec is not None and self.entries[name].status == "active":
+                for suffix in spec.suffixes:
+                    found.setdefault(suffix, name)
+        return found
+
+    def states(self) -> list[RuntimeState]:
+        """Every installed runtime by name, each checked (``get``) for whether it can run code
+        here: the one answer ``tiergate runtimes``, ``GET /runtimes`` and ``GET /readyz`` give."""
+        return [self._state(name) for name in sorted(self.entries)]
+
+    def _state(self, name: str) -> RuntimeState:
+        entry = self.entries[name]
+        if entry.spec is None or entry.status != "active":
+            return RuntimeState(name, entry.status, entry.source, entry.description,
+                                reason=entry.reason)
+        state = RuntimeState(name, "active", entry.source, entry.description,
+                             tuple(entry.spec.suffixes))
+        try:
+            self.get(name)
+        except Exception as exc:  # a plugin's factory may raise anything: say it, never crash
+            cause = exc.__cause__ or exc
+            why = getattr(cause, "detail", None) or str(cause) or type(cause).__name__
+            return replace(state, status="unavailable", reason=why)
+        return state
 
     def get(self, name: str) -> Runtime[Any]:
         """The runtime called ``name``, created on first use; ``UnknownRuntime`` when there is no
