@@ -30,13 +30,20 @@ sandbox-packages:
 	if [ -n "$$missing" ]; then $(APT_GET) update -qq && $(APT_GET) install -y -qq $$missing; fi
 
 # System packages the tests use, besides the sandbox's: redis-server (the Redis backend), node (the
-# JavaScript example plugin) and chromium (the reviewer page's browser test). Installed with apt
-# when missing.
+# JavaScript example plugin), chromium (the reviewer page's browser test) and clang for wasm32-wasi
+# (`tiergate new --lang c`; checked by building what the template needs: wasi-libc's stdio, linked
+# with wasm-ld and the wasm32 builtins). Installed with apt when missing.
+C_TOOLCHAIN_CHECK = \
+	printf '\043include <stdio.h>\nint main(void) { return puts("") < 0; }\n' \
+	| clang --target=wasm32-wasi -x c -o /dev/null - >/dev/null 2>&1 \
+	|| missing="$$missing clang lld wasi-libc libclang-rt-14-dev-wasm32";
+
 system-packages:
 	@missing=""; $(SANDBOX_CHECKS) \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	$(C_TOOLCHAIN_CHECK) \
 	if [ -n "$$missing" ]; then $(APT_GET) update -qq && $(APT_GET) install -y -qq $$missing; fi
 
 test: $(VENV)/.test-deps system-packages

@@ -28,6 +28,7 @@ SDK = (
     "GraphRun",
     "LogLine",
     "NodeRun",
+    "RuntimeInfo",
     "Task",
     "Version",
 )
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # what type checkers see (``as``: re-exported); __getattr__ i
     from gateway.sdk import GraphRun as GraphRun
     from gateway.sdk import LogLine as LogLine
     from gateway.sdk import NodeRun as NodeRun
+    from gateway.sdk import RuntimeInfo as RuntimeInfo
     from gateway.sdk import Task as Task
     from gateway.sdk import TiergateError as TiergateError
     from gateway.sdk import Version as Version

@@ -220,6 +220,15 @@ class TooManyDeploys(RetryLater):
     title = "Too many deploys"
 
 
+class TooManyStreams(RetryLater):
+    """The tenant has as many live streams open on this gateway process as it may have at once
+    (``TIERGATE_MAX_STREAMS_PER_TENANT``): each holds a connection and a queue while it lasts."""
+
+    code = "too_many_streams"
+    status = 429
+    title = "Too many streams"
+
+
 class CircuitOpen(RetryLater):
     code = "circuit_open"
     status = 503

@@ -9,6 +9,7 @@ between stores) each make the change, tell the other processes and write the aud
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from gateway.cluster.coherence import Coherence
 from gateway.cluster.worker_metrics import WorkerMetrics
@@ -26,6 +27,7 @@ from gateway.invoke.admission import Admission
 from gateway.invoke.callbacks import Callbacks
 from gateway.invoke.execution import ExecutionRecord
 from gateway.invoke.invoker import Invoker
+from gateway.invoke.live import LiveHub
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
 from gateway.metrics import Metrics
@@ -39,6 +41,9 @@ from gateway.settings import Settings
 from plugins.manager import RuntimeRegistry
 from storage.kv.base import KV
 from storage.objects.base import ObjectStore
+
+if TYPE_CHECKING:
+    from gateway.tracing.otel import Tracing
 
 
 @dataclass(slots=True)
@@ -59,6 +64,7 @@ class Services:
     admission: Admission
     records: ExecutionRecords
     invoker: Invoker
+    live: LiveHub
     metrics: Metrics
     secrets: SecretStore
     ratelimit: RateLimiter
@@ -73,6 +79,7 @@ class Services:
     graphs: Graphs
     runs: GraphRuns
     worker_metrics: WorkerMetrics | None = None
+    tracing: Tracing | None = None  # None: the gateway does not trace (gateway/tracing)
 
     async def cancel_execution(
         self, record: ExecutionRecord, principal: Principal

@@ -107,6 +107,10 @@ class Settings:
     sandbox_processes: int = 64
     max_functions_per_tenant: int = 1000
     max_concurrent_deploys_per_tenant: int = 2
+    max_streams_per_tenant: int = 32
+    stream_queue_events: int = 10_000
+    stream_heartbeat_s: float = 15.0
+    stream_poll_s: float = 1.0
     max_workers_per_tenant: int = PER_TENANT
     max_workers_per_function: int = PER_FUNCTION
     max_memory_mb: int = 1024
@@ -121,10 +125,18 @@ class Settings:
     trace_plugins: bool = False
     log_level: str = "INFO"
     log_format: str = "text"
+    # tracing (gateway/tracing): TIERGATE_TRACING, and OpenTelemetry's own variables that say
+    # whether an exporter is configured (the SDK reads the rest of them itself)
+    tracing: str = "auto"
+    otlp_endpoint: str | None = None
+    otlp_traces_endpoint: str | None = None
+    otel_traces_exporter: str | None = None
+    otel_sdk_disabled: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], **overrides: Any) -> Settings:
-        """Defaults, then ``TIERGATE_*``/``OPENAI_*`` variables, then ``overrides`` (CLI flags)."""
+        """Defaults, then ``TIERGATE_*``/``OPENAI_*`` variables (and the ``OTEL_*`` ones that say
+        whether to trace), then ``overrides`` (CLI flags)."""
         values: dict[str, Any] = {}
         for name, (attr, parse) in _ENV.items():
             raw = env.get(name)
@@ -263,6 +275,10 @@ _ENV: dict[str, tuple[str, Any]] = {
         "max_concurrent_deploys_per_tenant",
         lambda n, r: _int(n, r, 1),
     ),
+    "TIERGATE_MAX_STREAMS_PER_TENANT": ("max_streams_per_tenant", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_STREAM_QUEUE_EVENTS": ("stream_queue_events", lambda n, r: _int(n, r, 1)),
+    "TIERGATE_STREAM_HEARTBEAT_S": ("stream_heartbeat_s", _positive),
+    "TIERGATE_STREAM_POLL_S": ("stream_poll_s", _positive),
     "TIERGATE_MAX_WORKERS_PER_TENANT": ("max_workers_per_tenant", lambda n, r: _int(n, r, 1)),
     "TIERGATE_MAX_WORKERS_PER_FUNCTION": ("max_workers_per_function", lambda n, r: _int(n, r, 1)),
     "TIERGATE_MAX_MEMORY_MB": ("max_memory_mb", lambda n, r: _int(n, r, 2)),
@@ -275,6 +291,12 @@ _ENV: dict[str, tuple[str, Any]] = {
     "TIERGATE_TRACE_PLUGINS": ("trace_plugins", _bool),
     "TIERGATE_LOG_LEVEL": ("log_level", _level),
     "TIERGATE_LOG_FORMAT": ("log_format", _choice("text", "json")),
+    "TIERGATE_TRACING": ("tracing", _choice("auto", "on", "off")),
+    "OTEL_EXPORTER_OTLP_ENDPOINT": ("otlp_endpoint", _str),
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": ("otlp_traces_endpoint", _str),
+    "OTEL_TRACES_EXPORTER": ("otel_traces_exporter", lambda n, r: r.strip().lower()),
+    # as OpenTelemetry's SDKs read it: only "true" disables
+    "OTEL_SDK_DISABLED": ("otel_sdk_disabled", lambda n, r: r.strip().lower() == "true"),
 }
 
 

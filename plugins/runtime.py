@@ -125,7 +125,17 @@ class Call:
     schedule's, a graph node's). ``custom`` is the caller's ``X-Tiergate-Context`` header, as
     JSON (``None`` without one). A runtime hands both to the code as it can (the Python runtime:
     ``context.caller``, ``context.custom``). ``invoke`` calls another function from the code
-    (the Python runtime: ``context.invoke``); ``None`` where the gateway offers no such calls."""
+    (the Python runtime: ``context.invoke``); ``None`` where the gateway offers no such calls.
+
+    ``on_log``, when set, takes log entries as the code writes them: a runtime that can hand
+    them over while the call runs does (the Python runtime does), so that a call that never
+    returns — killed at its deadline, cancelled — keeps what it wrote, and live streams show it
+    at once. An entry handed to ``on_log`` is not returned again (``CallResult.logs``,
+    ``AttemptFailure.logs``); a runtime that ignores ``on_log`` returns them all at the end.
+
+    ``annotate``, set only while the gateway traces (OpenTelemetry), describes the call on its
+    ``runtime`` span: ``annotate("wasm.placement", "inline")`` becomes the span attribute
+    ``tiergate.wasm.placement``. Say what only the runtime knows, in a few words, never data."""
 
     input: bytes
     execution_id: str
@@ -138,6 +148,8 @@ class Call:
     caller: Mapping[str, Any] = field(default_factory=dict)
     custom: Any = None
     invoke: CallFunction | None = None
+    on_log: Callable[[LogEntry], None] | None = None
+    annotate: Callable[[str, str], None] | None = None
 
     def remaining_s(self) -> float:
         return max(0.0, self.deadline - time.monotonic())

@@ -67,7 +67,12 @@ class TiergateServer:
         )
 
     def start(self) -> TiergateServer:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TIERGATE_", "OPENAI_"))}
+        # a developer's own TIERGATE_, OPENAI_ and OTEL_ settings do not leak into the tests
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("TIERGATE_", "OPENAI_", "OTEL_"))
+        }
         env.update(self.env)
         env["TIERGATE_DATA_DIR"] = str(self.data_dir)
         command = [

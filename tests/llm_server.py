@@ -6,6 +6,10 @@ A script step is a dict — ``{"content": "…"}``, ``{"tool_calls": [{"name", "
 ``{"refuse": "json_schema"}`` (a 400 when the request asks for that ``response_format``, then the
 next step) — or a callable that gets the request body and returns such a dict. Steps are used in
 order; the last one repeats.
+
+A request with ``"stream": true`` is answered as the real API does, with Server-Sent Events of
+``chat.completion.chunk`` objects and ``data: [DONE]``: the content in the step's ``chunks``
+(default: pieces of 8 characters), each sent ``chunk_delay`` seconds after the one before.
 """
 
 from __future__ import annotations
@@ -73,7 +77,7 @@ class ScriptedLLM:
         self._positions[model] = position + 1
         return steps[min(position, len(steps) - 1)]
 
-    async def _complete(self, request: web.Request) -> web.Response:
+    async def _complete(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         model = body.get("model", "")
         self.requests[model].append(body)
@@ -89,7 +93,36 @@ class ScriptedLLM:
             await asyncio.sleep(step["delay"])
         if "status" in step:
             return _error(step["status"], step.get("error", "scripted failure"))
+        if body.get("stream"):
+            return await self._stream(request, model, step)
         return web.json_response(self._completion(model, step))
+
+    async def _stream(
+        self, request: web.Request, model: str, step: dict[str, Any]
+    ) -> web.StreamResponse:
+        content = step.get("content") or ""
+        chunks = step.get("chunks") or [content[i : i + 8] for i in range(0, len(content), 8)]
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await response.prepare(request)
+        completion_id = f"chatcmpl-{next(self._ids)}"
+        deltas = [{"role": "assistant", "content": ""}] + [{"content": c} for c in chunks]
+        for index, delta in enumerate(deltas):
+            if index > 1 and step.get("chunk_delay"):
+                await asyncio.sleep(step["chunk_delay"])
+            last = index == len(deltas) - 1
+            chunk = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [
+                    {"index": 0, "delta": delta, "finish_reason": "stop" if last else None}
+                ],
+            }
+            await response.write(b"data: " + orjson.dumps(chunk) + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
 
     def _completion(self, model: str, step: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {"role": "assistant", "content": step.get("content")}

@@ -11,11 +11,14 @@ import pty
 import select
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
 from conftest import EXAMPLES, TIERGATE, one_line_error, unique
 from conftest import run_cli as run
+
+from gateway.cli.wasi_templates import clang_missing
 
 NEEDS_A_PERSON = "def handler(event, context):\n    raise ValueError('a person decides')\n"
 APPROVAL = {
@@ -92,7 +95,120 @@ def test_new_refuses_what_it_cannot_write(env, tmp_path):
     assert bad.returncode == 2 and "cannot be a function id" in one_line_error(bad)
     assert not (tmp_path / "Not_An_Id").exists()
     helped = ok(run("new", "--help", env=env))
-    assert "No c or js template" in " ".join(helped.split())
+    assert "js: handler.js on the QuickJS-ng engine" in " ".join(helped.split())
+
+
+def test_new_c_builds_with_make_deploys_and_answers(env, tmp_path):
+    if missing := clang_missing():
+        pytest.skip(f"{missing}: `make test` installs the C toolchain (system-packages)")
+    fn = unique("new-c")
+    made = run("new", fn, "--lang", "c", env=env, cwd=tmp_path)
+    assert ok(made).splitlines() == [
+        f"created {fn}/ (c): {fn}.c, Makefile, manifest.json, README.md",
+        f"next: make -C {fn}",
+        f"      tiergate deploy {fn}/{fn}.wasm",
+        f"      tiergate invoke {fn} -d '{{\"name\": \"you\"}}'",
+    ]
+    assert made.stderr == ""  # the toolchain is here: nothing to install
+    readme = (tmp_path / fn / "README.md").read_text()
+    assert f"make -C {fn}\n" in readme and f"tiergate deploy {fn}/{fn}.wasm\n" in readme
+    built = subprocess.run(["make", "-C", fn], cwd=tmp_path, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr
+    assert "clang --target=wasm32-wasi -O2 -Wall -Wextra" in built.stdout
+    assert built.stderr == ""  # no compiler warning either
+    deployed = ok(run("deploy", f"{fn}/{fn}.wasm", env=env, cwd=tmp_path))
+    assert deployed.startswith(f"deployed {fn} version 1 (wasm, ")
+    assert "manifest.json" in deployed
+    assert json.loads(ok(run("invoke", fn, "-d", '{"name": "you"}', env=env))) == {
+        "message": "hello, you!"}
+    assert json.loads(ok(run("invoke", fn, env=env))) == {"message": "hello, world!"}
+    # Its scanner passes over other fields, nested ones named "name" too, and keeps escapes.
+    tricky = '{"tags": {"name": "no"}, "n": [1, "]}"], "name": "a \\"b\\" \\u00e9"}'
+    assert json.loads(ok(run("invoke", fn, "-d", tricky, env=env))) == {
+        "message": 'hello, a "b" \u00e9!'}
+    assert "greeting you" in ok(run("logs", fn, "--limit", "5", env=env))
+    refused = run("invoke", fn, "-d", '{"name": 3}', env=env)
+    assert "/name: 3 is not of type 'string'" in one_line_error(refused)
+
+
+def test_new_js_builds_its_engine_and_script_into_one_module_that_answers(env, tmp_path):
+    if missing := clang_missing():
+        pytest.skip(f"{missing}: `make test` installs the C toolchain (system-packages)")
+    fn = unique("new-js")
+    made = run("new", fn, "--lang", "js", env=env, cwd=tmp_path)
+    assert ok(made).splitlines()[:3] == [
+        f"created {fn}/ (js): handler.js, runner.c, Makefile, manifest.json, README.md",
+        f"next: make -C {fn}",
+        f"      tiergate deploy {fn}/{fn}.wasm",
+    ]
+    assert "clang" not in made.stderr
+    # The engine's source is fetched with pip and compiled into CACHE (here: this test's own).
+    make = ["make", "-C", fn, f"PYTHON={sys.executable}", f"CACHE={tmp_path / 'engine'}"]
+    built = subprocess.run(make, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert "compiling the JavaScript engine's quickjs.c" in built.stdout
+    assert ok(run("deploy", f"{fn}/{fn}.wasm", env=env, cwd=tmp_path)).startswith(
+        f"deployed {fn} version 1 (wasm, ")
+    assert json.loads(ok(run("invoke", fn, "-d", '{"name": "you"}', env=env))) == {
+        "message": "hello, you!"}
+    assert json.loads(ok(run("invoke", fn, env=env))) == {"message": "hello, world!"}
+    assert "greeting you" in ok(run("logs", fn, "--limit", "5", env=env))
+    # Another script: only it is built again; async handlers, context and errors work.
+    (tmp_path / fn / "handler.js").write_text(
+        "async function handler(event, context) {\n"
+        "  if (event.fail) throw new Error('asked to fail');\n"
+        "  const sum = await Promise.resolve(event.values.reduce((a, b) => a + b, 0));\n"
+        "  return { message: `${context.function_id}: ${sum}` };\n"
+        "}\n")
+    rebuilt = subprocess.run(make, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    assert "compiling the JavaScript engine" not in rebuilt.stdout
+    ok(run("deploy", f"{fn}/{fn}.wasm", env=env, cwd=tmp_path))
+    assert json.loads(ok(run("invoke", fn, "-d", '{"values": [1, 2, 3]}', env=env))) == {
+        "message": f"{fn}: 6"}
+    failed = run("invoke", fn, "-d", '{"fail": true}', env=env)
+    assert failed.returncode == 5 and "Error: asked to fail" in one_line_error(failed)
+
+
+def test_new_c_without_the_toolchain_still_writes_and_says_what_to_install(tmp_path):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    made = run("new", "bare", "--lang", "c", env={"PATH": str(bin_dir)}, cwd=tmp_path)
+    assert made.returncode == 0 and (tmp_path / "bare" / "bare.c").is_file()
+    assert made.stderr.startswith("warning: clang is not installed, so `make -C bare` cannot")
+    assert "apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32" in made.stderr
+    # A clang without wasi-libc: `new` says so, and the build's last line says what to do.
+    fake = bin_dir / "clang"
+    fake.write_text("#!/bin/sh\necho \"x.c:1:10: fatal error: 'stdio.h' file not found\" >&2\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    made = run("new", "halfway", "--lang", "c", env={"PATH": path}, cwd=tmp_path)
+    assert made.returncode == 0
+    assert made.stderr.startswith(
+        "warning: clang cannot build for wasm32-wasi here (x.c:1:10: fatal error: 'stdio.h'")
+    built = subprocess.run(["make", "-C", "halfway"], cwd=tmp_path, capture_output=True,
+                           text=True, env={**os.environ, "PATH": path})
+    assert built.returncode != 0
+    last = built.stderr.strip().splitlines()[-2]  # make's own "*** ... Error 1" comes last
+    assert last.startswith("error: building halfway.wasm failed;")
+    assert last.endswith("apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32, "
+                         "or make CC=<wasi-sdk>/bin/clang")
+
+
+def test_new_js_says_when_python3_has_no_pip_to_fetch_the_engine(tmp_path):
+    if missing := clang_missing():
+        pytest.skip(f"{missing}: `make test` installs the C toolchain (system-packages)")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text("#!/bin/sh\necho 'No module named pip' >&2\nexit 1\n")
+    (bin_dir / "python3").chmod(0o755)
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    made = run("new", "nopip", "--lang", "js", env={"PATH": path}, cwd=tmp_path)
+    assert made.returncode == 0 and (tmp_path / "nopip" / "handler.js").is_file()
+    assert made.stderr.startswith(
+        "warning: python3 has no pip, which the first `make -C nopip` needs to fetch")
+    assert made.stderr.strip().endswith(f"make -C nopip PYTHON={sys.executable}")
 
 
 def test_deploy_takes_another_manifest_over_manifest_json(env, tmp_path):
@@ -275,10 +391,13 @@ def test_logs_follow_prints_new_executions_until_ctrl_c(env):
     finally:
         code, err = follower.interrupt()
     assert code == 0, err
-    assert "polling every 0.2 s (Ctrl-C stops)" in err and "Traceback" not in err
+    assert "log lines as they are written" in err and "(Ctrl-C stops)" in err
+    assert "Traceback" not in err
     heads = [line for line in lines if " completed " in line]
     assert len(heads) == 3 and sorted(heads) == heads  # oldest first, each once
-    assert lines.count("    [log] saying hello") == 3
+    assert lines.count("    [log] saying hello") == 1  # the one before, printed whole
+    live = [x for x in lines if x.endswith("  [log] saying hello") and not x.startswith(" ")]
+    assert len(live) == 2 and all(line.split()[0] in " ".join(heads) for line in live)
 
 
 def test_logs_follow_json_prints_a_document_a_line(env):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,7 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, assert_problem
+from conftest import ROOT, assert_problem, eventually, one_line_error, run_cli
+
+from gateway.sdk import Client
 
 PLUGIN = ROOT / "examples" / "plugins" / "tiergate-javascript"
 BIN = Path(sys.executable).parent
@@ -50,6 +53,33 @@ def test_discovered_listed_deployed_invoked(installed, tiergate_factory):
         assert api.post("/invoke/js-hello", json={"name": "node"}).json()["output"] == {
             "hi": "node"
         }
+
+
+def test_its_suffix_tells_deploy_the_runtime(installed, tiergate_factory, tmp_path):
+    """``.mjs`` is no built-in runtime's: the CLI and the SDK ask the gateway (``GET /runtimes``,
+    once per client) which runtime takes it."""
+    server = tiergate_factory(args=("--access-log",))
+    env = {"TIERGATE_URL": server.url, "TIERGATE_KEY": server.admin_key}
+    code = tmp_path / "greet.mjs"
+    code.write_text("export default (e) => ({ hi: e.name });\n")
+    deployed = run_cli("deploy", str(code), env=env)
+    assert deployed.returncode == 0, deployed.stderr
+    assert deployed.stdout.startswith("deployed greet version 1 (javascript, ")
+    answer = run_cli("invoke", "greet", "-d", '{"name": "node"}', env=env)
+    assert json.loads(answer.stdout) == {"hi": "node"}
+    with Client(server.url, server.admin_key) as tg:
+        assert tg.deploy(code, id="again").runtime == "javascript"
+        assert tg.deploy(code, id="and-again").runtime == "javascript"
+        assert tg.deploy(ROOT / "examples" / "functions" / "echo.wat").runtime == "wasm"
+        listed = {info.name: info.suffixes for info in tg.runtimes()}
+    assert listed["javascript"] == (".mjs", ".js")
+    # One question from the CLI's deploy, one from the SDK client's three, one from runtimes()
+    # (the access log is written just after each answer).
+    eventually(lambda: server.log().count('"GET /runtimes ') == 3)
+    unknown = tmp_path / "code.ts"
+    unknown.write_text("x")
+    refused = one_line_error(run_cli("deploy", str(unknown), env=env))
+    assert ".js (javascript), .mjs (javascript), .py (python)" in refused
 
 
 def test_the_plugins_own_suite_passes(installed):

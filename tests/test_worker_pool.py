@@ -1,7 +1,8 @@
 """``FunctionPool`` under calls that go away: a worker handed to a call that is cancelled in the
-same moment goes back to the pool, and a burst of callers that disconnect while queued leaves the
-pool able to answer the next call. The first is driven directly (the race is one loop iteration
-wide, which HTTP cannot aim at); the second through a real server."""
+same moment goes back to the pool, a burst of callers that disconnect while queued leaves the
+pool able to answer the next call, and a call cancelled while it runs takes its worker with it.
+The first is driven directly (the race is one loop iteration wide, which HTTP cannot aim at); the
+others through a real server."""
 
 from __future__ import annotations
 
@@ -96,3 +97,32 @@ def _give_up_after(url: str, headers: httpx.Headers, fn: str, seconds: float) ->
         except httpx.TimeoutException:
             return True
     return False
+
+
+MARKER = (
+    "import os, time\n"
+    "def handler(event, context):\n"
+    "    if event == 'sleep':\n"
+    "        open('/tmp/was-here', 'w').close()\n"
+    "        time.sleep(30)\n"
+    "    return os.path.exists('/tmp/was-here')\n"
+)
+
+
+def test_a_call_cancelled_while_it_runs_does_not_hold_up_the_next(tiergate_factory):
+    """Its worker, still running the cancelled code, is never handed to the next call: that
+    call gets a fresh worker (a fresh /tmp), not one busy for 30 more seconds."""
+    server = tiergate_factory()
+    fn = unique("cancelled")
+    with server.client() as api:
+        body = {"id": fn, "runtime": "python", "code": MARKER,
+                "pool": {"kind": "static", "size": 1}, "limits": {"timeout_ms": 60000}}
+        deployed = api.post("/deploy", json=body)
+        assert deployed.status_code == 201, deployed.text
+        sleeper = api.post(f"/invoke/{fn}", json="sleep",
+                           headers={"Prefer": "respond-async"}).json()["execution_id"]
+        eventually(lambda: api.get(f"/executions/{sleeper}").json()["status"] == "running")
+        assert api.delete(f"/executions/{sleeper}").json()["status"] == "cancelled"
+        answer = api.post(f"/invoke/{fn}?timeout_ms=10000", json="look")
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["output"] is False

@@ -17,6 +17,7 @@ from plugins.runtime import LogEntry
 
 from .attempt import Attempt
 from .function import LoadedFunction
+from .ports import LiveEvents
 
 TIER_ORDER = ("code", "generative", "agentic", "human")
 
@@ -40,6 +41,7 @@ class Invocation:
     started: float = field(default_factory=time.monotonic)
     log_budget: LogBudget | None = None  # made when the first entry comes (most calls log nothing)
     metrics: dict[str, float] = field(default_factory=dict)  # runtimes' counts, summed over tries
+    live: LiveEvents | None = None  # where live events go (``GET /executions/{id}/events``)
 
     def redact(self, text: str) -> str:
         """``text`` with this call's secret values replaced (longest first, so a secret that
@@ -57,14 +59,24 @@ class Invocation:
         """Keep what fits the execution's log caps, whatever the runtime sent, redacted before
         it is cut (a cut must not leave half a secret)."""
         for entry in entries:
-            if self.log_budget is None:
-                self.log_budget = LogBudget()
-            message = self.log_budget.fit(self.redact(entry.message))
-            if message is None:
-                continue
-            if message is not entry.message:
-                entry = entry._replace(message=message)
-            self.logs.append(entry)
+            self.add_log(entry)
+
+    def add_log(self, entry: LogEntry) -> None:
+        """One entry, as ``add_logs`` keeps it; also what a runtime hands entries to as the code
+        writes them (``Call.on_log``), so the execution keeps them even if the call never
+        returns, and whoever follows it live (``live``) sees them at once."""
+        if self.log_budget is None:
+            self.log_budget = LogBudget()
+        message = self.log_budget.fit(self.redact(entry.message))
+        if message is None:
+            return
+        if message is not entry.message:
+            entry = entry._replace(message=message)
+        self.logs.append(entry)
+        live = self.live
+        if live is not None and live.followers:
+            function = (self.tenant, self.fn.function_id)
+            live.log(self.execution_id, function, len(self.logs) - 1, entry)
 
     def add_metrics(self, metrics: Mapping[str, float]) -> None:
         """Add what one attempt counted (``CallResult.metrics``, ``AttemptFailure.metrics``,

@@ -1,6 +1,7 @@
 """The code tier: the function's own code through its runtime plugin, which may call other
-functions of the tenant from the code (``Call.invoke``: the Python runtime's ``context.invoke``)
-through the gateway's own invoke path, as an agent's tools do.
+functions of the tenant from the code (``Call.invoke``: the Python runtime's ``context.invoke``,
+the wasm runtime's ``tiergate.invoke``) through the gateway's own invoke path, as an agent's
+tools do.
 
 Such calls nest at most ``MAX_CALL_DEPTH`` deep (a function that calls itself holds a worker on
 every level while it waits), and one execution makes at most ``MAX_CALLS``.
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import time
+from collections.abc import Callable
 from typing import ClassVar
 
 import orjson
@@ -30,8 +32,15 @@ class CodeTier(Tier):
     default_timeout_ms: ClassVar[int] = 30_000
     ends_by_deadline: ClassVar[bool] = True
 
-    def __init__(self, calls: ToolGateway | None = None) -> None:
+    def __init__(
+        self,
+        calls: ToolGateway | None = None,
+        *,
+        annotate: Callable[[str, str], None] | None = None,
+    ) -> None:
+        """``annotate``: ``Call.annotate`` for every call (set while the gateway traces)."""
         self._calls = calls
+        self._annotate = annotate
 
     def configured(self, fn: LoadedFunction) -> bool:
         return fn.has_code
@@ -52,6 +61,8 @@ class CodeTier(Tier):
             custom=inv.custom,
             # a partial, not a closure made by a call: nothing more on the hot path
             invoke=None if self._calls is None else functools.partial(self._invoke, inv, [0]),
+            on_log=inv.add_log,  # entries kept as written: a killed call keeps them too
+            annotate=self._annotate,
         )
         result = await fn.runtime.invoke(fn.handle, call)
         return TierResult(output=result.output, logs=result.logs, metrics=result.metrics)

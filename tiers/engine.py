@@ -228,8 +228,12 @@ class CascadeEngine:
         code: str | None = None,
     ) -> None:
         elapsed = time.perf_counter() - started
-        inv.attempts.append(Attempt(tier, attempt, status, error, round(elapsed * 1000, 3), code))
+        ended = Attempt(tier, attempt, status, error, round(elapsed * 1000, 3), code)
+        inv.attempts.append(ended)
         self._report_attempt(tier, status, elapsed)
+        live = inv.live
+        if live is not None and live.followers:
+            live.attempt(inv.execution_id, ended)
 
     async def _run_parallel(self, inv: Invocation, steps: list[Step]) -> Outcome:
         """Start the automated tiers at once; the lowest tier that succeeds wins (as soon as every

@@ -1,7 +1,9 @@
-"""The generative tier: one chat completion that answers in place of the function's code."""
+"""The generative tier: one chat completion that answers in place of the function's code,
+streamed, so that whoever follows the execution sees the model's tokens as they arrive."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 import orjson
@@ -35,5 +37,15 @@ class GenerativeTier(Tier):
             timeout_s=timeout_s,
             schema=inv.fn.output_schema,
             temperature=config.get("temperature"),
+            on_token=self._tokens(inv),
         )
         return TierResult(value=parse_json_reply(reply.content), details={"model": model})
+
+    def _tokens(self, inv: Invocation) -> Callable[[str], None] | None:
+        """Where the model's text goes as it arrives: the execution's followers (``live``),
+        who see it as ``token`` events; the answer is still checked whole, once it is all in.
+        None (not streamed) for an invocation nobody can follow."""
+        live, execution_id = inv.live, inv.execution_id
+        if live is None:
+            return None
+        return lambda text: live.token(execution_id, self.name, text)

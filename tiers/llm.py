@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,13 @@ FAIL_MAX = 5
 RESET_S = 30.0
 FORMATS = ("json_schema", "json_object", "plain")
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S)
+
+
+@dataclass(frozen=True, slots=True)
+class StreamedReply:
+    """A streamed completion's message, put together: what the tiers read of a message."""
+
+    content: str
 
 
 class LLMEndpoint:
@@ -78,8 +86,11 @@ class LLMEndpoint:
         schema: Any = None,
         tools: Sequence[Mapping[str, Any]] | None = None,
         temperature: float | None = None,
+        on_token: Callable[[str], None] | None = None,
     ) -> Any:
-        """One chat completion; returns the first choice's message."""
+        """One chat completion; returns the first choice's message. With ``on_token`` the
+        completion is streamed (``stream=True``): ``on_token`` gets each piece of the answer's
+        text as it arrives, and the message returned is a ``StreamedReply`` of the whole text."""
         if self._client is None:
             raise TierSkipped("no LLM endpoint is configured (set OPENAI_BASE_URL)")
         while True:
@@ -87,6 +98,8 @@ class LLMEndpoint:
             request = self._request(kind, model, messages, schema, tools, temperature)
             try:
                 with self._breaker.calling():
+                    if on_token is not None:
+                        return await self._streamed(request, timeout_s, on_token)
                     reply = await self._client.chat.completions.create(timeout=timeout_s, **request)
                 return reply.choices[0].message
             except pybreaker.CircuitBreakerError:
@@ -112,6 +125,22 @@ class LLMEndpoint:
                 raise FunctionFailed(
                     f"cannot reach the LLM endpoint {self.base_url}: {exc}"
                 ) from None
+
+    async def _streamed(
+        self, request: dict[str, Any], timeout_s: float, on_token: Callable[[str], None]
+    ) -> StreamedReply:
+        assert self._client is not None
+        chunks = await self._client.chat.completions.create(
+            timeout=timeout_s, stream=True, **request
+        )
+        parts: list[str] = []
+        async with chunks:
+            async for chunk in chunks:
+                text = chunk.choices[0].delta.content if chunk.choices else None
+                if text:
+                    parts.append(text)
+                    on_token(text)
+        return StreamedReply("".join(parts))
 
     def _request(
         self,

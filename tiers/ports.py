@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
+from plugins.runtime import LogEntry
+
 from .attempt import Attempt
 from .function import LoadedFunction
 
@@ -64,3 +66,25 @@ class ReviewDesk(Protocol):
     ) -> FiledTask:
         """File a pending task for the execution; returns the task (with its ``id``)."""
         ...
+
+
+class LiveEvents(Protocol):
+    """Where an execution's live events go as they happen, for whoever follows it
+    (``GET /executions/{id}/events``, implemented by ``gateway.invoke.live.LiveHub``). The
+    tiers look at ``followers`` first and call nothing while it is 0: these come on the hot
+    path."""
+
+    followers: int
+    """How many streams follow executions in this process (0: nobody, call nothing)."""
+
+    def log(
+        self, execution_id: str, function: tuple[str, str], index: int, entry: LogEntry
+    ) -> None:
+        """A log entry the execution kept (capped and redacted), as it was written: the
+        ``index``-th of its ``logs``; ``function`` is ``(tenant, function_id)``."""
+
+    def attempt(self, execution_id: str, attempt: Attempt) -> None:
+        """An attempt ended (it is in the execution's ``attempts`` already)."""
+
+    def token(self, execution_id: str, tier: str, text: str) -> None:
+        """Text a model tier's model produced, as it arrived."""

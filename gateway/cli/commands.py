@@ -16,7 +16,7 @@ import orjson
 
 from gateway import sdk
 from gateway.cli.client import EXIT_CODES, Client, ClientError, environ, sdk_error
-from gateway.sdk.operations import runtime_of
+from gateway.sdk.operations import RuntimeNotInferred
 
 F = Callable[..., Any]
 
@@ -26,6 +26,7 @@ MANIFEST_FILE = "manifest.json"
 FOLLOW_PAGE = 100
 """Executions asked for at each poll of ``logs --follow`` (more pages when all are new)."""
 FOLLOW_PAGES = 5
+ENDED = ("completed", "failed", "timeout", "cancelled")
 
 
 def connection_options(fn: F) -> F:
@@ -64,7 +65,11 @@ def pretty_json(value: Any) -> str:
 @click.command()
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--id", "function_id", help="Function id (default: from the file name).")
-@click.option("--runtime", help="Runtime (default: from the file suffix).")
+@click.option(
+    "--runtime",
+    help="Runtime (default: from the file suffix, as the gateway's runtimes declare them; "
+    "python for a directory).",
+)
 @click.option(
     "--manifest",
     "manifest_file",
@@ -88,19 +93,12 @@ def deploy(
     found = None if manifest_file else _manifest_beside(path)
     manifest_file = manifest_file or found
     manifest = _load_json(manifest_file) if manifest_file else None
-    code_given = path.is_dir() or path.suffix != ".json" or manifest is not None
-    if code_given and not (runtime or (manifest or {}).get("runtime")):
-        runtime = runtime_of(path, manifest or {})
-        if runtime is None:
-            raise ClientError(
-                f"error: cannot tell the runtime of {path.name}; pass --runtime "
-                "(a directory holds handler.py, or its --manifest names an entry)",
-                EXIT_CODES["usage"],
-            )
     try:
         with sdk_client(url, key) as client:
             deployed = client.deploy(path, id=function_id, runtime=runtime, manifest=manifest)
-    except ValueError as exc:  # the runtime cannot be told, a manifest file not an object
+    except RuntimeNotInferred as exc:  # the suffixes the gateway's runtimes take are named
+        raise ClientError(f"error: {exc.reason}; pass --runtime", EXIT_CODES["usage"]) from None
+    except ValueError as exc:  # a manifest file not an object
         raise ClientError(f"error: {exc}", EXIT_CODES["usage"]) from None
     except OSError as exc:
         raise ClientError(f"error: cannot read {path}: {exc.strerror or exc}") from None
@@ -219,17 +217,27 @@ def invoke(
         )
 
 
-def _follow(client: Client, execution_id: str) -> dict[str, Any]:
-    """The execution once it has ended, polled (saying once when it waits for a person)."""
-    said = None
-    while True:
-        record = client.call("GET", f"/executions/{execution_id}")
-        if record["status"] in ("completed", "failed", "timeout", "cancelled"):
-            return dict(record)
-        if record["status"] != said:
-            said = record["status"]
-            click.echo(f"execution {execution_id} is {said}…", err=True)
-        time.sleep(0.5 if said != "awaiting_human" else 2.0)
+def _follow(connection: Client, execution_id: str) -> dict[str, Any]:
+    """The execution once it has ended, followed on its event stream: each status it goes
+    through and each log line it writes are said on stderr as they come. A gateway without
+    event streams, or a stream cut short, is polled to the end instead."""
+    try:
+        with sdk.Client(connection.url, connection.key) as client:
+            try:
+                for event in client.events(execution_id):
+                    data = event.data
+                    if event.event == "status" and data["status"] not in ENDED:
+                        click.echo(f"execution {execution_id} is {data['status']}…", err=True)
+                    elif event.event == "log":
+                        click.echo(f"[{data['stream']}] {data['message']}", err=True)
+                    elif event.event == "end":
+                        return dict(data)
+            except sdk.NotFound as exc:
+                if exc.code != "not_found":  # the execution is missing, not the stream
+                    raise
+            return dict(client.wait(execution_id).raw)
+    except sdk.TiergateError as exc:
+        raise sdk_error(exc) from None
 
 
 @click.command()
@@ -266,15 +274,16 @@ def functions(as_json: bool, url: str | None, key: str | None) -> None:
     "--follow",
     "-f",
     is_flag=True,
-    help="Print the last --limit executions oldest first, then each new one once it has "
-    "ended, until Ctrl-C. Polls the logs endpoint every --interval seconds.",
+    help="Print the last --limit executions oldest first, then each log line of a new one as "
+    "it is written and each new one once it has ended, until Ctrl-C (the gateway's live "
+    "stream).",
 )
 @click.option(
     "--interval",
     default=1.0,
     show_default=True,
     type=click.FloatRange(0.1),
-    help="Seconds between polls with --follow.",
+    help="Seconds between polls with --follow, on a gateway that does not stream logs.",
 )
 @json_option
 @connection_options
@@ -293,6 +302,10 @@ def logs(
         page = client.logs(function_id, limit=max(limit, FOLLOW_PAGE) if follow else limit)
         if follow:
             try:
+                _stream_logs(client, function_id, page, limit, as_json)
+            except sdk.NotFound as exc:  # a gateway that does not stream them: poll
+                if exc.code != "not_found":
+                    raise
                 _follow_logs(client, function_id, page, limit, interval, as_json)
             except KeyboardInterrupt:  # the way to stop following: not an error
                 return
@@ -318,6 +331,49 @@ def _print_execution(ex: Any) -> None:
         click.echo(f"    error: {ex['error']}")
     for line in ex.get("logs") or []:
         click.echo(f"    [{line['stream']}] {line['message']}")
+
+
+def _stream_logs(
+    client: sdk.Client, function_id: str, page: list[sdk.Execution], limit: int, as_json: bool
+) -> None:
+    """Print the newest ``limit`` executions of ``page`` that have ended, oldest first, then
+    follow ``GET /functions/{id}/logs?follow=true``: each log line of an execution as it is
+    written (``ID  [stream] message``) and each execution once it has ended. With ``as_json``
+    each execution is printed once it has ended, as one document a line, its log lines
+    gathered from the stream (those of at most ``FOLLOW_PAGE`` executions going on at once)."""
+    click.echo(
+        f"following {function_id}: log lines as they are written, each execution once it has "
+        f"ended (Ctrl-C stops)",
+        err=True,
+    )
+    shown = set()
+    for ex in reversed(page[:limit]):
+        if not ex.ended:
+            continue  # its lines and its ending come on the stream
+        shown.add(ex.execution_id)
+        if as_json:
+            click.echo(orjson.dumps(ex.raw).decode())
+        else:
+            _print_execution(ex.raw)
+    gathered: dict[str, list[Any]] = {}
+    for event in client.follow_logs(function_id):
+        data = dict(event.data)
+        execution_id = data.pop("execution_id", None)
+        if event.event == "error":
+            raise ClientError(f"error: {data.get('detail')}")
+        if event.event == "log" and as_json:
+            gathered.setdefault(execution_id, []).append(data)
+            while len(gathered) > FOLLOW_PAGE:
+                del gathered[next(iter(gathered))]
+        elif event.event == "log":
+            click.echo(f"{execution_id}  [{data['stream']}] {data['message']}")
+        elif event.event == "execution" and execution_id not in shown:
+            ended = {"execution_id": execution_id, **data}
+            if as_json:
+                ended["logs"] = gathered.pop(execution_id, [])
+                click.echo(orjson.dumps(ended).decode())
+            else:
+                _print_execution(ended)
 
 
 def _follow_logs(

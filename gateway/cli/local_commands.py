@@ -12,6 +12,7 @@ import orjson
 from click.shell_completion import get_completion_class
 
 from gateway.cli.client import EXIT_CODES, ClientError
+from gateway.cli.wasi_templates import TOOLCHAIN, missing_for, project_files
 from gateway.functions.composition import FUNCTION_ID
 
 COMPLETE_VAR = "_TIERGATE_COMPLETE"
@@ -106,22 +107,34 @@ WAT_MANIFEST: dict[str, Any] = {
 }
 
 
+WASI_MANIFESTS: dict[str, dict[str, Any]] = {
+    lang: {
+        **PYTHON_MANIFEST,
+        "runtime": "wasm",
+        "description": f"{{name}}: says hello (from tiergate new --lang {lang})",
+    }
+    for lang in ("c", "js")
+}
+"""The c and js templates answer as the python one does, built into WASI command modules."""
+
+
 @click.command()
 @click.argument("name", type=click.Path(path_type=Path))
 @click.option(
     "--lang",
-    type=click.Choice(["python", "wat"]),
+    type=click.Choice(["python", "wat", "c", "js"]),
     default="python",
     show_default=True,
-    help="python: handler.py; wat: WebAssembly text, core JSON ABI. No c or js template: C "
-    "needs a wasm32-wasi toolchain (see examples/functions/c) and JavaScript a runtime plugin "
-    "(examples/plugins).",
+    help="python: handler.py; wat: WebAssembly text, core JSON ABI; c: a WASI command module "
+    "in C; js: handler.js on the QuickJS-ng engine, built with it into a WASI command module. "
+    f"c and js come with a Makefile (clang --target=wasm32-wasi; Debian: {TOOLCHAIN}).",
 )
 def new(name: Path, lang: str) -> None:
     """Write a new function to start from.
 
     The directory NAME gets its code, a manifest.json and a README.md; `tiergate deploy NAME`
-    (python) or `tiergate deploy NAME/NAME.wat` (wat) deploys it as the function NAME."""
+    (python), `tiergate deploy NAME/NAME.wat` (wat), or `make -C NAME` then
+    `tiergate deploy NAME/NAME.wasm` (c, js) deploys it as the function NAME."""
     function_id = name.name
     if not FUNCTION_ID.match(function_id):
         raise ClientError(
@@ -132,6 +145,7 @@ def new(name: Path, lang: str) -> None:
     if name.exists() and (not name.is_dir() or any(name.iterdir())):
         raise ClientError(f"error: {name} exists already and is not an empty directory")
     values = {"name": function_id, "path": str(name)}
+    steps: list[str] = []
     if lang == "python":
         files = {
             "handler.py": PYTHON_HANDLER.format(**values),
@@ -139,6 +153,13 @@ def new(name: Path, lang: str) -> None:
             "README.md": PYTHON_README.format(**values),
         }
         deploy, data = f"tiergate deploy {name}", '\'{"name": "you"}\''
+    elif lang in WASI_MANIFESTS:
+        files = project_files(lang, values)
+        readme = files.pop("README.md")
+        files["manifest.json"] = _manifest(WASI_MANIFESTS[lang], function_id)
+        files["README.md"] = readme
+        steps = [f"make -C {name}"]
+        deploy, data = f"tiergate deploy {name / (function_id + '.wasm')}", '\'{"name": "you"}\''
     else:
         files = {
             f"{function_id}.wat": WAT_MODULE.format(**values),
@@ -153,8 +174,10 @@ def new(name: Path, lang: str) -> None:
     except OSError as exc:
         raise ClientError(f"error: cannot write {name}: {exc.strerror or exc}") from None
     click.echo(f"created {name}/ ({lang}): {', '.join(files)}")
-    click.echo(f"next: {deploy}")
-    click.echo(f"      tiergate invoke {function_id} -d {data}")
+    for number, step in enumerate([*steps, deploy, f"tiergate invoke {function_id} -d {data}"]):
+        click.echo(f"{'next:' if number == 0 else '':6}{step}")
+    if lang in WASI_MANIFESTS and (missing := missing_for(lang, name)):
+        click.echo(f"warning: {missing}", err=True)
 
 
 def _manifest(template: Mapping[str, Any], function_id: str) -> str:

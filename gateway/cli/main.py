@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from gateway import logformat
+from gateway import logformat, tracing
 from gateway.cli import (
     compose_commands,
     function_commands,
@@ -75,7 +75,8 @@ def serve(
             log_format=log_format,
         )
         check_urls(settings.object_store, settings.kv)
-    except (SettingsError, StorageURLError) as exc:
+        tracing.check_installed(settings)
+    except (SettingsError, StorageURLError, tracing.TracingUnavailable) as exc:
         raise ClientError(f"error: {exc}") from None
     if redis_url(settings.kv) and not settings.secret_key:
         raise ClientError(
@@ -110,18 +111,8 @@ def runtimes() -> None:
     box.probe()
     registry = runtime_registry(settings, box, worker_budget(settings))
     rows = [("NAME", "STATUS", "SOURCE", "DESCRIPTION")]
-    for name in sorted(registry.entries):
-        entry = registry.entries[name]
-        status: str = entry.status
-        if entry.status == "active":
-            try:
-                registry.get(name)
-            except Exception as exc:  # a runtime that cannot work here says why
-                cause = exc.__cause__ or exc
-                status = f"unavailable: {getattr(cause, 'detail', cause)}"
-        elif entry.reason:
-            status = f"{entry.status}: {entry.reason}"
-        rows.append((name, status, entry.source, entry.description))
+    for state in registry.states():
+        rows.append((state.name, state.label(), state.source, state.description))
     click.echo(render_table(rows))
     click.echo(f"\nsandbox for function code: {box.describe()}")
 

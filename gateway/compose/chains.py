@@ -78,7 +78,7 @@ class Chains:
                 record.tenant,
                 FunctionRef(chain.to),
                 orjson.dumps(child_input),
-                InvokeOptions(trace_id=record.trace_id),
+                InvokeOptions(trace_id=record.trace_id, traceparent=record.traceparent),
                 cause={"kind": "chain", "execution_id": record.execution_id},
                 depth=record.depth + 1,
                 delay_s=chain.delay_s,

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -34,6 +34,9 @@ from plugins.errors import PayloadTooLarge, QueueFull
 from storage.errors import QueueFull as WorkQueueFull
 from storage.errors import StorageUnavailable
 from storage.queue.base import Job, WorkQueue
+
+if TYPE_CHECKING:
+    from gateway.tracing.otel import Tracing
 
 log = logging.getLogger("tiergate.durable")
 
@@ -88,6 +91,7 @@ class DurableExecutions:
         wake: Callable[[], None],
         tenant_share: int,
         max_input_bytes: int,
+        tracing: Tracing | None = None,
     ) -> None:
         self._invoker = invoker
         self._records = records
@@ -98,6 +102,7 @@ class DurableExecutions:
         self._wake = wake
         self._tenant_share = tenant_share
         self._max_input = max_input_bytes
+        self._tracing = tracing
 
     async def accept(
         self,
@@ -113,7 +118,39 @@ class DurableExecutions:
     ) -> ExecutionRecord:
         """Queue an execution of ``ref``; returns its pending record. Refusals (an unknown
         function, bad input, a full queue) raise before anything is stored. ``execution_id``:
-        the id a graph run chose for it before (so the run knows it before it exists)."""
+        the id a graph run chose for it before (so the run knows it before it exists).
+
+        While the gateway traces, this is an ``invoke`` span under ``options.traceparent`` (a
+        chained execution's cause), which its queued run joins later."""
+        if self._tracing is None:
+            return await self._accept(
+                tenant, ref, body, options, cause, depth, delay_s, execution_id
+            )
+        with self._tracing.execution(
+            "invoke",
+            tenant=tenant,
+            function_id=ref.function_id,
+            parent=options.traceparent,
+            trace_id=options.trace_id,
+        ) as span:
+            options = options.within(span)
+            record = await self._accept(
+                tenant, ref, body, options, cause, depth, delay_s, execution_id
+            )
+            span.ended(record)
+            return record
+
+    async def _accept(
+        self,
+        tenant: str,
+        ref: FunctionRef,
+        body: bytes,
+        options: InvokeOptions,
+        cause: dict[str, Any] | None,
+        depth: int,
+        delay_s: float,
+        execution_id: str | None,
+    ) -> ExecutionRecord:
         prepared = await self._invoker.prepare(tenant, ref, body, options)
         if execution_id is not None:
             prepared.record.execution_id = execution_id
@@ -181,6 +218,21 @@ class DurableExecutions:
             if record.followed != record.status:  # its process died before following it up
                 await self._followups.follow_again(record)
             return None
+        if self._tracing is None:
+            return await self._run(job, work, record)
+        # an ``execute`` span under the span that queued it (the same trace as its 202)
+        with self._tracing.execution(
+            "execute",
+            tenant=record.tenant,
+            function_id=record.function_id,
+            parent=record.traceparent,
+            trace_id=record.trace_id,
+        ) as span:
+            later = await self._run(job, work, record)
+            span.ended(record)
+            return later
+
+    async def _run(self, job: Job, work: ExecutionJob, record: ExecutionRecord) -> Later | None:
         try:
             prepared = await self._invoker.resume(record, work.input.encode(), work.overrides)
         except StorageUnavailable as exc:

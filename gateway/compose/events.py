@@ -158,7 +158,10 @@ class Events:
                 tenant,
                 FunctionRef(item.function_id, item.version),
                 body,
-                InvokeOptions(trace_id=cause.trace_id if cause is not None else None),
+                InvokeOptions(
+                    trace_id=cause.trace_id if cause is not None else None,
+                    traceparent=cause.traceparent if cause is not None else None,
+                ),
                 cause=reason,
                 depth=depth,
             )

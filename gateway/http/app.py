@@ -29,6 +29,7 @@ from gateway.http.routes import (
     invoke,
     ops,
     storage_admin,
+    streams,
     tasks,
     ui,
 )
@@ -48,6 +49,7 @@ from gateway.metrics import Metrics
 from gateway.security.auth import bootstrap_admin
 from gateway.services import Services
 from gateway.settings import Settings
+from gateway.tracing import start_tracing
 
 log = logging.getLogger("tiergate.gateway")
 
@@ -57,6 +59,7 @@ ROUTE_TABLES = (
     aliases.routes,
     invoke.routes,
     executions.routes,
+    streams.routes,
     events.routes,
     graphs.routes,
     dead_letters.routes,
@@ -85,7 +88,14 @@ def create_app(
         app.add_routes(table)
     ui.add_static(app)
     app.cleanup_ctx.append(_services_ctx(settings, on_new_admin_key, worker))
+    app.on_shutdown.append(_end_streams)
     return app
+
+
+async def _end_streams(app: web.Application) -> None:
+    """Live streams end as the server stops, before it waits for its handlers to finish."""
+    if SERVICES in app:
+        app[SERVICES].live.close()
 
 
 def _services_ctx(
@@ -117,15 +127,16 @@ async def _build(
     settings: Settings, stack: contextlib.AsyncExitStack, worker: int | None
 ) -> Services:
     """Every area in the order of dependence (``wiring.py`` says why this order)."""
-    stores = build_stores(settings, stack)
+    tracing = start_tracing(settings, stack)
+    stores = build_stores(settings, stack, tracing)
     metrics = Metrics()
     security = build_security(settings, stores, stack)
-    tiers = build_tiers(settings, metrics, stack)
+    tiers = build_tiers(settings, metrics, stack, tracing)
     functions = await build_functions(settings, stores, security, tiers, metrics, stack)
     invoke = build_invoke(settings, stores, security, functions, tiers, metrics, stack)
     review = build_review(settings, stores, invoke, stack)
     bind_tier_ports(tiers, invoke, review)
-    compose = build_compose(settings, stores, functions, invoke, stack)
+    compose = build_compose(settings, stores, functions, invoke, stack, tracing)
     cluster = await build_cluster(settings, stores, security, invoke, metrics, worker, stack)
     changes = build_changes(stores, security, functions, invoke, cluster)
     services = Services(
@@ -143,6 +154,7 @@ async def _build(
         admission=invoke.admission,
         records=invoke.records,
         invoker=invoke.invoker,
+        live=invoke.live,
         metrics=metrics,
         secrets=security.secrets,
         ratelimit=security.ratelimit,
@@ -157,6 +169,7 @@ async def _build(
         graphs=compose.graphs,
         runs=compose.runs,
         worker_metrics=cluster.worker_metrics,
+        tracing=tracing,
     )
     compose.runs.bind(services.cancel_execution)
     return services

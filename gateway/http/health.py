@@ -1,13 +1,14 @@
-"""Whether the stores answer and the runtimes can run code: for ``/readyz``, and once at start-up
-so that a wrong bucket name or an unreachable Redis is in the log before the first request
-fails."""
+"""Whether the stores answer and the runtimes can run code: for ``/readyz`` (and ``/runtimes``),
+and once at start-up so that a wrong bucket name or an unreachable Redis is in the log before the
+first request fails."""
 
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from gateway.services import Services
-from plugins.errors import RuntimeUnavailable
+from plugins.manager import RuntimeState
 from storage.errors import StorageUnavailable
 
 PING_TIMEOUT_S = 2.0
@@ -28,11 +29,22 @@ async def store_checks(svc: Services) -> dict[str, str]:
 def runtime_checks(svc: Services) -> dict[str, str]:
     """``ok`` per runtime, or why it cannot run code here (e.g. no sandbox can be made). A
     runtime that cannot run code does not make the gateway unready: the others still serve."""
-    checks = {}
-    for name in svc.runtimes.active():
-        try:
-            svc.runtimes.get(name)
-            checks[name] = "ok"
-        except RuntimeUnavailable as exc:
-            checks[name] = f"unavailable: {exc.detail}"
-    return checks
+    return {
+        state.name: "ok" if state.ready else state.label()
+        for state in svc.runtimes.states()
+        if state.declared
+    }
+
+
+def runtime_document(state: RuntimeState) -> dict[str, Any]:
+    """One runtime as ``GET /runtimes`` shows it; ``reason`` only when it is not ready."""
+    document: dict[str, Any] = {
+        "name": state.name,
+        "description": state.description,
+        "suffixes": list(state.suffixes),
+        "status": state.status,
+        "ready": state.ready,
+    }
+    if state.reason:
+        document["reason"] = state.reason
+    return document

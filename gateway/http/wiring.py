@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway.cluster.coherence import Coherence
 from gateway.cluster.orphans import OrphanSweeper
@@ -47,6 +48,7 @@ from gateway.invoke.callbacks import Callbacks
 from gateway.invoke.execution import ExecutionRecord
 from gateway.invoke.finish import Finisher
 from gateway.invoke.invoker import Invoker
+from gateway.invoke.live import LiveHub
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
 from gateway.invoke.result_cache import ResultCache
@@ -82,6 +84,9 @@ from tiers.generative import GenerativeTier
 from tiers.human import HumanTier
 from tiers.llm import LLMEndpoint
 
+if TYPE_CHECKING:
+    from gateway.tracing.otel import Tracing
+
 Stack = contextlib.AsyncExitStack
 
 
@@ -91,9 +96,12 @@ class Stores:
     kv: KV
     executions: ExecutionStore
     code: HybridCodeStore
+    registry_kv: KV
+    """``kv`` as the registry reads it: with ``code``, what a cold load reads (traced reads while
+    the gateway traces)."""
 
 
-def build_stores(settings: Settings, stack: Stack) -> Stores:
+def build_stores(settings: Settings, stack: Stack, tracing: Tracing | None = None) -> Stores:
     """The object store, the KV and the execution store, opened from their URLs."""
     _private_dir(settings.data_dir)
     objects = open_object_store(
@@ -104,14 +112,17 @@ def build_stores(settings: Settings, stack: Stack) -> Stores:
     stack.push_async_callback(kv.close)
     executions = open_execution_store(settings.kv, settings.data_dir)
     stack.push_async_callback(executions.close)
+    code_objects, code_kv = objects, kv
+    if tracing is not None:
+        code_objects, code_kv = tracing.objects(objects), tracing.kv(kv)
     code = HybridCodeStore(
-        objects,
-        kv,
+        code_objects,
+        code_kv,
         prefer_object=settings.prefer_object,
         write_to_object=settings.write_to_object,
         auto_migrate=settings.auto_migrate,
     )
-    return Stores(objects, kv, executions, code)
+    return Stores(objects, kv, executions, code, code_kv)
 
 
 def _private_dir(path: Path) -> None:
@@ -145,14 +156,21 @@ class Tiers:
     llm: LLMEndpoint
     check: TierCheck
     """The deploy-time check of a manifest's ``tiers`` against every tier the engine gets."""
+    tracing: Tracing | None
+    """Spans for each tier attempt and runtime call, while the gateway traces."""
 
 
-def build_tiers(settings: Settings, metrics: Metrics, stack: Stack) -> Tiers:
+def build_tiers(
+    settings: Settings, metrics: Metrics, stack: Stack, tracing: Tracing | None = None
+) -> Tiers:
     """The cascade engine and the LLM endpoint its model tiers share."""
     llm = LLMEndpoint(settings.openai_base_url, settings.openai_api_key, settings.llm_model)
     stack.push_async_callback(llm.close)
-    engine = CascadeEngine(report_attempt=metrics.attempt)
-    return Tiers(engine, llm, tier_checker(TIER_ORDER, settings.llm_model))
+    if tracing is None:
+        engine = CascadeEngine(report_attempt=metrics.attempt)
+    else:
+        engine = tracing.cascade_engine(metrics.attempt)
+    return Tiers(engine, llm, tier_checker(TIER_ORDER, settings.llm_model), tracing)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +205,7 @@ async def build_functions(
         ("runtime", "stat"),
         lambda: _runtime_stats(runtimes),
     )
-    registry = Registry(stores.kv, stores.code)
+    registry = Registry(stores.registry_kv, stores.code)
     quotas = DeployQuotas(settings)
     deployer = Deployer(registry, stores.code, runtimes, tiers.check, security.secrets, quotas)
     versions = VersionLoader(registry, stores.code, runtimes, metrics, quotas)
@@ -220,6 +238,7 @@ class Invoke:
     callbacks: Callbacks
     finisher: Finisher
     invoker: Invoker
+    live: LiveHub
 
 
 def build_invoke(
@@ -231,8 +250,8 @@ def build_invoke(
     metrics: Metrics,
     stack: Stack,
 ) -> Invoke:
-    """The loader's cache, execution records, admission, callbacks, the result cache and the
-    invoker."""
+    """The loader's cache, execution records, admission, callbacks, the result cache, the
+    invoker and the hub live streams follow executions through."""
     loader = Loader(
         functions.registry,
         functions.versions.load,
@@ -243,11 +262,16 @@ def build_invoke(
         verify_s=settings.verify_s,
     )
     stack.push_async_callback(loader.close)
-    records = _records(settings, stores, metrics, stack)
+    records = _records(settings, stores, metrics, stack, tiers.tracing)
     admission = Admission(settings.concurrency, settings.queue_size, metrics)
     callbacks = Callbacks(allow_private=settings.callback_allow_private)
     stack.push_async_callback(callbacks.close)
     finisher = Finisher(records, metrics)
+    live = LiveHub(
+        queue_events=settings.stream_queue_events,
+        max_streams_per_tenant=settings.max_streams_per_tenant,
+    )
+    records.watch(live)
     result_cache = ResultCache(stores.kv)
     result_cache.start()
     stack.push_async_callback(result_cache.close)
@@ -260,17 +284,24 @@ def build_invoke(
         finisher,
         record_input_bytes=settings.record_input_bytes,
         result_cache=result_cache,
+        live=live,
+        tracing=tiers.tracing,
     )
-    return Invoke(loader, records, admission, callbacks, finisher, invoker)
+    return Invoke(loader, records, admission, callbacks, finisher, invoker, live)
 
 
 def _records(
-    settings: Settings, stores: Stores, metrics: Metrics, stack: Stack
+    settings: Settings,
+    stores: Stores,
+    metrics: Metrics,
+    stack: Stack,
+    tracing: Tracing | None,
 ) -> ExecutionRecords:
     records = ExecutionRecords(
         stores.executions,
         retention_s=settings.retention_s,
         purge_interval=settings.retention_sweep_s,
+        on_written=None if tracing is None else tracing.records_written,
     )
     records.start()
     stack.push_async_callback(records.close)
@@ -302,8 +333,9 @@ def bind_tier_ports(tiers: Tiers, invoke: Invoke, review: Review) -> None:
     are functions called through this gateway's own invoke path (``ToolGateway``); a human
     tier's work is a review task (``ReviewDesk``). Every tier is added, as the deploy check in
     ``build_tiers`` assumes."""
+    tracing = tiers.tracing
     tiers.engine.add(
-        CodeTier(invoke.invoker),
+        CodeTier(invoke.invoker) if tracing is None else tracing.code_tier(invoke.invoker),
         GenerativeTier(tiers.llm),
         AgenticTier(tiers.llm, invoke.invoker),
         HumanTier(review.tasks),
@@ -322,7 +354,12 @@ class Compose:
 
 
 def build_compose(
-    settings: Settings, stores: Stores, functions: Functions, invoke: Invoke, stack: Stack
+    settings: Settings,
+    stores: Stores,
+    functions: Functions,
+    invoke: Invoke,
+    stack: Stack,
+    tracing: Tracing | None = None,
 ) -> Compose:
     """The work queue and its consumer, and what runs from it: queued executions with their
     retries and dead letters, what follows an ending (callbacks, chains, execution events,
@@ -361,6 +398,7 @@ def build_compose(
         wake=dispatcher.wake,
         tenant_share=settings.work_queue_max_per_tenant,
         max_input_bytes=settings.async_max_input_bytes,
+        tracing=tracing,
     )
     idempotency = IdempotencyKeys(stores.kv)
     idempotency.start()

@@ -145,6 +145,7 @@ class ExecutionRecord:
     followed: str | None = None  # the status whose follow-ups are all queued
     caller: dict[str, Any] | None = None  # the API key that asked for it (None: see ``cause``)
     custom: Any = None  # the caller's X-Tiergate-Context
+    traceparent: str | None = None  # its span, while the gateway traces (gateway/tracing)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ExecutionRecord:

@@ -8,7 +8,7 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
@@ -18,15 +18,21 @@ from gateway.ids import new_id, new_trace_id, process_id
 from gateway.invoke.admission import Admission
 from gateway.invoke.execution import ExecutionRecord, FinalStatus, egress_counts, log_lines
 from gateway.invoke.finish import Finisher
+from gateway.invoke.live import LiveHub
 from gateway.invoke.loader import Loader
 from gateway.invoke.records import ExecutionRecords
 from gateway.invoke.result_cache import ResultCache, cache_key
 from gateway.times import iso
 from plugins.errors import QueueFull
+from plugins.runtime import LogEntry
 from tiers.base import AwaitingHuman, Invocation
 from tiers.engine import CascadeEngine, CascadeOptions
 from tiers.errors import AttemptCancelled, InvocationError, InvocationTimeout, ToolCallFailed
 from tiers.function import LoadedFunction
+
+if TYPE_CHECKING:
+    from gateway.tracing import ExecutionSpan
+    from gateway.tracing.otel import Tracing
 
 SecretResolver = Callable[[str, tuple[str, ...]], Awaitable[Mapping[str, str]]]
 
@@ -47,6 +53,13 @@ class InvokeOptions:
     caller: dict[str, Any] | None = None
     custom: Any = None
     cause: dict[str, Any] | None = None
+    # While the gateway traces: the W3C traceparent of the span the execution runs in, which
+    # its record keeps (its queued run, its chains and its record's writes join that span).
+    traceparent: str | None = None
+
+    def within(self, span: ExecutionSpan) -> InvokeOptions:
+        """These options for an execution that runs in ``span`` (its trace is the span's)."""
+        return dataclasses.replace(self, trace_id=span.trace_id, traceparent=span.traceparent)
 
 
 @dataclass(slots=True)
@@ -64,6 +77,7 @@ class Prepared:
 class _Running:
     task: asyncio.Task[Any]
     tenant: str
+    inv: Invocation
     cancel_requested: bool = False
 
 
@@ -79,6 +93,8 @@ class Invoker:
         *,
         record_input_bytes: int,
         result_cache: ResultCache | None = None,
+        live: LiveHub | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self._loader = loader
         self._admission = admission
@@ -88,6 +104,8 @@ class Invoker:
         self._finisher = finisher
         self._record_input_bytes = record_input_bytes
         self._cache = result_cache
+        self._live = live
+        self._tracing = tracing
         self._owner = process_id()
         self._closing = False
         self._running: dict[str, _Running] = {}
@@ -125,6 +143,7 @@ class Invoker:
             depth=options.depth,
             caller=record.caller or record.cause or INVOKED,
             custom=record.custom,
+            live=self._live,
         )
         prepared = Prepared(inv, cascade, record)
         if fn.result_cache is not None:
@@ -150,6 +169,7 @@ class Invoker:
             attempts=list(record.attempts),
             caller=record.caller or record.cause or INVOKED,
             custom=record.custom,
+            live=self._live,
         )
         prepared = Prepared(inv, _cascade_options(fn, overrides), record)
         if fn.result_cache is not None:
@@ -199,7 +219,7 @@ class Invoker:
     ) -> ExecutionRecord:
         task = asyncio.current_task()
         assert task is not None
-        running = self._running[inv.execution_id] = _Running(task, inv.tenant)
+        running = self._running[inv.execution_id] = _Running(task, inv.tenant, inv)
         admitted = False
         try:
             # A call made from a running execution (an agent's tool, context.invoke) runs under
@@ -296,6 +316,7 @@ class Invoker:
             caller=options.caller,
             custom=options.custom,
             cause=options.cause,
+            traceparent=options.traceparent,
         )
 
     async def load_tool(self, tenant: str, function_id: str) -> LoadedFunction | None:
@@ -325,10 +346,25 @@ class Invoker:
             cause=None if cause is None else dict(cause),
         )
         try:
-            record = await self.invoke(tenant, FunctionRef.parse(ref), body, options)
+            if self._tracing is None:
+                record = await self.invoke(tenant, FunctionRef.parse(ref), body, options)
+            else:
+                with self._tracing.execution(
+                    "invoke", tenant=tenant, function_id=ref, trace_id=trace_id
+                ) as span:
+                    record = await self.invoke(
+                        tenant, FunctionRef.parse(ref), body, options.within(span)
+                    )
+                    span.ended(record)
         except REPORTED as exc:
             raise ToolCallFailed(exc.code, exc.detail) from None
         return record.output
+
+    def logs_so_far(self, execution_id: str) -> list[LogEntry] | None:
+        """The entries a running execution of this process kept until now (a copy, for a
+        stream that opens while it runs); None when it does not run here."""
+        running = self._running.get(execution_id)
+        return None if running is None else list(running.inv.logs)
 
     def stop(self, execution_id: str) -> asyncio.Task[Any] | None:
         """Ask a running execution of this process to stop; None when it is not running here."""

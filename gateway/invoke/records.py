@@ -14,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Protocol
 
 import orjson
 
@@ -31,6 +32,15 @@ LOG_PAGE_BYTES = 4 * 1024 * 1024
 LOG_PAGE_BATCH = 4
 
 
+class RecordWatcher(Protocol):
+    """Who sees records as they are saved (``gateway.invoke.live.LiveHub``): ``saved`` is
+    called only while ``followers`` is not 0, and must not block or raise."""
+
+    followers: int
+
+    def saved(self, record: ExecutionRecord) -> None: ...
+
+
 class ExecutionRecords:
     def __init__(
         self,
@@ -39,8 +49,12 @@ class ExecutionRecords:
         flush_interval: float = 0.05,
         retention_s: float = 7 * 86400,
         purge_interval: float = 3600,
+        on_written: Callable[[Iterable[ExecutionRecord], int], None] | None = None,
     ) -> None:
+        """``on_written(records, started_ns)`` learns of each write once it succeeded (the
+        tracing's ``execution_record write`` spans)."""
         self._store = store
+        self._on_written = on_written
         self._pending: dict[str, ExecutionRecord] = {}
         self._writing: dict[str, ExecutionRecord] = {}
         self._flush_interval = flush_interval
@@ -48,9 +62,18 @@ class ExecutionRecords:
         self._purge_interval = purge_interval
         self._background = Periodic("execution records")
         self._lock = asyncio.Lock()
+        self._watcher: RecordWatcher | None = None
 
     def save(self, record: ExecutionRecord) -> None:
         self._pending[record.execution_id] = record
+        watcher = self._watcher
+        if watcher is not None and watcher.followers:
+            watcher.saved(record)
+
+    def watch(self, watcher: RecordWatcher) -> None:
+        """Bound once by the app factory: while ``watcher`` has followers, it sees every record
+        as it is saved (live streams follow status changes through it)."""
+        self._watcher = watcher
 
     def unsaved(self) -> int:
         """Records not in the store yet: pending, and the batch being written (which, while the
@@ -66,7 +89,10 @@ class ExecutionRecords:
     async def persist(self, record: ExecutionRecord) -> None:
         """Write one record now, around the batch; raises (and keeps nothing) if the store is
         down. For a record another instance may be asked for before the next flush."""
+        started = time.time_ns()
         await self._store.put_encoded(_encoded([record]))
+        if self._on_written is not None:
+            self._on_written((record,), started)
 
     async def flush_soon(self) -> None:
         """Flush now; if the store is down the records stay pending for the next try."""
@@ -118,6 +144,7 @@ class ExecutionRecords:
                 return
             batch = self._writing = self._pending
             self._pending = {}
+            started = time.time_ns()
             try:
                 await self._store.put_encoded(_encoded(batch.values()))
             except BaseException:
@@ -126,6 +153,8 @@ class ExecutionRecords:
                 raise
             finally:
                 self._writing = {}
+            if self._on_written is not None:
+                self._on_written(batch.values(), started)
 
     def _shed(self) -> None:
         """While the store is down, keep the newest ``MAX_PENDING`` records, not all of them:

@@ -15,8 +15,20 @@ import httpx
 
 from . import operations as ops
 from .errors import TiergateError
-from .operations import Answer, Emit, Operation, Request, Sleep
-from .results import Alias, Deployment, Event, Execution, Function, Graph, GraphRun, Task, Version
+from .operations import Answer, Emit, Listen, Operation, Request, Sleep
+from .results import (
+    Alias,
+    Deployment,
+    Event,
+    Execution,
+    Function,
+    Graph,
+    GraphRun,
+    RuntimeInfo,
+    StreamEvent,
+    Task,
+    Version,
+)
 
 __all__ = ["AsyncClient", "Client"]
 
@@ -29,6 +41,81 @@ class _Done:
 
     def __init__(self, value: Any) -> None:
         self.value = value
+
+
+class _Events:
+    """An event stream the sync driver reads for a ``Listen`` step, a line at a time."""
+
+    def __init__(self, http: httpx.Client, request: Request, url: str) -> None:
+        self._opened = http.stream(**ops.httpx_arguments(request))
+        try:
+            response = self._opened.__enter__()
+        except httpx.HTTPError as exc:
+            raise ops.transport_error(exc, url, request) from exc
+        self._request, self._url = request, url
+        if response.status_code >= 400 or not _is_stream(response):
+            response.read()
+            self.close()
+            ops.answer_of(response)  # raises the problem
+            raise ops.not_streamed(request)
+        self._lines = response.iter_lines()
+        self._decoder = ops.EventDecoder()
+
+    def next(self) -> StreamEvent | None:
+        try:
+            for line in self._lines:
+                event = self._decoder.feed(line)
+                if event is not None:
+                    return event
+        except httpx.HTTPError as exc:
+            raise ops.transport_error(exc, self._url, self._request) from exc
+        return None
+
+    def close(self) -> None:
+        self._opened.__exit__(None, None, None)
+
+
+class _AsyncEvents:
+    """``_Events`` for the async driver."""
+
+    def __init__(self, request: Request, url: str) -> None:
+        self._request, self._url = request, url
+        self._opened: Any = None
+        self._lines: AsyncIterator[str] | None = None
+        self._decoder = ops.EventDecoder()
+
+    async def open(self, http: httpx.AsyncClient) -> None:
+        self._opened = http.stream(**ops.httpx_arguments(self._request))
+        try:
+            response = await self._opened.__aenter__()
+        except httpx.HTTPError as exc:
+            raise ops.transport_error(exc, self._url, self._request) from exc
+        if response.status_code >= 400 or not _is_stream(response):
+            await response.aread()
+            await self.close()
+            ops.answer_of(response)  # raises the problem
+            raise ops.not_streamed(self._request)
+        self._lines = response.aiter_lines()
+
+    async def next(self) -> StreamEvent | None:
+        assert self._lines is not None
+        try:
+            async for line in self._lines:
+                event = self._decoder.feed(line)
+                if event is not None:
+                    return event
+        except httpx.HTTPError as exc:
+            raise ops.transport_error(exc, self._url, self._request) from exc
+        return None
+
+    async def close(self) -> None:
+        if self._opened is not None:
+            await self._opened.__aexit__(None, None, None)
+            self._opened = None
+
+
+def _is_stream(response: httpx.Response) -> bool:
+    return str(response.headers.get("content-type", "")).startswith("text/event-stream")
 
 
 class _Base:
@@ -46,6 +133,7 @@ class _Base:
             "headers": ops.headers_for(self.key, headers),
             "timeout": httpx.Timeout(timeout, connect=min(timeout or 10.0, 10.0)),
         }
+        self._suffixes = ops.KnownSuffixes()  # the gateway's, asked for once, when first needed
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={self.url!r})"  # never the key
@@ -103,22 +191,32 @@ class Client(_Base):
         self.close()
 
     def _drive(self, operation: Operation[Any]) -> Generator[Any, None, None]:
-        answer, error = None, None
-        while True:
-            step = self._advance(operation, answer, error)
-            answer, error = None, None
-            if isinstance(step, _Done):
-                yield step
-                return
-            if isinstance(step, Emit):
-                yield step
-            elif isinstance(step, Sleep):
-                time.sleep(step.seconds)
-            else:
-                try:
-                    answer = self._send(step)
-                except TiergateError as exc:
-                    error = exc  # raised inside the operation, where it came from
+        answer: Any = None
+        error: TiergateError | None = None
+        events: _Events | None = None  # the stream a Listen step opened, read on by the next
+        try:
+            while True:
+                step = self._advance(operation, answer, error)
+                answer, error = None, None
+                if isinstance(step, _Done):
+                    yield step
+                    return
+                if isinstance(step, Emit):
+                    yield step
+                elif isinstance(step, Sleep):
+                    time.sleep(step.seconds)
+                else:
+                    try:
+                        if isinstance(step, Listen):
+                            events = events or _Events(self._http, step.request, self.url)
+                            answer = events.next()
+                        else:
+                            answer = self._send(step)
+                    except TiergateError as exc:
+                        error = exc  # raised inside the operation, where it came from
+        finally:
+            if events is not None:
+                events.close()
 
     def _send(self, request: Request) -> Answer:
         try:
@@ -185,11 +283,21 @@ class Client(_Base):
         self, target: str | Execution, *, timeout: float | None = None, poll_s: float = 0.5
     ) -> Iterator[Execution]:
         """The execution's documents as its status changes, the first as it is now and the
-        last once it has ended. The gateway has no event stream yet, so this polls
-        ``GET /executions/{id}`` every ``poll_s`` seconds; it will read
-        ``GET /executions/{id}/events`` (server-sent events) when the gateway has it, with the
-        same results."""
+        last once it has ended. It reads the execution's event stream
+        (``GET /executions/{id}/events``); a gateway without one, or a stream cut short, is
+        polled every ``poll_s`` seconds instead, with the same results."""
         return self._iterate(ops.stream(target, timeout=timeout, poll_s=poll_s))
+
+    def events(self, target: str | Execution) -> Iterator[StreamEvent]:
+        """Every event of the execution's live stream as it comes — ``status``, ``log`` (each
+        entry as the code writes it), ``attempt``, ``token`` (a model's text) and, last,
+        ``end`` (its ``data`` the execution's document) — until it ends."""
+        return self._iterate(ops.events(target))
+
+    def follow_logs(self, function_id: str) -> Iterator[StreamEvent]:
+        """The function's log entries (``log``) and endings (``execution``) as they happen,
+        until you stop iterating (``GET /functions/{id}/logs?follow=true``)."""
+        return self._iterate(ops.follow_logs(function_id))
 
     def execution(self, execution_id: str) -> Execution:
         """The execution as it is now (``GET /executions/{id}``)."""
@@ -210,12 +318,21 @@ class Client(_Base):
         runtime: str | None = None,
         manifest: Mapping[str, Any] | None = None,
     ) -> Deployment:
-        """Deploy a new version. ``source``: a code file (``.wat``, ``.wasm``, ``.py``; the
-        runtime from its suffix), a directory (sent as a zip: the python runtime's package, its
-        ``handler.py`` at the top), a manifest ``.json`` file, or a manifest mapping (with its
-        ``code``). ``manifest`` holds the other fields (schemas, limits, tiers…); ``id``
-        defaults to the file's or directory's name, ``runtime`` to what the source says."""
-        return self._run(ops.deploy(source, id=id, runtime=runtime, manifest=manifest))
+        """Deploy a new version. ``source``: a code file (``.wat``, ``.wasm``, ``.py``, or a
+        suffix a runtime plugin of the gateway takes, such as ``.mjs``: the runtime from its
+        suffix), a directory (sent as a zip: the python runtime's package, its ``handler.py`` at
+        the top), a manifest ``.json`` file, or a manifest mapping (with its ``code``).
+        ``manifest`` holds the other fields (schemas, limits, tiers…); ``id`` defaults to the
+        file's or directory's name, ``runtime`` to what the source says. A suffix no runtime of
+        the gateway takes raises ``ValueError`` naming those it knows."""
+        return self._run(ops.deploy(
+            source, id=id, runtime=runtime, manifest=manifest, known=self._suffixes
+        ))
+
+    def runtimes(self) -> list[RuntimeInfo]:
+        """The gateway's runtimes, by name: the suffixes each takes, whether it can run code
+        there (``ready``) and, when not, why (``reason``)."""
+        return self._run(ops.runtimes())
 
     def functions(self) -> list[Function]:
         """The functions (an admin key sees every tenant's, with ``tenant``)."""
@@ -353,22 +470,34 @@ class AsyncClient(_Base):
         await self.close()
 
     async def _drive(self, operation: Operation[Any]) -> AsyncIterator[Any]:
-        answer, error = None, None
-        while True:
-            step = self._advance(operation, answer, error)
-            answer, error = None, None
-            if isinstance(step, _Done):
-                yield step
-                return
-            if isinstance(step, Emit):
-                yield step
-            elif isinstance(step, Sleep):
-                await asyncio.sleep(step.seconds)
-            else:
-                try:
-                    answer = await self._send(step)
-                except TiergateError as exc:
-                    error = exc  # raised inside the operation, where it came from
+        answer: Any = None
+        error: TiergateError | None = None
+        events: _AsyncEvents | None = None  # the stream a Listen step opened
+        try:
+            while True:
+                step = self._advance(operation, answer, error)
+                answer, error = None, None
+                if isinstance(step, _Done):
+                    yield step
+                    return
+                if isinstance(step, Emit):
+                    yield step
+                elif isinstance(step, Sleep):
+                    await asyncio.sleep(step.seconds)
+                else:
+                    try:
+                        if isinstance(step, Listen):
+                            if events is None:
+                                events = _AsyncEvents(step.request, self.url)
+                                await events.open(self._http)
+                            answer = await events.next()
+                        else:
+                            answer = await self._send(step)
+                    except TiergateError as exc:
+                        error = exc  # raised inside the operation, where it came from
+        finally:
+            if events is not None:
+                await events.close()
 
     async def _send(self, request: Request) -> Answer:
         try:
@@ -429,6 +558,14 @@ class AsyncClient(_Base):
         """See ``Client.stream``: ``async for execution in tg.stream(id): ...``."""
         return self._iterate(ops.stream(target, timeout=timeout, poll_s=poll_s))
 
+    def events(self, target: str | Execution) -> AsyncIterator[StreamEvent]:
+        """See ``Client.events``."""
+        return self._iterate(ops.events(target))
+
+    def follow_logs(self, function_id: str) -> AsyncIterator[StreamEvent]:
+        """See ``Client.follow_logs``."""
+        return self._iterate(ops.follow_logs(function_id))
+
     async def execution(self, execution_id: str) -> Execution:
         return await self._run(ops.execution(execution_id))
 
@@ -445,7 +582,13 @@ class AsyncClient(_Base):
     ) -> Deployment:
         """See ``Client.deploy``. The files are read, and a directory zipped, in the calling
         thread, before the upload."""
-        return await self._run(ops.deploy(source, id=id, runtime=runtime, manifest=manifest))
+        return await self._run(ops.deploy(
+            source, id=id, runtime=runtime, manifest=manifest, known=self._suffixes
+        ))
+
+    async def runtimes(self) -> list[RuntimeInfo]:
+        """See ``Client.runtimes``."""
+        return await self._run(ops.runtimes())
 
     async def functions(self) -> list[Function]:
         return await self._run(ops.functions())

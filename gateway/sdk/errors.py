@@ -66,6 +66,7 @@ __all__ = [
     "Timeout",
     "TooManyDeploys",
     "TooManyRequests",
+    "TooManyStreams",
     "Unauthenticated",
     "Unauthorized",
     "UnknownRuntime",
@@ -352,6 +353,10 @@ class TooManyDeploys(TooManyRequests):
     code = "too_many_deploys"
 
 
+class TooManyStreams(TooManyRequests):
+    code = "too_many_streams"
+
+
 class ServerError(TiergateError):
     """5xx: the gateway, or every tier of the function, failed."""
 
@@ -409,7 +414,8 @@ CODES: dict[str, type[TiergateError]] = {
         FunctionNotFound, VersionNotFound, AliasNotFound, ExecutionNotFound, TaskNotFound,
         GraphNotFound, RunNotFound, SecretNotFound, KeyNotFound, MethodNotAllowed,
         RequestTimeout, TaskClaimed, ExecutionCancelled, LastAdminKey, PayloadTooLarge,
-        CompileError, RateLimited, QueueFull, TooManyDeploys, InternalError, CascadeExhausted,
+        CompileError, RateLimited, QueueFull, TooManyDeploys, TooManyStreams, InternalError,
+        CascadeExhausted,
         CircuitOpen, StorageUnavailable, RuntimeUnavailable, Timeout,
     )
     if cls.code is not None

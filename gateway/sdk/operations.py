@@ -25,7 +25,13 @@ from urllib.parse import quote
 
 import httpx
 
-from .errors import ClientTimeout, ConnectionFailed, TiergateError, error_from_answer
+from .errors import (
+    ClientTimeout,
+    ConnectionFailed,
+    NotFound,
+    TiergateError,
+    error_from_answer,
+)
 from .results import (
     Alias,
     Deployment,
@@ -34,6 +40,8 @@ from .results import (
     Function,
     Graph,
     GraphRun,
+    RuntimeInfo,
+    StreamEvent,
     Task,
     Version,
     function_id_of,
@@ -47,13 +55,9 @@ DEFAULT_TIMEOUT_S = 900.0
 """How long one HTTP request may take: a sync invoke waits for the function, whose timeout may
 be up to ``TIERGATE_MAX_TIMEOUT_MS`` (900 s by default)."""
 
-SUFFIX_RUNTIMES = {
-    ".wat": "wasm",
-    ".wasm": "wasm",
-    ".py": "python",
-    ".js": "javascript",
-    ".mjs": "javascript",
-}
+BUILT_IN_SUFFIXES = {".wat": "wasm", ".wasm": "wasm", ".py": "python"}
+"""The suffixes of the runtimes built into every gateway, told without asking it; any other
+suffix is looked up in the gateway's own list (``GET /runtimes``), where plugins add theirs."""
 SKIPPED_DIRS = frozenset(
     {"__pycache__", ".git", ".hg", ".svn", ".venv", ".mypy_cache", ".pytest_cache"}
 )
@@ -81,14 +85,64 @@ class Emit:
 
 
 @dataclass(frozen=True)
+class Listen:
+    """Open the event stream ``request`` (the first time an operation yields one) and answer
+    its next ``StreamEvent``, or ``None`` once the gateway closed it. A heartbeat comes as an
+    event named ``HEARTBEAT``, so that an operation can look at its clock. A gateway that does
+    not serve the stream raises ``NotFound`` (code ``not_found``)."""
+
+    request: Request
+
+
+HEARTBEAT = ":"
+ENDED = frozenset({"completed", "failed", "timeout", "cancelled"})
+
+
+class EventDecoder:
+    """``text/event-stream`` lines, one at a time, into ``StreamEvent``s (``feed`` answers one
+    when a line completes it); a comment line is a heartbeat."""
+
+    def __init__(self) -> None:
+        self._name, self._id, self._data = "message", None, []  # type: tuple[str, str | None, list[str]]
+
+    def feed(self, line: str) -> StreamEvent | None:
+        if line.startswith(":"):
+            return StreamEvent(HEARTBEAT, None, None)
+        if not line:
+            if not self._data:
+                return None
+            event = StreamEvent(self._name, self._id, json.loads("\n".join(self._data)))
+            self._name, self._data = "message", []
+            return event
+        name, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if name == "event":
+            self._name = value
+        elif name == "id":
+            self._id = value
+        elif name == "data":
+            self._data.append(value)
+        return None
+
+
+def not_streamed(request: Request) -> TiergateError:
+    """What a transport raises when the gateway answered ``request`` with no event stream (a
+    gateway older than its live streams)."""
+    return NotFound(
+        f"this gateway does not serve the event stream {request.path}", code="not_found"
+    )
+
+
+@dataclass(frozen=True)
 class Answer:
     status: int
     headers: Mapping[str, str]
     body: Any
 
 
-Step = Request | Sleep | Emit
-Operation = Generator[Step, Answer | None, T]
+Step = Request | Sleep | Emit | Listen
+Operation = Generator[Step, Any, T]
+"""Sent back: an ``Answer`` for a ``Request``, a ``StreamEvent`` or None for a ``Listen``."""
 
 
 # Where the gateway is, and the key: as the CLI finds them.
@@ -205,7 +259,7 @@ def _poll(
         answer = yield request
         assert answer is not None
         current = parse(answer.body)
-        if emit and (previous is None or changed(current, previous)):
+        if emit and changed(current, previous):
             yield Emit(current)
         previous = current
         if done(current):
@@ -306,19 +360,71 @@ def wait(
         ))
     if isinstance(target, Execution) and target.ended:
         return target
-    return (yield from _follow(target, timeout=timeout, poll_s=poll_s))
+    return (yield from _watch(target, timeout=timeout, poll_s=poll_s, emit=False))
 
 
 def stream(
     target: str | Execution, *, timeout: float | None, poll_s: float
 ) -> Operation[Execution]:
-    return (yield from _follow(target, timeout=timeout, poll_s=poll_s, emit=True))
+    return (yield from _watch(target, timeout=timeout, poll_s=poll_s, emit=True))
+
+
+def _watch(
+    target: str | Execution, *, timeout: float | None, poll_s: float, emit: bool
+) -> Operation[Execution]:
+    """An execution followed to its end on its event stream (``wait``), saying each change of
+    status with the execution as it is then (``stream``). Where the stream is not served (an
+    older gateway) or ends early (the reader fell behind), the execution is polled instead."""
+    execution_id = target.execution_id if isinstance(target, Execution) else target
+    deadline = None if timeout is None else time.monotonic() + timeout
+    listen = Listen(Request("GET", _execution_path(execution_id) + "/events"))
+    shown: Execution | None = None  # the document said last (``stream``)
+    status: str | None = None  # the status seen last
+    while True:
+        try:
+            event = yield listen
+        except NotFound as exc:
+            if exc.code != "not_found":
+                raise  # execution_not_found: the execution, not the stream, is missing
+            event = None
+        if event is None or event.event == "error":
+            return (yield from _follow(execution_id, timeout=_left(deadline), poll_s=poll_s,
+                                       emit=emit, shown=status))
+        if event.event == "end":
+            ended = Execution.from_dict(event.data)
+            if emit:
+                yield Emit(ended)
+            return ended
+        if event.event == "status" and event.data["status"] not in (*ENDED, status):
+            status = event.data["status"]
+            if emit:  # the document as it is now: its status may be ahead of the stream's
+                now = yield from execution(execution_id)
+                if shown is None or now.status != shown.status:
+                    yield Emit(now)
+                if now.ended:
+                    return now  # the stream was behind: its end would say it again
+                shown, status = now, now.status
+        if deadline is not None and time.monotonic() > deadline:
+            raise ClientTimeout(
+                f"execution {execution_id} had not ended after {timeout} s",
+                execution_id=execution_id,
+            )
+
+
+def _left(deadline: float | None) -> float | None:
+    return None if deadline is None else max(0.0, deadline - time.monotonic())
 
 
 def _follow(
-    target: str | Execution, *, timeout: float | None, poll_s: float, emit: bool = False
+    target: str | Execution,
+    *,
+    timeout: float | None,
+    poll_s: float,
+    emit: bool = False,
+    shown: str | None = None,
 ) -> Operation[Execution]:
-    """An execution polled until it has ended (``wait``), saying each change (``stream``)."""
+    """An execution polled until it has ended, saying each change (``emit``) from ``shown``,
+    the status said last."""
     execution_id = target.execution_id if isinstance(target, Execution) else target
     return (yield from _poll(
         Request("GET", _execution_path(execution_id)),
@@ -329,11 +435,60 @@ def _follow(
         what=f"execution {execution_id}",
         execution_id=execution_id,
         emit=emit,
-        changed=lambda new, old: old is None or new.status != old.status,
+        changed=lambda new, old: new.status != (shown if old is None else old.status),
     ))
 
 
+def events(target: str | Execution) -> Operation[Execution]:
+    """Every event of the execution's stream as it comes (heartbeats aside); its result is
+    the execution at its end (polled to it if the stream ends early)."""
+    execution_id = target.execution_id if isinstance(target, Execution) else target
+    listen = Listen(Request("GET", _execution_path(execution_id) + "/events"))
+    while True:
+        event = yield listen
+        if event is None:
+            return (yield from _follow(execution_id, timeout=None, poll_s=0.5))
+        if event.event != HEARTBEAT:
+            yield Emit(event)
+        if event.event == "end":
+            return Execution.from_dict(event.data)
+
+
+def follow_logs(function_id: str) -> Operation[None]:
+    """The events of ``GET /functions/{id}/logs?follow=true`` (``log``, ``execution``) as they
+    come, until the gateway ends the stream."""
+    path = f"/functions/{_segment(function_id)}/logs"
+    listen = Listen(Request("GET", path, params={"follow": "true"}))
+    while (event := (yield listen)) is not None:
+        if event.event != HEARTBEAT:
+            yield Emit(event)
+
+
 # Functions.
+
+
+class RuntimeNotInferred(ValueError):
+    """No runtime was given and the code's path does not tell one. ``reason`` says why, naming
+    the suffixes the gateway knows; the message adds how to name one (``runtime=``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"{reason}; pass runtime=")
+        self.reason = reason
+
+
+@dataclass
+class KnownSuffixes:
+    """The gateway's suffix → runtime map, asked for (``GET /runtimes``) by the first deploy
+    that needs it and kept by the client for the others."""
+
+    runtimes: dict[str, str] | None = None
+
+
+def runtimes() -> Operation[list[RuntimeInfo]]:
+    return (yield from _call(
+        Request("GET", "/runtimes"),
+        lambda body: [RuntimeInfo.from_dict(r) for r in body["runtimes"]],
+    ))
 
 
 def deploy(
@@ -342,9 +497,11 @@ def deploy(
     id: str | None = None,
     runtime: str | None = None,
     manifest: Mapping[str, Any] | None = None,
+    known: KnownSuffixes | None = None,
 ) -> Operation[Deployment]:
     """A manifest (a mapping, or a ``.json`` file) goes as JSON; a file's or a directory's
-    code goes as multipart (``manifest`` and ``code``), a directory zipped."""
+    code goes as multipart (``manifest`` and ``code``), a directory zipped. Without a runtime,
+    a file's suffix names it: the built-in ones', else the gateway's map (kept in ``known``)."""
     fields: dict[str, Any] = dict(manifest or {})
     code: bytes | None = None
     filename = None
@@ -363,10 +520,9 @@ def deploy(
             else:
                 code, filename = path.read_bytes(), path.name
             if not (runtime or fields.get("runtime")):
-                fields["runtime"] = runtime_of(path, fields)
-                if fields["runtime"] is None:
-                    why = " (a directory with no handler.py)" if path.is_dir() else ""
-                    raise ValueError(f"cannot tell the runtime of {path.name}{why}: pass runtime=")
+                fields["runtime"] = runtime_of(path, fields) or (
+                    yield from _runtime_from_gateway(path, known or KnownSuffixes())
+                )
         fields.setdefault("id", _id_from(path))
     if runtime:
         fields["runtime"] = runtime
@@ -384,11 +540,39 @@ def deploy(
 
 
 def runtime_of(path: Path, manifest: Mapping[str, Any]) -> str | None:
-    """The runtime a file's suffix names, ``python`` for a directory holding ``handler.py`` (or
-    a manifest naming an ``entry``); ``None`` when neither tells."""
+    """The built-in runtime a file's suffix names, ``python`` for a directory holding
+    ``handler.py`` (or a manifest naming an ``entry``); ``None`` when neither tells."""
     if path.is_dir():
         return "python" if (path / "handler.py").is_file() or "entry" in manifest else None
-    return SUFFIX_RUNTIMES.get(path.suffix)
+    return BUILT_IN_SUFFIXES.get(path.suffix)
+
+
+def _runtime_from_gateway(path: Path, known: KnownSuffixes) -> Operation[str]:
+    """The runtime the gateway's runtimes say takes ``path``'s suffix (a plugin's ``.mjs``)."""
+    if path.is_dir():
+        raise RuntimeNotInferred(f"cannot tell the runtime of {path.name}: a directory with "
+                                 "no handler.py, and no manifest naming an entry")
+    if known.runtimes is None:
+        known.runtimes = suffix_map((yield from runtimes()))
+    found = known.runtimes.get(path.suffix)
+    if found is None:
+        taken = ", ".join(f"{suffix} ({name})" for suffix, name in sorted(known.runtimes.items()))
+        raise RuntimeNotInferred(
+            f"cannot tell the runtime of {path.name}: the gateway's runtimes take "
+            f"{taken or 'no suffixes'}, not {path.suffix or 'a name without a suffix'}"
+        )
+    return found
+
+
+def suffix_map(listed: Sequence[RuntimeInfo]) -> dict[str, str]:
+    """Suffix → runtime, as the gateway's ``serve --deploy`` reads them: the declared runtimes'
+    (ready or not: deploying to one that cannot run code says why), the first by name on a clash."""
+    found: dict[str, str] = {}
+    for info in sorted(listed, key=lambda info: info.name):
+        if info.status in ("active", "unavailable"):
+            for suffix in info.suffixes:
+                found.setdefault(suffix, info.name)
+    return found
 
 
 def zip_directory(root: Path) -> bytes:

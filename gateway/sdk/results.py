@@ -24,6 +24,7 @@ __all__ = [
     "GraphRun",
     "LogLine",
     "NodeRun",
+    "RuntimeInfo",
     "Task",
     "Version",
 ]
@@ -141,6 +142,17 @@ class Execution:
 
 
 @dataclass(frozen=True)
+class StreamEvent:
+    """One event of a live stream (``events``, ``follow_logs``): its name (``status``, ``log``,
+    ``attempt``, ``token``, ``end``, ``execution``, ``error``), its ``id`` in the stream and its
+    ``data``, the JSON the gateway sent (docs/api.md, *Live streams*)."""
+
+    event: str
+    id: str | None
+    data: Any
+
+
+@dataclass(frozen=True)
 class Version:
     """One immutable version of a function."""
 
@@ -197,6 +209,26 @@ class Deployment:
     def from_dict(cls, doc: Any) -> Deployment:
         doc = doc if isinstance(doc, Mapping) else {}
         return _build(cls, doc, warnings=tuple(_list(doc.get("warnings"))))
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    """An installed runtime (``GET /runtimes``): the file suffixes it takes and whether it can
+    run code on that gateway (``status``: active, unavailable, failed, blocked; ``reason`` why
+    not). Not ``Runtime``: ``tiergate.Runtime`` is the plugin authors' base class."""
+
+    name: str
+    description: str | None
+    suffixes: tuple[str, ...]
+    status: str | None
+    ready: bool | None
+    reason: str | None
+    raw: Mapping[str, Any] = field(repr=False, default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> RuntimeInfo:
+        doc = doc if isinstance(doc, Mapping) else {}
+        return _build(cls, doc, suffixes=tuple(_list(doc.get("suffixes"))))
 
 
 @dataclass(frozen=True)

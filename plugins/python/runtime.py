@@ -24,7 +24,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -55,6 +55,7 @@ from plugins.workers import (
     POOL_SCHEMA,
     Answerer,
     FunctionPool,
+    LogSink,
     PoolOptions,
     WorkerProcess,
     read_capped,
@@ -355,9 +356,14 @@ class PythonRuntime(Runtime[LoadedPython]):
         ]
         answerer = None if call.invoke is None else _answerer(call.invoke)
         ledger = EgressLedger() if loaded.network else None
+        written: list[LogEntry] = []  # streamed entries, where the caller takes none as they come
+        on_log = _log_sink(call.on_log or written.append)
         try:
-            frame = await loaded.pool.call(meta, call.input, call.deadline, answerer, ledger)
+            frame = await loaded.pool.call(
+                meta, call.input, call.deadline, answerer, ledger, on_log
+            )
         except AttemptFailure as failure:  # timed out, crashed: its connections still count
+            failure.logs = [*written, *failure.logs]
             if ledger is not None:
                 ledger.close()
                 failure.logs += [LogEntry(*entry) for entry in ledger.entries]
@@ -369,7 +375,7 @@ class PythonRuntime(Runtime[LoadedPython]):
         entries, metrics = frame.meta[-1], {}
         if ledger is not None:
             entries, metrics = ledger.merged(entries), ledger.metrics()
-        logs = tuple(LogEntry(*entry) for entry in entries)
+        logs = (*written, *_entries(entries))
         status = frame.meta[0]
         if status == "ok":
             return CallResult(frame.data, logs, metrics)
@@ -388,6 +394,33 @@ async def _feed(process: asyncio.subprocess.Process, data: bytes) -> None:
         process.stdin.close()
     except (BrokenPipeError, ConnectionResetError):
         pass
+
+
+def _entries(raw: Any) -> list[LogEntry]:
+    """The well-formed ``[ts, stream, message, level]`` entries of what a worker sent (its code
+    may forge frames: anything else is dropped)."""
+    if not isinstance(raw, list):
+        return []
+    return [
+        LogEntry(float(entry[0]), entry[1], entry[2], entry[3])
+        for entry in raw
+        if isinstance(entry, list)
+        and len(entry) == 4
+        and isinstance(entry[0], int | float)
+        and entry[1] in ("stdout", "stderr", "log")
+        and isinstance(entry[2], str)
+        and (entry[3] is None or isinstance(entry[3], str))
+    ]
+
+
+def _log_sink(take: Callable[[LogEntry], None]) -> LogSink:
+    """Hands each entry a worker streams (``child.log``) to ``take`` as it comes."""
+
+    def sink(raw: list[Any]) -> None:
+        for entry in _entries(raw):
+            take(entry)
+
+    return sink
 
 
 def _verdict(result: Mapping[str, Any]) -> bool:

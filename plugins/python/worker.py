@@ -8,9 +8,10 @@ It imports the function's code once, then answers call frames one at a time: ``m
 JSON. The answer
 is ``["ok", logs]`` with the output JSON, or ``[status, message, logs]`` with status ``failed`` or
 ``too_large`` (the output passed ``MAX_OUTPUT_BYTES``). ``print`` output and ``logging`` records
-become log entries within the log caps (``plugins.logs``); an exception's traceback is logged on
-stderr. The user code shares this process, so the gateway trusts none of this: it bounds the frames
-it reads and checks sizes and caps again.
+become log entries within the log caps (``plugins.logs``), each sent as a log frame the moment it
+is written (``child.log``); ``logs`` in the answer is only the entry saying what the caps dropped.
+An exception's traceback is logged on stderr. The user code shares this process, so the gateway
+trusts none of this: it bounds the frames it reads and checks sizes and caps again.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from plugins.logs import ENTRY_BYTES, LogBudget
 from plugins.python import sandbox
 from plugins.python.imports import import_package, run_source
 from plugins.sandbox import forward
-from plugins.workers.child import ask, serve
+from plugins.workers.child import ask, log, serve
 
 
 class InvokeError(Exception):
@@ -83,22 +84,21 @@ class Context:
 
 
 class _CallLogs:
-    """One call's log entries, within the caps."""
+    """One call's log entries, within the caps, each sent to the gateway as it is written
+    (``child.log``): a call killed at its deadline or cancelled keeps what it wrote. Only the
+    summary of what the caps dropped comes with the answer."""
 
     def __init__(self) -> None:
-        self.entries: list[list[Any]] = []
         self.budget = LogBudget.for_worker()
 
     def add(self, stream: str, message: str, level: str | None = None) -> None:
         kept = self.budget.fit(message)
         if kept is not None:
-            self.entries.append([time.time(), stream, kept, level])
+            log([[time.time(), stream, kept, level]])
 
     def close(self) -> list[list[Any]]:
         summary = self.budget.summary()
-        if summary:
-            self.entries.append([time.time(), "log", summary, "WARNING"])
-        return self.entries
+        return [[time.time(), "log", summary, "WARNING"]] if summary else []
 
 
 class _Capture(logging.Handler):

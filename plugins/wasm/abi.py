@@ -12,7 +12,14 @@ from plugins import CompileError
 Abi = Literal["core", "wasi"]
 
 WASI_MODULE = "wasi_snapshot_preview1"
-CORE_IMPORTS = {("tiergate", "log"), ("tiergate", "fail")}
+CORE_IMPORTS = {
+    ("tiergate", "log"): "(i32, i32) -> ()",
+    ("tiergate", "fail"): "(i32, i32) -> ()",
+}
+CALL_IMPORTS = {  # either ABI (``calls_abi``)
+    ("tiergate", "invoke"): "(i32, i32, i32, i32) -> (i32)",
+    ("tiergate", "answer"): "(i32, i32) -> (i32)",
+}
 CORE_EXPORTS = {
     "alloc": (["i32"], ["i32"]),
     "handle": (["i32", "i32"], ["i64"]),
@@ -57,15 +64,24 @@ def _core_problems(exports: Mapping[str, object]) -> list[str]:
     return problems
 
 
+def calls_functions(module: wasmtime.Module) -> bool:
+    """Does the module import ``tiergate.invoke``? Its calls then wait on other functions, so
+    they never run on the gateway's event loop (``inline``)."""
+    return any((imp.module, imp.name) == ("tiergate", "invoke") for imp in module.imports)
+
+
 def _check_imports(module: wasmtime.Module, abi: Abi) -> None:
+    known = CALL_IMPORTS | (CORE_IMPORTS if abi == "core" else {})
     for imp in module.imports:
         where = f"{imp.module}.{imp.name}"
         if abi == "wasi" and imp.module == WASI_MODULE:
             continue
-        if abi == "core" and (imp.module, imp.name) in CORE_IMPORTS:
+        wanted = known.get((imp.module, imp.name or ""))
+        if wanted is not None:
             ty = imp.type
-            if not isinstance(ty, wasmtime.FuncType) or _signature(ty) != "(i32, i32) -> ()":
-                raise CompileError(f"import {where} must have type (i32, i32) -> ()")
+            if not isinstance(ty, wasmtime.FuncType) or _signature(ty) != wanted:
+                raise CompileError(f"import {where} must have type {wanted}")
             continue
-        allowed = WASI_MODULE + ".*" if abi == "wasi" else "tiergate.log and tiergate.fail"
+        allowed = ", ".join(f"{m}.{n}" for m, n in known)
+        allowed = f"{WASI_MODULE}.*, {allowed}" if abi == "wasi" else allowed
         raise CompileError(f"unknown import {where}: a {abi} module may import only {allowed}")

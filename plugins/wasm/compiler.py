@@ -12,7 +12,8 @@ so a small deploy never waits behind big ones. (Compile time only roughly follow
 module built to compile slowly holds a slot until the timeout at worst.)
 
 The child reads the code on stdin and answers one frame on stdout: ``{"abi": ...}`` with the
-serialized module as data, or ``{"error": ...}``.
+serialized module as data (``calls``: whether it imports ``tiergate.invoke``), or
+``{"error": ...}``.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import contextlib
 import os
 import resource
 import sys
+from typing import Any
 
 import wasmtime
 
 from plugins.errors import CompileError, PayloadTooLarge
 from plugins.workers import FrameReader, describe_exit, encode
 
-from .abi import detect
+from .abi import calls_functions, detect
 from .engine import make_engine
 from .executor import linker
 
@@ -49,8 +51,8 @@ class Compiler:
         self._slots = asyncio.Semaphore(slots)
         self._big_slots = asyncio.Semaphore(max(1, slots - 1))
 
-    async def compile(self, code: bytes, *, fuel: bool) -> tuple[str, bytes]:
-        """(ABI, serialized module) of ``code``, WebAssembly text or binary."""
+    async def compile(self, code: bytes, *, fuel: bool) -> tuple[dict[str, Any], bytes]:
+        """(``{"abi", "calls"}``, serialized module) of ``code``, WebAssembly text or binary."""
         if len(code) > self.max_module_bytes:
             raise PayloadTooLarge(
                 f"the module is {len(code)} bytes, over the wasm runtime's limit of "
@@ -63,7 +65,7 @@ class Compiler:
             await slots.enter_async_context(self._slots)
             return await self._run(code, fuel)
 
-    async def _run(self, code: bytes, fuel: bool) -> tuple[str, bytes]:
+    async def _run(self, code: bytes, fuel: bool) -> tuple[dict[str, Any], bytes]:
         process = await asyncio.create_subprocess_exec(
             *(sys.executable, "-I", "-c", CHILD, str(int(fuel))),
             stdin=asyncio.subprocess.PIPE,
@@ -85,7 +87,7 @@ class Compiler:
         for frame in FrameReader(MEMORY_BYTES).feed(out):
             if "error" in frame.meta:
                 raise CompileError(frame.meta["error"])
-            return frame.meta["abi"], frame.data
+            return frame.meta, frame.data
         lines = err.decode(errors="replace").strip().splitlines() or ["no message"]
         cause = next((line for line in lines if "memory" in line.lower()), lines[-1])
         raise CompileError(
@@ -94,7 +96,7 @@ class Compiler:
         )
 
 
-def compile_module(code: bytes, *, fuel: bool) -> tuple[dict[str, str], bytes | bytearray]:
+def compile_module(code: bytes, *, fuel: bool) -> tuple[dict[str, Any], bytes | bytearray]:
     """The child's work: validate, detect the ABI, check every import resolves, serialize."""
     engine = make_engine(fuel=fuel)
     try:
@@ -108,7 +110,7 @@ def compile_module(code: bytes, *, fuel: bool) -> tuple[dict[str, str], bytes | 
         return {"error": f"invalid WebAssembly: {exc}"}, b""
     except CompileError as exc:
         return {"error": exc.detail}, b""
-    return {"abi": abi}, module.serialize()
+    return {"abi": abi, "calls": calls_functions(module)}, module.serialize()
 
 
 def main() -> None:

@@ -28,9 +28,9 @@ _call = threading.local()
 _NO_FINALIZER = ctypes.cast(0, ctypes.CFUNCTYPE(None, ctypes.c_void_p))
 
 
-def _guest_bytes(caller: object, ptr: int, length: int) -> bytes:
-    """At most ``ENTRY_BYTES`` + 1 bytes (enough for the log cap to see that a longer message is
-    longer) of ``(ptr, length)`` in the caller's memory, which must hold all of it."""
+def guest_address(caller: object, ptr: int, length: int) -> int:
+    """The host address of ``(ptr, length)`` in the calling module's memory, which must hold
+    all of it (``ValueError`` otherwise)."""
     item = ffi.wasmtime_extern_t()
     if not ffi.wasmtime_caller_export_get(caller, b"memory", 6, byref(item)):
         raise ValueError("the module exports no memory")
@@ -40,13 +40,21 @@ def _guest_bytes(caller: object, ptr: int, length: int) -> bytes:
     ptr, length = ptr & 0xFFFFFFFF, length & 0xFFFFFFFF
     if ptr + length > size:
         raise ValueError(f"({ptr}, {length}) is outside the module's memory")
-    return ctypes.string_at(ctypes.addressof(base.contents) + ptr, min(length, ENTRY_BYTES + 1))
+    return ctypes.addressof(base.contents) + ptr
 
 
-def _trap(message: str) -> int:
+def _guest_bytes(caller: object, ptr: int, length: int) -> bytes:
+    """At most ``ENTRY_BYTES`` + 1 bytes (enough for the log cap to see that a longer message is
+    longer) of ``(ptr, length)`` in the caller's memory, which must hold all of it."""
+    address = guest_address(caller, ptr, length)
+    return ctypes.string_at(address, min(length & 0xFFFFFFFF, ENTRY_BYTES + 1))
+
+
+def trap(message: str) -> int:
+    """A new trap carrying ``message``, as a host callback returns it to end the call."""
     data = message.encode()
-    trap = ffi.wasmtime_trap_new(ctypes.create_string_buffer(data), len(data))
-    return ctypes.cast(trap, ctypes.c_void_p).value or 0
+    made = ffi.wasmtime_trap_new(ctypes.create_string_buffer(data), len(data))
+    return ctypes.cast(made, ctypes.c_void_p).value or 0
 
 
 @ffi.wasmtime_func_callback_t
@@ -55,7 +63,7 @@ def _log(env, caller, args, nargs, results, nresults):  # type: ignore[no-untype
     try:
         text = _guest_bytes(caller, args[0].of.i32, length).decode(errors="replace")
     except ValueError as exc:
-        return _trap(f"tiergate.log: {exc}")
+        return trap(f"tiergate.log: {exc}")
     outcome: CoreCall = _call.outcome
     if outcome.budget is None:
         outcome.budget = LogBudget.for_worker()
@@ -74,28 +82,38 @@ def _fail(env, caller, args, nargs, results, nresults):  # type: ignore[no-untyp
     except ValueError as exc:
         text = f"tiergate.fail: {exc}"
     _call.outcome.failure = text or "tiergate.fail called with an empty message"
-    return _trap(_call.outcome.failure)
+    return trap(_call.outcome.failure)
 
 
 def define_imports(linker: wasmtime.Linker) -> None:
-    """A fresh ``FuncType`` per definition: wasmtime ties a defined type to the first engine it
-    met, and reusing one across the plain and fuel engines aborts the process."""
+    """``tiergate.log`` and ``tiergate.fail``, for core modules."""
     for name, callback in ((b"log", _log), (b"fail", _fail)):
-        i32 = wasmtime.ValType.i32()
-        host_type = wasmtime.FuncType([i32, i32], [])
-        error = ffi.wasmtime_linker_define_func(
-            linker.ptr(),
-            ctypes.create_string_buffer(b"tiergate"),
-            8,
-            ctypes.create_string_buffer(name),
-            len(name),
-            host_type.ptr(),
-            callback,
-            None,
-            _NO_FINALIZER,
-        )
-        if error:
-            raise RuntimeError(capi.take_error(error).message)
+        define(linker, name, callback, params=2, results=0)
+
+
+def define(
+    linker: wasmtime.Linker, name: bytes, callback: object, *, params: int, results: int
+) -> None:
+    """Define ``tiergate.<name>`` taking and returning that many i32s. A fresh ``FuncType`` per
+    definition: wasmtime ties a defined type to the first engine it met, and reusing one across
+    the plain and fuel engines aborts the process."""
+    host_type = wasmtime.FuncType(
+        [wasmtime.ValType.i32() for _ in range(params)],
+        [wasmtime.ValType.i32() for _ in range(results)],
+    )
+    error = ffi.wasmtime_linker_define_func(
+        linker.ptr(),
+        ctypes.create_string_buffer(b"tiergate"),
+        8,
+        ctypes.create_string_buffer(name),
+        len(name),
+        host_type.ptr(),
+        callback,
+        None,
+        _NO_FINALIZER,
+    )
+    if error:
+        raise RuntimeError(capi.take_error(error).message)
 
 
 class CoreCall:

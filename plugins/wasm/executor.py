@@ -23,7 +23,8 @@ import wasmtime
 
 from plugins.logs import LogBudget, cap_entries
 
-from . import capi, core_abi, wasi_abi
+from . import calls_abi, capi, core_abi, wasi_abi
+from .abi import calls_functions
 from .engine import TICK_S, Engines, ticks_until
 
 STDERR_TAIL_LINES = 5
@@ -40,6 +41,7 @@ class Module:
     pre_ptr: Any
     engine_ptr: Any
     size: int
+    calls: bool  # imports tiergate.invoke: its calls may leave an answer behind (``calls_abi``)
 
 
 @dataclass
@@ -77,6 +79,7 @@ def linker(engine: wasmtime.Engine, abi: str) -> wasmtime.Linker:
         result.define_wasi()
     else:
         core_abi.define_imports(result)
+    calls_abi.define_imports(result)
     return result
 
 
@@ -99,7 +102,8 @@ class Executor:
         compiled = wasmtime.Module.deserialize_file(engine, path)
         pre = linker(engine, abi).instantiate_pre(compiled)
         size = os.path.getsize(path)
-        module = self._modules[key] = Module(abi, pre, pre.ptr(), engine.ptr(), size)
+        calls = calls_functions(compiled)
+        module = self._modules[key] = Module(abi, pre, pre.ptr(), engine.ptr(), size, calls)
         self._bytes += size
         while len(self._modules) > CACHE_SIZE or (
             self._bytes > CACHE_BYTES and len(self._modules) > 1
@@ -141,6 +145,8 @@ class Executor:
             return self._wasi(store, module, data, env, max_output)
         finally:
             store.close()
+            if module.calls:
+                calls_abi.forget()
 
     def handle_warm(
         self, meta: list[Any], data: bytes, slot: WarmSlot

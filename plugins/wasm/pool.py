@@ -11,6 +11,15 @@ Wasm calls have no side effects outside their fresh instance (no files, no socke
 returned), so a call that was in flight on a worker that died is retried once on another, with
 the time it has left: a call with none left is what got its worker killed, and is not retried.
 
+A call of a module that calls other functions (``tiergate.invoke``) is different: its worker
+waits on the gateway while the callee runs, and the callee may need a worker itself. So it runs
+alone on an idle worker (nothing is pipelined behind it, and the worker's ``answerer`` is its
+own) and is never retried (it may have called functions already). Such calls start workers of
+their own beyond the others' growth (so callees always find one): up to ``max_size`` for calls
+that no function made, past which they wait for one to be free; a call made by a function whose
+call waits for it always gets one, so chains of calls never wait on each other (there are at most
+as many as the capped calls times the depth cap).
+
 Workers are our code and bound their answers by construction (``executor``); a frame longer than
 ``MAX_ANSWER`` is a broken worker, which is killed and replaced.
 """
@@ -25,7 +34,7 @@ from typing import Any
 
 from plugins.logs import EXECUTION_BYTES
 from plugins.runtime import MAX_OUTPUT_KB
-from plugins.workers import Frame, WorkerDied, WorkerProcess
+from plugins.workers import Answerer, Frame, WorkerDied, WorkerProcess
 
 GRACE_S = 5.0
 SWEEP_S = 1.0
@@ -47,6 +56,9 @@ class WasmWorkers:
         self._last_used: dict[int, float] = {}
         self._slow_in_flight: dict[int, int] = {}
         self._average_s: dict[str, float] = {}
+        self._calling: set[int] = set()  # pids of workers running a call that calls functions
+        self._nested = 0  # of those, the calls that a waiting call made
+        self._calling_freed = asyncio.Event()
         self._sweeper: asyncio.Task[None] | None = None
         self.restarts = 0
 
@@ -88,14 +100,67 @@ class WasmWorkers:
             ready = self._ready()
             if ready is not None:
                 return ready
-            if len(self._workers) < self.max_size:
+            if len(self._workers) - len(self._calling) < self.max_size:
                 worker = await self._spawn()
                 self._workers.append(worker)
                 return worker
-        alive = [w for w in self._workers if w.alive]
+        alive = [w for w in self._workers if w.alive and w.pid not in self._calling]
         if not alive:
             raise WorkerDied("no wasm worker is running", None)
         return min(alive, key=lambda w: w.load)
+
+    async def _pick_idle(self, deadline: float, nested: bool) -> WorkerProcess:
+        """An idle worker for a call that calls functions, started if none is and the call is
+        ``nested`` (made by a waiting call) or fewer than ``max_size`` others run; else the first
+        to be free (``TimeoutError`` at ``deadline``)."""
+        while True:
+            async with self._lock:
+                for worker in self._workers:
+                    if worker.alive and not worker.load and worker.pid not in self._calling:
+                        return worker
+                if nested or len(self._calling) - self._nested < self.max_size:
+                    worker = await self._spawn()
+                    self._workers.append(worker)
+                    return worker
+            self._calling_freed.clear()
+            async with asyncio.timeout(deadline - time.monotonic()):
+                await self._calling_freed.wait()
+
+    async def call_alone(
+        self,
+        meta: list[Any],
+        data: bytes,
+        timeout_s: float,
+        answerer: Answerer | None,
+        *,
+        nested: bool,
+    ) -> Frame:
+        """Run a call of a module that calls functions, alone on a worker whose questions
+        ``answerer`` answers; never retried. ``nested``: a function's call made it, and waits
+        for it. ``TimeoutError`` when no worker was free in time."""
+        started = time.monotonic()
+        worker = await self._pick_idle(started + timeout_s, nested)
+        self._nested += nested
+        pid = worker.pid
+        left = started + timeout_s - time.monotonic()
+        self._last_used[pid] = started
+        self._deadlines[pid] = time.monotonic() + left + GRACE_S
+        self._calling.add(pid)
+        self._slow_in_flight[pid] = self._slow_in_flight.get(pid, 0) + 1
+        worker.answerer = answerer
+        try:
+            return await worker.call([*meta[:4], left, *meta[5:]], data)
+        except asyncio.CancelledError:
+            worker.forget_question()  # a worker waiting for an answer to nobody is killed
+            raise
+        finally:
+            worker.answerer = None
+            self._slow_in_flight[pid] -= 1
+            self._calling.discard(pid)
+            self._nested -= nested
+            self._calling_freed.set()
+            if not worker.load:
+                self._deadlines.pop(pid, None)
 
     async def call(self, meta: list[Any], data: bytes, timeout_s: float) -> Frame:
         """Run a call (``meta[4]`` is its seconds left); if its worker dies, once more on another

@@ -6,7 +6,10 @@ processes (``plugins.wasm.worker``), each with its own engines and epoch ticker:
 fresh store and instance from an ``InstancePre`` made once per module per worker; CPU time is
 bounded by epoch interruption (and fuel when asked), memory by the store limiter, output by
 ``limits.max_output_kb`` (sent with each call), logs by ``plugins.logs``. The gateway's event loop
-only moves bytes.
+only moves bytes. A module that imports ``tiergate.invoke`` calls other functions through the
+gateway (``Call.invoke``): its worker asks over its pipe and waits, so its calls run alone in a
+worker (``WasmWorkers.call_alone``), never inline, and its questions are answered by the call's
+deadline at the latest.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import wasmtime
 from plugins import (
     Artifact,
     Call,
+    CallFunction,
+    CallRefused,
     CallResult,
     FunctionCrashed,
     FunctionFailed,
@@ -57,13 +62,15 @@ class LoadedModule:
     memory_bytes: int
     fuel: int | None
     isolation: str = "per_call"
+    calls: bool = False  # imports tiergate.invoke
     speed: Speed = field(default_factory=Speed, compare=False)
     warm: WarmSlot = field(default_factory=WarmSlot, compare=False)
 
     @property
     def inline(self) -> bool:
-        """May its calls run in the gateway's process (``inline``)? Core ABI, no fuel."""
-        return self.abi == "core" and self.fuel is None
+        """May its calls run in the gateway's process (``inline``)? Core ABI, no fuel, and no
+        calls of other functions (a host import cannot wait for the loop it runs on)."""
+        return self.abi == "core" and self.fuel is None and not self.calls
 
 
 TIMEOUT = 4  # where a call frame's meta carries the seconds the call has
@@ -117,8 +124,9 @@ class WasmRuntime(Runtime[LoadedModule]):
         return await asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
 
     async def compile(self, source: Source) -> Artifact:
-        abi, data = await self._compiler.compile(source.code, fuel=source.limits.fuel is not None)
-        return Artifact(self.artifact_key(source.limits), data, {"abi": abi}, precompiled=True)
+        meta, data = await self._compiler.compile(source.code, fuel=source.limits.fuel is not None)
+        metadata = {"abi": meta["abi"], "calls": meta["calls"]}
+        return Artifact(self.artifact_key(source.limits), data, metadata, precompiled=True)
 
     async def load(self, artifact: Artifact, fn: FunctionInfo) -> LoadedModule:
         key = hashlib.sha256(artifact.data).hexdigest()
@@ -130,6 +138,8 @@ class WasmRuntime(Runtime[LoadedModule]):
             fn.limits.memory_mb * 1024 * 1024,
             fn.limits.fuel,
             fn.limits.isolation,
+            # artifacts made before tiergate.invoke existed could not import it
+            bool(artifact.metadata.get("calls", False)),
         )
 
     def _cache_file(self, key: str, data: bytes, fuel: int | None) -> Path:
@@ -149,6 +159,8 @@ class WasmRuntime(Runtime[LoadedModule]):
     async def invoke(self, loaded: LoadedModule, call: Call) -> CallResult:
         remaining = call.remaining_s()
         meta = self._meta(loaded, call, remaining)
+        if loaded.calls:
+            return await self._invoke_alone(loaded, call, meta, remaining)
         if (
             self._inline is not None
             and loaded.inline
@@ -161,13 +173,19 @@ class WasmRuntime(Runtime[LoadedModule]):
             answer, output = self._inline.run(meta, call.input, warm)
             if answer[0] != "timeout":
                 self._calls["inline"] += 1
+                if call.annotate is not None:
+                    call.annotate("wasm.placement", "inline")
                 return self._result(loaded, answer, output, remaining)
             # past its budget: the worker runs it again, from the start
             loaded.speed.overran(time.thread_time() - cpu)
             self._calls["inline_then_worker"] += 1
+            if call.annotate is not None:
+                call.annotate("wasm.placement", "inline_then_worker")
             remaining = meta[TIMEOUT] = call.remaining_s()
         else:
             self._calls["worker"] += 1
+            if call.annotate is not None:
+                call.annotate("wasm.placement", "worker")
         try:
             frame = await self._workers.call(meta, call.input, remaining)
         except WorkerDied as exc:
@@ -179,6 +197,39 @@ class WasmRuntime(Runtime[LoadedModule]):
             raise FunctionCrashed(f"the wasm worker died: {exc}") from None
         if self._inline is not None:
             loaded.speed.measured(frame.meta[-1])
+        return self._result(loaded, frame.meta, frame.data, remaining)
+
+    async def _invoke_alone(
+        self, loaded: LoadedModule, call: Call, meta: list[Any], remaining: float
+    ) -> CallResult:
+        """A call of a module that calls functions: alone in a worker, which asks ``call.invoke``
+        (without it, the module's calls answer ``not_supported``)."""
+        self._calls["worker"] += 1
+        if call.annotate is not None:
+            call.annotate("wasm.placement", "worker")
+        answers = _Answers(call, call.invoke) if call.invoke is not None else None
+        try:
+            nested = call.caller.get("kind") == "call"
+            frame = await self._workers.call_alone(
+                meta, call.input, remaining, answers, nested=nested
+            )
+        except TimeoutError:
+            raise FunctionTimeout(
+                f"no wasm worker was free within its {remaining * 1000:.0f} ms: every worker "
+                "that runs calls of functions calling functions was busy"
+            ) from None
+        except WorkerDied as exc:
+            if call.remaining_s() <= 0:
+                raise FunctionTimeout(
+                    f"did not finish within its {remaining * 1000:.0f} ms; its worker was stopped"
+                ) from None
+            raise FunctionCrashed(f"the wasm worker died: {exc}") from None
+        if answers is not None and answers.ran_out:
+            raise FunctionTimeout(
+                f"did not finish within its {remaining * 1000:.0f} ms: it was waiting for a "
+                "function it called",
+                logs=[LogEntry(*entry) for entry in frame.meta[2]],
+            )
         return self._result(loaded, frame.meta, frame.data, remaining)
 
     @staticmethod
@@ -220,3 +271,30 @@ class WasmRuntime(Runtime[LoadedModule]):
         if status == "too_large":
             raise OutputTooLarge(message, logs=list(logs))
         raise FunctionFailed(message, logs=list(logs))
+
+
+class _Answers:
+    """Answers a worker's ``tiergate.invoke`` questions for one call: ``["invoke", ref]`` with
+    the input JSON, answered ``["ok"]`` with the output JSON or ``["error", code, detail]``. A
+    call of a function still running at the caller's deadline is cancelled and answered
+    ``["timeout"]``: the module's host call traps, and the caller's call ends as a timeout
+    (``ran_out``), as a Python caller's does."""
+
+    __slots__ = ("_call", "_invoke", "ran_out")
+
+    def __init__(self, call: Call, invoke: CallFunction) -> None:
+        self._call = call
+        self._invoke = invoke
+        self.ran_out = False
+
+    async def __call__(self, meta: Any, data: bytes) -> tuple[Any, bytes]:
+        if not (isinstance(meta, list) and len(meta) == 2 and meta[0] == "invoke"):
+            return ["error", "invalid_request", "the worker asked something unknown"], b""
+        try:
+            async with asyncio.timeout(self._call.remaining_s()):
+                return ["ok"], await self._invoke(str(meta[1]), data)
+        except CallRefused as exc:
+            return ["error", exc.code, exc.detail], b""
+        except TimeoutError:
+            self.ran_out = True
+            return ["timeout"], b""

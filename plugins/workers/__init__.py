@@ -8,7 +8,7 @@ costs a few microseconds of loop time, while the call itself runs in parallel on
 from .budget import WorkerBudget
 from .framing import Frame, FrameReader, encode
 from .pool import POOL_SCHEMA, FunctionPool, PoolOptions
-from .process import Answerer, WorkerDied, WorkerProcess, describe_exit, read_capped
+from .process import Answerer, LogSink, WorkerDied, WorkerProcess, describe_exit, read_capped
 
 __all__ = [
     "POOL_SCHEMA",
@@ -16,6 +16,7 @@ __all__ = [
     "Frame",
     "FrameReader",
     "FunctionPool",
+    "LogSink",
     "PoolOptions",
     "WorkerBudget",
     "WorkerDied",

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from .framing import ASK_ID, READY_ID, Frame, FrameReader, encode
+from .framing import ASK_ID, LOG_ID, READY_ID, Frame, FrameReader, encode
 
 Handler = Callable[[Any, bytes], tuple[Any, bytes]]
 
@@ -20,6 +21,8 @@ class _Pipes:
 
     read_fd = -1
     write_fd = -1
+    current = 0  # the id of the request being answered (what ``log`` entries belong to)
+    lock = threading.Lock()  # whole frames only: the code's threads may log while it answers
     reader = FrameReader()
     waiting: deque[Frame] = deque()
 
@@ -43,6 +46,16 @@ def ask(meta: Any, data: bytes = b"") -> tuple[Any, bytes]:
             return answer
 
 
+def log(entries: list[Any]) -> None:
+    """Send log entries of the call being answered to the parent now, not with the answer: if
+    the call never answers (killed at its deadline, cancelled), they are with the parent.
+    Entries written while no call runs (module code at start, a thread between calls) belong to
+    no call, and are dropped."""
+    if not _Pipes.current:
+        return
+    _write_all(_Pipes.write_fd, encode(LOG_ID, [_Pipes.current, entries]))
+
+
 def serve(handler: Handler, hello: Any = None) -> None:
     """Answer frames until the parent closes the pipe. ``handler(meta, data) -> (meta, data)``
     must not raise: a crash ends the process, which the parent reports as a dead worker. ``hello``
@@ -53,7 +66,10 @@ def serve(handler: Handler, hello: Any = None) -> None:
     while True:
         while waiting:
             frame = waiting.popleft()
-            _write_all(write_fd, encode(frame.id, *handler(frame.meta, frame.data)))
+            _Pipes.current = frame.id
+            answer = encode(frame.id, *handler(frame.meta, frame.data))
+            _Pipes.current = 0
+            _write_all(write_fd, answer)
         chunk = os.read(read_fd, 1 << 20)
         if not chunk:
             return
@@ -62,6 +78,7 @@ def serve(handler: Handler, hello: Any = None) -> None:
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
+    with _Pipes.lock:
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]

@@ -17,6 +17,10 @@ READY_ID = 0  # the frame a child sends once it is ready; request ids start at 1
 ASK_ID = 0xFFFFFFFF
 """A child's question to its parent while it answers a call (``child.ask``), and the parent's
 answer to it: one at a time; the parent's own request ids never reach it."""
+LOG_ID = 0xFFFFFFFE
+"""Log entries a child sends while it answers a call (``child.log``), before its answer: meta is
+``[request id, [entry, …]]``. They cross as they are written, so a call whose worker is killed
+(timeout, cancel) still leaves what it wrote with the parent."""
 MAX_FRAME = 256 * 1024 * 1024
 """The default bound on one frame; a runtime whose answers are bounded by construction passes a
 tighter ``max_frame`` derived from its caps."""

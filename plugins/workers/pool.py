@@ -31,7 +31,7 @@ from plugins.errors import FunctionCrashed, FunctionTimeout, QueueFull
 
 from .budget import WorkerBudget
 from .framing import Frame
-from .process import Answerer, WorkerDied, WorkerProcess, describe_exit
+from .process import Answerer, LogSink, WorkerDied, WorkerProcess, describe_exit
 
 Spawn = Callable[[], Awaitable[WorkerProcess]]
 TICK_S = 1.0
@@ -175,19 +175,26 @@ class FunctionPool:
         deadline: float,
         answerer: Answerer | None = None,
         context: Any = None,
+        on_log: LogSink | None = None,
     ) -> Frame:
         """Run one call on a worker of this pool; ``deadline`` is a ``time.monotonic()`` instant.
         ``answerer`` answers what the worker asks while it runs the call (``child.ask``);
         ``context`` is the worker's ``context`` while it runs the call (for what serves the
         worker beside its pipes: the python runtime's egress proxy counts the call's
-        connections in it)."""
+        connections in it); ``on_log`` gets the log entries the worker sends as it runs the
+        call (``child.log``). A call cancelled while its worker runs it kills that worker: the
+        code cannot be stopped any other way, and a worker handed back while still running it
+        would make the next call wait until it ended."""
         self._arrivals += 1
         worker = await self._acquire(deadline)
         started = time.monotonic()
         worker.answerer = answerer
         worker.context = context
         try:
-            return await self._run(worker, meta, data, deadline)
+            return await self._run(worker, meta, data, deadline, on_log)
+        except asyncio.CancelledError:
+            worker.kill("its call was cancelled")
+            raise
         finally:
             worker.answerer = None
             worker.context = None
@@ -197,7 +204,12 @@ class FunctionPool:
             self._release(worker)
 
     async def _run(
-        self, worker: WorkerProcess, meta: list[Any], data: bytes, deadline: float
+        self,
+        worker: WorkerProcess,
+        meta: list[Any],
+        data: bytes,
+        deadline: float,
+        on_log: LogSink | None,
     ) -> Frame:
         loop = asyncio.get_running_loop()
         expired = False
@@ -209,7 +221,7 @@ class FunctionPool:
 
         timer = loop.call_at(loop.time() + deadline - time.monotonic(), expire)
         try:
-            return await worker.call(meta, data)
+            return await worker.call(meta, data, on_log)
         except WorkerDied as exc:
             if expired:
                 raise FunctionTimeout("did not finish in time; its worker was stopped") from None

@@ -21,7 +21,7 @@ import subprocess
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
-from .framing import ASK_ID, MAX_FRAME, READY_ID, Frame, FrameReader, encode
+from .framing import ASK_ID, LOG_ID, MAX_FRAME, READY_ID, Frame, FrameReader, encode
 
 log = logging.getLogger("tiergate.workers")
 
@@ -33,6 +33,10 @@ STDERR_BYTES_PER_S = 256 * 1024
 
 Answerer = Callable[[Any, bytes], Awaitable[tuple[Any, bytes]]]
 """How the parent answers what a worker asks while it runs a call (``child.ask``)."""
+
+LogSink = Callable[[list[Any]], None]
+"""Where the log entries a worker sends while it runs a call go (``child.log``): the raw
+entries as the worker sent them, unchecked (the worker may run hostile code)."""
 
 
 class WorkerDied(Exception):
@@ -115,6 +119,7 @@ class WorkerProcess:
         self.context: Any = None  # what the call it runs now was given (``FunctionPool.call``)
         self._asked: asyncio.Task[None] | None = None
         self.pending: dict[int, asyncio.Future[Frame]] = {}
+        self._log_sinks: dict[int, LogSink] = {}
         self._ids = itertools.count(1)
         self._writer: asyncio.WriteTransport | None = None
         self._outbox: list[bytes] = []
@@ -180,8 +185,11 @@ class WorkerProcess:
     def load(self) -> int:
         return len(self.pending)
 
-    def send(self, meta: Any, data: bytes = b"") -> asyncio.Future[Frame]:
-        """Queue one request; the future resolves with the worker's answer."""
+    def send(
+        self, meta: Any, data: bytes = b"", on_log: LogSink | None = None
+    ) -> asyncio.Future[Frame]:
+        """Queue one request; the future resolves with the worker's answer. ``on_log`` gets the
+        log entries the worker sends for this request before its answer."""
         if self._dead is not None:
             raise self._dead
         if self._ending is not None:
@@ -190,6 +198,9 @@ class WorkerProcess:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Frame] = loop.create_future()
         self.pending[frame_id] = future
+        if on_log is not None:
+            self._log_sinks[frame_id] = on_log
+            future.add_done_callback(lambda _: self._log_sinks.pop(frame_id, None))
         if not self._outbox:
             loop.call_soon(self._flush)
         self._outbox.append(encode(frame_id, meta, data))
@@ -201,8 +212,8 @@ class WorkerProcess:
         if self._writer is not None and not self._writer.is_closing():
             self._writer.write(b"".join(frames))
 
-    async def call(self, meta: Any, data: bytes = b"") -> Frame:
-        future = self.send(meta, data)
+    async def call(self, meta: Any, data: bytes = b"", on_log: LogSink | None = None) -> Frame:
+        future = self.send(meta, data, on_log)
         try:
             return await future
         except asyncio.CancelledError:
@@ -213,9 +224,21 @@ class WorkerProcess:
         if frame.id == ASK_ID:
             self._take_question(frame)
             return
+        if frame.id == LOG_ID:
+            self._take_logs(frame.meta)
+            return
         future = self.pending.pop(frame.id, None)
         if future is not None and not future.done():
             future.set_result(frame)
+
+    def _take_logs(self, meta: Any) -> None:
+        """Entries for a request still waiting; for any other (or malformed) they are dropped:
+        the answer of a request that ended cannot grow any more."""
+        if not (isinstance(meta, list) and len(meta) == 2 and isinstance(meta[1], list)):
+            return
+        sink = self._log_sinks.get(meta[0]) if isinstance(meta[0], int) else None
+        if sink is not None:
+            sink(meta[1])
 
     def _take_question(self, frame: Frame) -> None:
         """The worker asks while it runs a call: at most one question at a time (its code
@@ -281,6 +304,7 @@ class WorkerProcess:
             if not future.done():
                 future.set_exception(self._dead)
         self.pending.clear()
+        self._log_sinks.clear()
         if self._writer is not None:
             self._writer.close()
         if not self.exited.done():

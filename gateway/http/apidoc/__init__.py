@@ -13,6 +13,7 @@ from gateway.http.apidoc.graph_paths import graph_paths, graph_schemas
 from gateway.http.apidoc.helpers import ERROR_CODES
 from gateway.http.apidoc.review_paths import review_paths
 from gateway.http.apidoc.schemas import schemas
+from gateway.http.apidoc.stream_paths import stream_paths, stream_schemas
 
 __all__ = ["ERROR_CODES", "openapi_document"]
 
@@ -30,6 +31,7 @@ def openapi_document() -> dict[str, Any]:
         "security": [{"bearerAuth": []}],
         "paths": {
             **core_paths(),
+            **stream_paths(),
             **compose_paths(),
             **graph_paths(),
             **admin_paths(),
@@ -37,6 +39,6 @@ def openapi_document() -> dict[str, Any]:
         },
         "components": {
             "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}},
-            "schemas": {**schemas(), **graph_schemas()},
+            "schemas": {**schemas(), **graph_schemas(), **stream_schemas()},
         },
     }

@@ -15,6 +15,33 @@ from gateway.http.apidoc.helpers import (
     param,
     ref,
 )
+from gateway.http.apidoc.stream_paths import FOLLOW_EVENTS, event_stream_content
+
+RUNTIMES = {
+    "type": "object",
+    "required": ["runtimes"],
+    "properties": {
+        "runtimes": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "description", "suffixes", "status", "ready"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "description": {"type": "string"},
+                    "suffixes": {"type": "array", "items": {"type": "string"}},
+                    "status": {"enum": ["active", "unavailable", "failed", "blocked"]},
+                    "ready": {"type": "boolean", "description": "It can run code here"},
+                    "reason": {
+                        "type": "string",
+                        "description": "Why not, when it is not ready (no sandbox, its plugin "
+                        "failed to load…)",
+                    },
+                },
+            },
+        }
+    },
+}
 
 
 def core_paths() -> dict[str, Any]:
@@ -75,7 +102,16 @@ def core_paths() -> dict[str, Any]:
             "Page size (50); a page ends early once its logs pass 4 MiB (go on with `before`).",
         ),
         param("before", "query", {"type": "string"}, "Only executions older than this id."),
+        param(
+            "follow",
+            "query",
+            {"enum": ["true", "false"]},
+            "true: instead of a page, a text/event-stream of the function's log entries and "
+            "endings as they happen, until the client closes it (limit and before do not apply)",
+        ),
     ]
+    logs_ok = json(ref("LogsPage"))
+    logs_ok["content"].update(event_stream_content(FOLLOW_EVENTS))
     storage_body = {"application/json": {"schema": ref("StorageTarget")}}
     return {
         "/healthz": {"get": op("Liveness", None, json({"type": "object"}))},
@@ -112,6 +148,14 @@ def core_paths() -> dict[str, Any]:
             )
         },
         "/openapi.json": {"get": op("This document", "any", json({"type": "object"}))},
+        "/runtimes": {
+            "get": op(
+                "The installed runtimes: the file suffixes each takes (how `tiergate deploy` "
+                "tells a file's runtime) and whether it can run code here, as `/readyz` says",
+                "any",
+                json(RUNTIMES),
+            )
+        },
         "/deploy": {
             "post": op(
                 "Deploy a new version",
@@ -180,10 +224,11 @@ def core_paths() -> dict[str, Any]:
         },
         "/functions/{id}/logs": {
             "get": op(
-                "Recent executions with their logs, newest first",
+                "Recent executions with their logs, newest first; or, with follow=true, "
+                "their log entries live (Server-Sent Events)",
                 "deploy",
-                json(ref("LogsPage")),
-                (400, 404),
+                logs_ok,
+                (400, 404, 429),
                 params=logs_params,
             )
         },

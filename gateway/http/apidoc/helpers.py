@@ -33,7 +33,7 @@ ERROR_CODES = {
     409: ["task_claimed", "execution_cancelled", "last_admin_key"],
     413: ["payload_too_large"],
     422: ["compile_error"],
-    429: ["rate_limited", "queue_full", "too_many_deploys"],
+    429: ["rate_limited", "queue_full", "too_many_deploys", "too_many_streams"],
     500: ["cascade_exhausted", "internal_error"],
     503: ["circuit_open", "storage_unavailable", "runtime_unavailable"],
     504: ["timeout"],

@@ -14,7 +14,8 @@ from gateway.security.auth import Principal
 routes = web.RouteTableDef()
 
 
-async def _visible(request: web.Request) -> ExecutionRecord:
+async def visible_execution(request: web.Request) -> ExecutionRecord:
+    """The execution the path names, if the caller may see it (also its event stream's)."""
     principal: Principal = request[PRINCIPAL]
     if not principal.roles & {"invoke", "deploy", "admin"}:
         principal.require("invoke")
@@ -27,12 +28,12 @@ async def _visible(request: web.Request) -> ExecutionRecord:
 
 @routes.get("/executions/{execution_id}")
 async def get_execution(request: web.Request) -> web.Response:
-    return json_response(execution_body(await _visible(request)))
+    return json_response(execution_body(await visible_execution(request)))
 
 
 @routes.delete("/executions/{execution_id}")
 async def cancel_execution(request: web.Request) -> web.Response:
     principal: Principal = request[PRINCIPAL]
     principal.require("invoke")
-    record = await services(request).cancel_execution(await _visible(request), principal)
+    record = await services(request).cancel_execution(await visible_execution(request), principal)
     return json_response(execution_body(record))

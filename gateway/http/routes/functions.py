@@ -19,6 +19,7 @@ from gateway.http.routes.common import (
     tenant_of,
     whole_number,
 )
+from gateway.http.routes.streams import follow_function_logs
 from gateway.http.views import iso, log_entry_body
 from plugins.errors import PayloadTooLarge
 
@@ -210,13 +211,18 @@ async def delete_function(request: web.Request) -> web.Response:
 
 
 @routes.get("/functions/{id}/logs")
-async def function_logs(request: web.Request) -> web.Response:
+async def function_logs(request: web.Request) -> web.StreamResponse:
     principal = caller(request, "deploy")
     tenant = tenant_of(request, principal)
     function_id = check_function_id(request.match_info["id"])
+    follow = request.query.get("follow", "false")
+    if follow not in ("true", "false"):
+        raise BadRequest(f"follow must be true or false, got {follow[:20]!r}")
     limit = whole_number(request.query.get("limit", "50"), "limit", 1, 1000)
     svc = services(request)
     await svc.registry.get_function(tenant, function_id)
+    if follow == "true":
+        return await follow_function_logs(request, principal, tenant, function_id)
     records = await svc.records.log_page(
         tenant, function_id, limit=limit, before=request.query.get("before")
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
@@ -16,6 +16,9 @@ from gateway.ids import new_span_id
 from gateway.invoke.execution import ExecutionRecord
 from gateway.invoke.invoker import InvokeOptions
 from gateway.services import Services
+
+if TYPE_CHECKING:
+    from gateway.tracing.otel import Tracing
 
 routes = web.RouteTableDef()
 
@@ -49,15 +52,53 @@ async def invoke(request: web.Request) -> web.Response:
     )
     body = await request.read()
     key = request.headers.get("Idempotency-Key")
-    if key is None and not options.respond_async:
+    if svc.tracing is not None:
+        parent = request.headers.get("traceparent") if trace_id else None
+        record = await _traced(svc.tracing, svc, tenant, ref, body, options, key, parent)
+    elif key is None and not options.respond_async:  # as ``_call``; inline: no hop added
         record = await svc.invoker.invoke(tenant, ref, body, options)
     else:
         record = await _accept(svc, tenant, ref, body, options, key)
-    headers = {"traceparent": f"00-{record.trace_id}-{new_span_id()}-{flags}"}
+    own = record.traceparent or f"00-{record.trace_id}-{new_span_id()}-{flags}"
+    headers = {"traceparent": own}
     if record.status in ("pending", "running", "awaiting_human"):
         headers["Location"] = f"/executions/{record.execution_id}"
         return json_response(accepted_body(record), status=202, headers=headers)
     return json_response(execution_body(record, full=False), headers=headers)
+
+
+async def _call(
+    svc: Services,
+    tenant: str,
+    ref: FunctionRef,
+    body: bytes,
+    options: InvokeOptions,
+    key: str | None,
+) -> ExecutionRecord:
+    if key is None and not options.respond_async:
+        return await svc.invoker.invoke(tenant, ref, body, options)
+    return await _accept(svc, tenant, ref, body, options, key)
+
+
+async def _traced(
+    tracing: Tracing,
+    svc: Services,
+    tenant: str,
+    ref: FunctionRef,
+    body: bytes,
+    options: InvokeOptions,
+    key: str | None,
+    parent: str | None,
+) -> ExecutionRecord:
+    """``_call`` in the execution's ``invoke`` span, in the caller's trace when it sent a valid
+    ``traceparent``; an async call's span ends once it is queued (its run joins it later)."""
+    function_id = ref.function_id
+    with tracing.execution(
+        "invoke", tenant=tenant, function_id=function_id, parent=parent, server=True
+    ) as span:
+        record = await _call(svc, tenant, ref, body, options.within(span), key)
+        span.ended(record)
+        return record
 
 
 async def _accept(

@@ -1,4 +1,5 @@
-"""Operations: liveness, readiness, metrics, the OpenAPI document and who a key is."""
+"""Operations: liveness, readiness, the runtimes, metrics, the OpenAPI document and who a key
+is."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from gateway.http.apidoc import openapi_document
-from gateway.http.health import runtime_checks, store_checks
+from gateway.http.health import runtime_checks, runtime_document, store_checks
 from gateway.http.keys import PRINCIPAL
 from gateway.http.routes.common import caller, json_response, services
 from storage.errors import StorageUnavailable
@@ -42,6 +43,14 @@ async def metrics(request: web.Request) -> web.Response:
 @routes.get("/openapi.json")
 async def openapi(request: web.Request) -> web.Response:
     return json_response(openapi_document())
+
+
+@routes.get("/runtimes")
+async def runtimes(request: web.Request) -> web.Response:
+    """The installed runtimes (any role): the suffixes each takes, so clients can tell a file's
+    runtime as the gateway would, and whether each can run code here, as ``/readyz`` says."""
+    states = services(request).runtimes.states()
+    return json_response({"runtimes": [runtime_document(state) for state in states]})
 
 
 @routes.get("/whoami")
