@@ -10,6 +10,7 @@ against the caller's tenant), and the ``getrandom`` syscall costs a GIL hand-off
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import random
 import socket
@@ -43,3 +44,10 @@ def process_id() -> str:
     """This process among all gateway processes sharing the stores (host, pid, and a random
     part, since pids repeat across containers and restarts)."""
     return f"{socket.gethostname()}-{os.getpid()}-{_random.getrandbits(32):08x}"
+
+
+@functools.cache
+def process_tag() -> str:
+    """``process_id`` as clients may see it (a stream's ``X-Tiergate-Process``): it tells two
+    processes apart without naming a host or a pid."""
+    return hashlib.sha256(process_id().encode()).hexdigest()[:12]

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from gateway.cluster.coherence import Coherence
+from gateway.cluster.relay import LiveRelay
 from gateway.cluster.worker_metrics import WorkerMetrics
 from gateway.compose.dead_letters import DeadLetters
 from gateway.compose.durable import DurableExecutions
@@ -72,6 +73,7 @@ class Services:
     tasks: TaskService
     callbacks: Callbacks
     coherence: Coherence
+    relay: LiveRelay
     durable: DurableExecutions
     events: Events
     dead_letters: DeadLetters

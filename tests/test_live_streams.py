@@ -5,11 +5,12 @@ a real SSE client (httpx, line by line) from a real ``tiergate serve``."""
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import socket
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -43,6 +44,7 @@ class Event:
     name: str
     id: str | None
     data: Any
+    at: float = field(default_factory=time.monotonic)  # when it was read
 
 
 def sse(response: Any) -> Iterator[Event | str]:
@@ -408,38 +410,209 @@ def test_cli_invoke_wait_says_log_lines_as_they_come(api, tiergate_server):
     assert "[log] second line" in said
 
 
-# Across instances: a stream on another instance follows the execution record.
+# Across processes: the process running an execution forwards its events to the processes whose
+# streams follow it (a lease, then batches); the end still comes from the record.
+
+FLOOD_LATER = """
+import time
+
+def handler(event, context):
+    time.sleep(event["wait"])
+    for n in range(event["lines"]):
+        print(f"line {n} " + "x" * 200)
+    time.sleep(event["wait"])
+    return {"printed": event["lines"]}
+"""
 
 
 @pytest.fixture(scope="module")
-def pair(redis_server, s3_server, tmp_path_factory):
+def pair(redis_server, s3_server, llm, tmp_path_factory):
+    """Two instances on one Redis, and that Redis database's URL."""
     from conftest import shared_env
 
     from plugins.testing import TiergateServer
 
     env = shared_env(redis_server, s3_server)
+    env |= {"OPENAI_BASE_URL": llm.base_url, "OPENAI_API_KEY": "sk-test"}
     servers = [TiergateServer(tmp_path_factory.mktemp(f"live-{n}"), env).start() for n in "ab"]
     clients = [server.client() for server in servers]
-    yield clients
+    yield (*clients, env["TIERGATE_KV"])
     for client in clients:
         client.close()
     for server in servers:
         server.stop()
 
 
-def test_a_stream_on_another_instance_ends_with_the_record(pair):
-    a, b = pair
+def _listed(api, fn):
+    """The id of ``fn``'s newest execution, once ``api``'s instance lists one."""
+    return eventually(
+        lambda: [e["execution_id"] for e in api.get(f"/functions/{fn}/logs").json()["executions"]]
+    )[0]
+
+
+def test_a_stream_on_another_instance_gets_the_events_as_they_happen(pair):
+    a, b, _ = pair
     fn = deploy_python(a, PRINT_THEN_WAIT)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        call = pool.submit(a.post, f"/invoke/{fn}", json={"seconds": 2})  # runs on a
-        execution = eventually(
-            lambda: [e["execution_id"] for e in b.get(f"/functions/{fn}/logs").json()["executions"]]
-        )[0]
+        call = pool.submit(a.post, f"/invoke/{fn}", json={"seconds": 3, "fail": True})  # on a
+        execution = _listed(b, fn)
+        with b.stream("GET", f"/executions/{execution}/events") as stream:
+            assert stream.headers["x-tiergate-process"]
+            seen = []
+            for event in events_of(stream):
+                seen.append(event)
+                if event.name == "log" and event.data["message"] == "second line":
+                    assert not call.done()  # the call still sleeps on a
+                    assert b.get(f"/executions/{execution}").json()["status"] == "running"
+        assert call.result().status_code == 500
+    names = [e.name for e in seen]
+    assert names[0] == "status" and seen[0].data["status"] == "running"
+    logs = [e.data for e in seen if e.name == "log"]
+    assert messages(logs)[:3] == ["first line", "second line", "last line"]  # then the traceback
+    assert messages(logs) == messages(seen[-1].data["logs"])  # each once
+    assert {entry["execution_id"] for entry in logs} == {execution}
+    attempt = next(e.data for e in seen if e.name == "attempt")
+    assert attempt["tier"] == "code" and attempt["status"] == "failed"
+    assert names.index("attempt") < names.index("end")
+    assert seen[-1].name == "end" and seen[-1].data["status"] == "failed"
+    assert seen[-1].data == b.get(f"/executions/{execution}").json()
+    assert [int(e.id) for e in seen] == list(range(1, len(seen) + 1))
+
+
+def test_tokens_cross_instances(pair, llm):
+    a, b, _ = pair
+    chunks = ['{"ans', 'wer": ', "42", "}"]
+    model = llm.script(unique("far"), [{"chunks": chunks, "delay": 2, "chunk_delay": 0.3}])
+    fn = unique("genfar")
+    schema = {"type": "object", "properties": {"answer": {"type": "integer"}}}
+    manifest = {"id": fn, "output_schema": schema, "tiers": {"generative": {"model": model}}}
+    assert a.post("/deploy", json=manifest).status_code == 201
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        call = pool.submit(a.post, f"/invoke/{fn}", json={"q": "?"})  # runs on a
+        execution = _listed(b, fn)
         with b.stream("GET", f"/executions/{execution}/events") as stream:
             seen = list(events_of(stream))
         assert call.result().status_code == 200
-    assert seen[0].name == "status" and seen[0].data["status"] == "running"
-    assert [e.name for e in seen][-1] == "end" and seen[-1].data["status"] == "completed"
-    logs = [e.data["message"] for e in seen if e.name == "log"]
-    assert logs == ["first line", "second line", "last line"]  # from the record, at the end
-    assert seen[-1].data == b.get(f"/executions/{execution}").json()
+    assert [e.data["text"] for e in seen if e.name == "token"] == chunks
+    assert [e.name for e in seen][-1] == "end"
+    assert seen[-1].data["output"] == {"answer": 42}
+
+
+def test_a_flood_across_instances_is_bounded_and_every_entry_comes_once(pair):
+    import redis
+
+    a, b, kv = pair
+    fn = deploy_python(a, FLOOD_LATER)
+
+    def call():
+        # The function waits before it floods, so that b's lease has reached a, and after, so
+        # that what a forwards reaches b before the record says the execution ended.
+        answer = a.post(f"/invoke/{fn}", json={"wait": 1, "lines": 5000})
+        return answer, time.monotonic()
+
+    with (
+        b.stream("GET", f"/functions/{fn}/logs?follow=true") as stream,
+        concurrent.futures.ThreadPoolExecutor(1) as pool,
+    ):
+        called = pool.submit(call)
+        seen = []
+        for event in sse(stream):
+            seen.append(event)
+            if isinstance(event, Event) and event.name == "execution":
+                break
+        answer, answered = called.result()
+    assert answer.status_code == 200, answer.text
+    record = b.get(f"/executions/{answer.json()['execution_id']}").json()
+    logs = [e for e in seen if isinstance(e, Event) and e.name == "log"]
+    assert messages(e.data for e in logs) == messages(record["logs"])  # in order, each once
+    assert logs[0].at < answered - 0.5  # forwarded as the flood went on
+    dropped = [e for e in seen if isinstance(e, str) and e.startswith("dropped:")]
+    assert len(dropped) == 1 and record["execution_id"] in dropped[0]
+    assert 0 < seen.index(dropped[0]) < len(seen) - 1
+    # The batches went over the channel alone: the event log every process scans stays small.
+    logged = list(redis.Redis.from_url(kv).scan_iter("event/*"))
+    assert len(logged) < 20, len(logged)
+
+
+# Across the processes of ``serve --workers 2`` on the embedded SQLite KV (the event log alone).
+
+
+@contextlib.contextmanager
+def on_two_processes(server, path):
+    """Two open streams of ``path`` served by two different processes (each on a new
+    connection, until the kernel hands one to the other process): with two processes, one of
+    them is not the one that runs the execution."""
+    with contextlib.ExitStack() as held:
+
+        def open_one():
+            client = held.enter_context(server.client())
+            stream = held.enter_context(client.stream("GET", path))
+            assert stream.status_code == 200, stream.read()
+            return client, stream
+
+        _, one = open_one()
+        for _ in range(20):
+            client, other = open_one()
+            if other.headers["x-tiergate-process"] != one.headers["x-tiergate-process"]:
+                yield one, other
+                return
+            client.close()
+        raise AssertionError("every stream landed on one process")
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory):
+    from plugins.testing import TiergateServer
+
+    server = TiergateServer(tmp_path_factory.mktemp("live-workers"), args=("--workers", "2"))
+    server.start()
+    eventually(lambda: "2 workers)" in server.log(), timeout=30)
+    yield server
+    server.stop()
+
+
+def test_streams_on_either_worker_get_the_events_as_they_happen(workers):
+    with workers.client() as api:
+        fn = deploy_python(api, PRINT_THEN_WAIT)
+        execution = start_async(api, fn, {"seconds": 3})
+        with (
+            on_two_processes(workers, f"/executions/{execution}/events") as streams,
+            concurrent.futures.ThreadPoolExecutor(2) as pool,
+        ):
+            seen = list(pool.map(lambda s: list(events_of(s)), streams))
+        record = api.get(f"/executions/{execution}").json()
+    for events in seen:
+        names = [e.name for e in events]
+        logs = [e.data["message"] for e in events if e.name == "log"]
+        assert logs == ["first line", "second line", "last line"], names
+        ended = max(n for n, e in enumerate(events) if e.name == "status")
+        assert events[ended].data["status"] == "completed"
+        assert names.index("log") < ended, names  # live: the first line came before the end
+        assert "attempt" in names, names
+        assert events[-1].name == "end" and events[-1].data == record
+
+
+def test_a_follow_stream_on_either_worker_gets_lines_before_the_ending(workers):
+    with workers.client() as api:
+        fn = deploy_python(api, PRINT_THEN_WAIT)
+        with on_two_processes(workers, f"/functions/{fn}/logs?follow=true") as streams:
+            # Nothing shows when the leases reach the other process (a tick, then its next
+            # poll of the event log, 0.5 s): a second is plenty.
+            time.sleep(1)
+            execution = start_async(api, fn, {"seconds": 2})
+            with concurrent.futures.ThreadPoolExecutor(2) as pool:
+                seen = list(pool.map(_until_execution, streams))
+    for events in seen:
+        assert [e.name for e in events] == ["log", "log", "log", "execution"]
+        assert [e.data["message"] for e in events[:3]] == ["first line", "second line", "last line"]
+        assert {e.data["execution_id"] for e in events} == {execution}
+        assert all(e.at < events[-1].at - 1 for e in events[:2])  # not all at the ending
+
+
+def _until_execution(stream):
+    seen = []
+    for event in events_of(stream):
+        seen.append(event)
+        if event.name == "execution":
+            break
+    return seen

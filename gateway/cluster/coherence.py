@@ -3,9 +3,9 @@
 A service calls one method (``function_changed``, ``aliases_changed``, ``key_revoked``,
 ``rate_changed``); this process drops what it cached at once, and the event transport
 (``storage/events/``) carries the change to the other processes, where ``_meanings`` says what
-each kind of event drops there. When the transport cannot publish, the change itself is stored
-already: the loader's version check and the short key and rate-limit cache times bound how long
-another process can lag.
+each kind of event drops there (live streams' ``live.*`` events mean what ``relay.py`` says).
+When the transport cannot publish, the change itself is stored already: the loader's version
+check and the short key and rate-limit cache times bound how long another process can lag.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gateway.cluster.relay import LiveRelay
 from gateway.invoke.execution import ExecutionRecord
 from gateway.invoke.invoker import Invoker
 from gateway.invoke.loader import Loader
@@ -42,6 +43,7 @@ class Coherence:
         ratelimit: RateLimiter,
         invoker: Invoker,
         records: ExecutionRecords,
+        relay: LiveRelay,
     ) -> None:
         self._bus = transport
         self._loader = loader
@@ -57,6 +59,7 @@ class Coherence:
             "key.revoked": lambda e: keys.forget(e["key_id"]),
             "ratelimit.changed": lambda e: ratelimit.forget(e["tenant"]),
             "execution.cancel": lambda e: invoker.stop(e["execution_id"]),
+            **relay.meanings(),
         }
 
     async def start(self) -> None:

@@ -162,6 +162,7 @@ async def _build(
         tasks=review.tasks,
         callbacks=invoke.callbacks,
         coherence=cluster.coherence,
+        relay=cluster.relay,
         durable=compose.durable,
         events=compose.events,
         dead_letters=compose.dead_letters,

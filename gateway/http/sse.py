@@ -2,13 +2,15 @@
 ``FunctionFollower`` decide what to write (``GET /executions/{id}/events``,
 ``GET /functions/{id}/logs?follow=true``).
 
-What a stream sees comes two ways. Live, from the ``LiveHub`` of this process, when the
-execution runs here: every status change, log entry, attempt and token the moment it happens.
-And from the execution record, read every ``poll_s`` seconds, which is how a stream served by
-another process (another instance, or another ``--workers`` process) sees an execution's status
-changes and its end; the log entries it did not get live come from the record, just before the
-end. Every event has an ``id:`` (its number in this stream); a comment line (``: ping``) goes
-every ``heartbeat_s`` seconds, so proxies and clients see a quiet stream is alive.
+What a stream sees comes two ways. Live, from the ``LiveHub`` of this process: every status
+change, log entry, attempt and token the moment it happens when the execution runs here, and a
+moment later when another process runs it and forwards them (``gateway.cluster.relay``). And
+from the execution record, read every ``poll_s`` seconds, which is how every stream gets the
+end; the log entries it did not get live come from the record, just before the end. Log entries
+carry their index in the execution's ``logs``, so none is sent twice, whichever way it came.
+Every event has an ``id:`` (its number in this stream); a comment line (``: ping``) goes every
+``heartbeat_s`` seconds, so proxies and clients see a quiet stream is alive, and one says so when
+the process running an execution stopped forwarding its events (``: dropped …``).
 
 Bounds: a subscriber's queue holds at most ``TIERGATE_STREAM_QUEUE_EVENTS`` events (a reader
 that falls that far behind gets a last ``error`` event, code ``slow_reader``, and the stream
@@ -33,16 +35,17 @@ import orjson
 from aiohttp import web
 
 from gateway.http.views import execution_body, log_entry_body
+from gateway.ids import process_tag
 from gateway.invoke.execution import ExecutionRecord, LogLine, log_lines
-from gateway.invoke.live import LiveEvent, LiveHub, Subscription
+from gateway.invoke.live import ENDED, LiveEvent, LiveHub, Subscription
 from gateway.invoke.records import ExecutionRecords
 from plugins.runtime import LogEntry
 from storage.errors import StorageUnavailable
 
-ENDED = frozenset({"completed", "failed", "timeout", "cancelled"})
 WRITE_TIMEOUT_S = 30.0
 SEND_BUFFER_BYTES = 64 * 1024
 SEEN_EXECUTIONS = 1024
+FORWARD_GRACE_S = 1.5
 POLL_PAGE = 20
 
 
@@ -60,6 +63,7 @@ class EventStream:
                 "Content-Type": "text/event-stream; charset=utf-8",
                 "Cache-Control": "no-cache",
                 "X-Accel-Buffering": "no",  # nginx: pass events on as they come
+                "X-Tiergate-Process": process_tag(),  # which process serves it
             }
         )
         self._last_id = 0
@@ -85,8 +89,9 @@ class EventStream:
         with contextlib.suppress(ConnectionError, RuntimeError):
             await self._response.write_eof()
 
-    async def ping(self) -> None:
-        await self._write(b": ping\n\n")
+    async def comment(self, text: str) -> None:
+        """A comment line: clients skip it; people reading the stream see it."""
+        await self._write(b": %s\n\n" % text.encode())
 
     async def _write(self, chunk: bytes) -> None:
         try:
@@ -127,6 +132,10 @@ class Pace:
         self.next_ping = time.monotonic() + self.heartbeat_s
         return True
 
+    def poll_now(self) -> None:
+        """The next round reads the record (another process said the execution ended)."""
+        self.next_poll = time.monotonic()
+
     def sent(self) -> None:
         """Anything written resets the heartbeat: it is only for quiet streams."""
         self.next_ping = time.monotonic() + self.heartbeat_s
@@ -156,7 +165,9 @@ class Follower(abc.ABC):
             return
         while True:
             for event in self.sub.drain():
-                if await self.live(event):
+                if event[0] == "dropped":
+                    await self._dropped(event[1])
+                elif await self.live(event):
                     return
             if self.sub.overflowed:
                 await self.send("error", _slow_reader(self.sub.limit))
@@ -166,7 +177,7 @@ class Follower(abc.ABC):
             if self.pace.poll_due() and await self._polled():
                 return
             if self.pace.ping_due():
-                await self.stream.ping()
+                await self.stream.comment("ping")
             await self.sub.wait(self.pace.wait_s())
 
     async def _polled(self) -> bool:
@@ -174,6 +185,13 @@ class Follower(abc.ABC):
             return await self.poll()
         except StorageUnavailable:
             return False  # the next poll tries again; live events still come meanwhile
+
+    async def _dropped(self, execution_id: str) -> None:
+        await self.stream.comment(
+            f"dropped: the process running execution {execution_id} forwards no more of its "
+            "log entries and tokens (its bounds); its entries come from its record at its end"
+        )
+        self.pace.sent()
 
     @abc.abstractmethod
     async def begin(self) -> bool:
@@ -210,6 +228,8 @@ class ExecutionFollower(Follower):
         self._backlog = backlog or []
         self._status: str | None = None
         self._logs_sent = 0
+        self._forwarded_end = False
+        self._end_read: float | None = None
 
     async def begin(self) -> bool:
         record = await self.records.get(self._record.execution_id) or self._record
@@ -223,9 +243,17 @@ class ExecutionFollower(Follower):
         kind, execution_id, payload = event
         if kind == "status":
             status, record = payload
-            return await self._status_changed(status, record)
+            if record is not None:
+                return await self._status_changed(status, record)
+            if status in ENDED:  # said by another process: the end comes from the record
+                self._forwarded_end = True
+                self.pace.poll_now()
+                return False
+            return await self._status_changed(status, self._record)
         if kind == "log":
-            await self._log(execution_id, payload[1])
+            index, entry = payload
+            if index == self._logs_sent:  # before: sent already; past: after a gap, at the end
+                await self._log(execution_id, entry)
         elif kind == "attempt":
             await self.send("attempt", {"execution_id": execution_id, **payload.as_json()})
         else:
@@ -235,7 +263,23 @@ class ExecutionFollower(Follower):
 
     async def poll(self) -> bool:
         record = await self.records.get(self._record.execution_id)
-        return record is not None and await self._status_changed(record.status, record)
+        if record is None:
+            return False
+        if record.status in ENDED and self._last_batch_due():
+            return False
+        return await self._status_changed(record.status, record)
+
+    def _last_batch_due(self) -> bool:
+        """Whether to wait a little before the end: another process forwards this execution's
+        events, and the batch with its last ones (tokens, say) may still be on its way when
+        the record says it ended; at most ``FORWARD_GRACE_S``, in case that batch was lost."""
+        if not self.sub.relayed or self._forwarded_end:
+            return False
+        now = time.monotonic()
+        if self._end_read is None:
+            self._end_read = now
+            self.pace.next_poll = now + FORWARD_GRACE_S
+        return now < self._end_read + FORWARD_GRACE_S
 
     async def _status_changed(self, status: str, record: ExecutionRecord) -> bool:
         """A ``status`` event when ``status`` is new; at an ending, the entries of the record
@@ -284,14 +328,21 @@ class FunctionFollower(Follower):
 
     async def live(self, event: LiveEvent) -> bool:
         kind, execution_id, payload = event
+        if execution_id in self._ended:  # forwarded late, after its record said it ended
+            return False
         if kind == "log":
             index, entry = payload
             if execution_id not in self._logs_sent:  # first seen: what it wrote before, first
+                _remember(self._logs_sent, execution_id, 0)
                 for line in await self._before(execution_id, index):
                     await self._log(execution_id, line)
-            await self._log(execution_id, entry)
+            if index == self._logs_sent.get(execution_id, 0):  # else sent, or at the end (a gap)
+                await self._log(execution_id, entry)
         elif kind == "status" and payload[0] in ENDED:
-            await self._ending(payload[1])
+            if payload[1] is None:  # said by another process: its record has the ending
+                self.pace.poll_now()
+            else:
+                await self._ending(payload[1])
         return False
 
     async def poll(self) -> bool:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from gateway.cluster.coherence import Coherence
 from gateway.cluster.orphans import OrphanSweeper
+from gateway.cluster.relay import LiveRelay
 from gateway.cluster.worker_metrics import WorkerMetrics
 from gateway.compose.chains import Chains
 from gateway.compose.dead_letters import DeadLetters
@@ -448,6 +449,7 @@ async def _loaded(loader: Loader, record: ExecutionRecord) -> LoadedFunction:
 @dataclass(frozen=True, slots=True)
 class Cluster:
     coherence: Coherence
+    relay: LiveRelay
     worker_metrics: WorkerMetrics | None
 
 
@@ -460,14 +462,24 @@ async def build_cluster(
     worker: int | None,
     stack: Stack,
 ) -> Cluster:
-    """What keeps this process coherent with the others sharing its stores: events, the sweep
-    for executions whose process died, and (under ``serve --workers``) per-worker metrics."""
+    """What keeps this process coherent with the others sharing its stores: events, live
+    streams' events across processes, the sweep for executions whose process died, and (under
+    ``serve --workers``) per-worker metrics."""
     events = open_events(settings.kv, stores.kv, origin=process_id())
+    relay = LiveRelay(events, invoke.live, invoke.invoker.logs_so_far, process_id())
     coherence = Coherence(
-        events, invoke.loader, security.keys, security.ratelimit, invoke.invoker, invoke.records
+        events,
+        invoke.loader,
+        security.keys,
+        security.ratelimit,
+        invoke.invoker,
+        invoke.records,
+        relay,
     )
     await coherence.start()
     stack.push_async_callback(coherence.close)
+    relay.start()
+    stack.push_async_callback(relay.close)
     orphans = OrphanSweeper(
         stores.kv,
         invoke.records,
@@ -482,7 +494,7 @@ async def build_cluster(
         worker_metrics = WorkerMetrics(metrics, settings.data_dir / "metrics", worker)
         worker_metrics.start()
         stack.push_async_callback(worker_metrics.close)
-    return Cluster(coherence, worker_metrics)
+    return Cluster(coherence, relay, worker_metrics)
 
 
 @dataclass(frozen=True, slots=True)

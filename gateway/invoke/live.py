@@ -13,8 +13,11 @@ queue is full has read too slowly: it is marked ``overflowed`` and gets nothing 
 stream ends saying so. How many subscriptions one tenant holds at once is bounded too
 (``TooManyStreams``).
 
-Events stay in this process: a stream served by another process sees status changes and the end
-through the execution record (see ``gateway/http/routes/streams.py``).
+Other processes' streams get these events through an ``Exporter`` (``gateway/cluster/relay.py``):
+for each execution or function one of them follows (``export``), the hub hands the exporter what
+happens to it here, and counts it among ``followers`` meanwhile; what another process forwards
+comes back in through ``relayed``, to this process's own subscribers only (never exported again).
+The end of a stream still comes from the execution record (see ``gateway/http/sse.py``).
 """
 
 from __future__ import annotations
@@ -24,18 +27,33 @@ import contextlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from gateway.errors import TooManyStreams
 from gateway.invoke.execution import ExecutionRecord
 from plugins.runtime import LogEntry
 from tiers.attempt import Attempt
 
-EventKind = Literal["status", "log", "attempt", "token"]
+ENDED = frozenset({"completed", "failed", "timeout", "cancelled"})
+"""The statuses an execution ends with: a stream of it ends when its record shows one."""
+
+EventKind = Literal["status", "log", "attempt", "token", "dropped"]
 LiveEvent = tuple[EventKind, str, Any]
-"""``(kind, execution_id, payload)``: payload is ``(status, ExecutionRecord)`` (the status as it
-was saved: the record changes on), ``(index, LogEntry)`` (its place in the execution's logs), an
-``Attempt``, or ``(tier, text)`` (token)."""
+"""``(kind, execution_id, payload)``: payload is ``(status, ExecutionRecord | None)`` (the status
+as it was saved: the record changes on; None when another process saved it), ``(index,
+LogEntry)`` (its place in the execution's logs), an ``Attempt``, ``(tier, text)`` (token), or
+None (``dropped``: the process running it forwards no more of its entries and tokens, past its
+bounds)."""
+
+Followed = str | tuple[str, str]
+"""What another process follows: an execution id, or a function as ``(tenant, function_id)``."""
+
+
+class Exporter(Protocol):
+    """Takes what happens here to what other processes follow (``LiveHub.export``)."""
+
+    def push(self, event: LiveEvent, function: tuple[str, str] | None) -> None:
+        """Called on the invoke path: must not block or raise."""
 
 
 @dataclass(eq=False)
@@ -50,6 +68,7 @@ class Subscription:
     events: deque[LiveEvent] = field(default_factory=deque)
     overflowed: bool = False
     closed: bool = False  # the gateway is stopping: the stream ends, the client may reconnect
+    relayed: bool = False  # another process forwarded some of this execution's events to it
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
     def push(self, event: LiveEvent) -> None:
@@ -85,6 +104,8 @@ class LiveHub:
         self._by_execution: dict[str, set[Subscription]] = {}
         self._by_function: dict[tuple[str, str], set[Subscription]] = {}
         self._per_tenant: dict[str, int] = {}
+        self._exporter: Exporter | None = None
+        self._exported: set[Followed] = set()
         self.followers = 0
 
     # --- subscribing -----------------------------------------------------------------------
@@ -133,6 +154,36 @@ class LiveHub:
                 sub.closed = True
                 sub.wake.set()
 
+    # --- other processes' followers ----------------------------------------------------------
+
+    def export_to(self, exporter: Exporter) -> None:
+        """Bound once at start-up: where events of what ``export`` names go."""
+        self._exporter = exporter
+
+    def export(self, followed: Followed) -> None:
+        """Another process follows ``followed``: its events go to the exporter from now on."""
+        if followed not in self._exported:
+            self._exported.add(followed)
+            self.followers += 1
+
+    def unexport(self, followed: Followed) -> None:
+        if followed in self._exported:
+            self._exported.discard(followed)
+            self.followers -= 1
+
+    def follows(self, execution_id: str, function: tuple[str, str] | None) -> bool:
+        """Whether a subscriber of this process follows the execution or its function."""
+        return execution_id in self._by_execution or (
+            function is not None and function in self._by_function
+        )
+
+    def relayed(self, event: LiveEvent, function: tuple[str, str] | None) -> None:
+        """An event another process forwarded: to this process's subscribers, as if it had
+        happened here (followers drop what they have already)."""
+        for sub in self._by_execution.get(event[1], ()):
+            sub.relayed = True
+        self._deliver(event, function)
+
     # --- events ------------------------------------------------------------------------------
 
     def saved(self, record: ExecutionRecord) -> None:
@@ -152,6 +203,13 @@ class LiveHub:
         self._send(("token", execution_id, (tier, text)), None)
 
     def _send(self, event: LiveEvent, function: tuple[str, str] | None) -> None:
+        self._deliver(event, function)
+        exported = self._exported
+        if exported and (event[1] in exported or (function is not None and function in exported)):
+            assert self._exporter is not None
+            self._exporter.push(event, function)
+
+    def _deliver(self, event: LiveEvent, function: tuple[str, str] | None) -> None:
         subs = self._by_execution.get(event[1])
         if subs:
             for sub in subs:

@@ -3,7 +3,8 @@
 An ``Event`` is published by one process and delivered to every other process sharing the stores,
 at least once and each ``seq`` once per process; never back to the process that published it
 (which acted already). On the wire an event is one JSON object: ``seq``, ``kind``, ``at`` and
-``origin`` beside the event's own fields — the shape every tiergate version reads.
+``origin`` beside the event's own fields — the shape every tiergate version reads — and, for a
+fleeting event, ``keep_s`` (a version that does not know it keeps the event as long as any).
 """
 
 from __future__ import annotations
@@ -29,12 +30,16 @@ class Event:
     """The publishing process."""
     data: Mapping[str, Any] = field(default_factory=dict)
     """The event's own fields (e.g. ``tenant`` and ``function_id``)."""
+    keep_s: float | None = None
+    """A fleeting event's keep in the log (``EventTransport.publish_fleeting``); None: the
+    log's own."""
 
 
 def encode_event(event: Event) -> bytes:
-    return orjson.dumps(
-        {**event.data, "seq": event.seq, "kind": event.kind, "at": event.at, "origin": event.origin}
-    )
+    header = {"seq": event.seq, "kind": event.kind, "at": event.at, "origin": event.origin}
+    if event.keep_s is not None:
+        header["keep_s"] = event.keep_s
+    return orjson.dumps({**event.data, **header})
 
 
 def decode_event(raw: bytes | str) -> Event:
@@ -42,8 +47,16 @@ def decode_event(raw: bytes | str) -> Event:
     data = orjson.loads(raw)
     if not isinstance(data, dict) or not all(k in data for k in HEADER):
         raise ValueError(f"not an event: {str(raw)[:200]}")
+    keep_s = data.pop("keep_s", None)
     rest = {k: v for k, v in data.items() if k not in HEADER}
-    return Event(int(data["seq"]), data["kind"], float(data["at"]), data["origin"], rest)
+    return Event(
+        int(data["seq"]),
+        data["kind"],
+        float(data["at"]),
+        data["origin"],
+        rest,
+        None if keep_s is None else float(keep_s),
+    )
 
 
 Receiver = Callable[[Event], Awaitable[None]]
@@ -60,6 +73,12 @@ class EventTransport(Protocol):
 
     async def publish(self, kind: str, **data: Any) -> None:
         """Tell the other processes; ``StorageUnavailable`` when the log cannot be written."""
+
+    async def publish_fleeting(self, kind: str, keep_s: float, **data: Any) -> None:
+        """Tell the other processes something worth knowing for ``keep_s`` seconds only (live
+        streams' events): on the channel alone when there is one (one it drops is not worth a
+        place in the log every process scans), else in the log, deleted once ``keep_s`` has
+        passed. A process that does not hear it in time goes without."""
 
     async def close(self) -> None:
         """Stop delivering and release connections."""

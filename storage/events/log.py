@@ -4,7 +4,9 @@ Every event is written under ``event/<seq>`` — the durable log every process p
 whatever the KV (several ``--workers`` on one SQLite file, or many instances on Redis). With a
 channel (Redis pub/sub) each event is also sent at once, and the log is the safety net for what
 the channel drops. Events are kept for ``KEEP_S`` seconds; a process that could not read the log
-for half that long may have missed some and is told so (``on_gap``).
+for half that long may have missed some and is told so (``on_gap``). A fleeting event
+(``publish_fleeting``) goes on the channel alone, or, without one, is kept for its own few
+seconds: a chatty sender cannot fill the log every process scans twice a second.
 """
 
 from __future__ import annotations
@@ -68,13 +70,26 @@ class KVEventLog:
             await self._channel.close()
 
     async def publish(self, kind: str, **data: Any) -> None:
-        seq = await self._next_sequence()
-        event = Event(seq, kind, time.time(), self.origin, data)
-        raw = encode_event(event)
-        self._applied[seq] = event.at
+        seq, raw = await self._stamped(kind, data, None)
         await self._kv.set(f"{PREFIX}{seq:015d}", raw)
         if self._channel is not None:
             await self._channel.publish(raw)
+
+    async def publish_fleeting(self, kind: str, keep_s: float, **data: Any) -> None:
+        seq, raw = await self._stamped(kind, data, keep_s)
+        if self._channel is not None:
+            await self._channel.publish(raw)
+        else:
+            await self._kv.set(f"{PREFIX}{seq:015d}", raw)
+
+    async def _stamped(
+        self, kind: str, data: dict[str, Any], keep_s: float | None
+    ) -> tuple[int, bytes]:
+        """The event as sent, under a new sequence number this process will not deliver."""
+        seq = await self._next_sequence()
+        event = Event(seq, kind, time.time(), self.origin, data, keep_s)
+        self._applied[seq] = event.at
+        return seq, encode_event(event)
 
     async def _next_sequence(self) -> int:
         while True:
@@ -101,9 +116,10 @@ class KVEventLog:
         for event in events:
             await self._deliver(event)
         self._caught_up = time.monotonic()
-        cutoff = time.time() - KEEP_S
+        now_s = time.time()
+        cutoff = now_s - KEEP_S
         for event in events:
-            if event.at < cutoff:
+            if event.at < (cutoff if event.keep_s is None else now_s - event.keep_s):
                 await self._kv.delete(f"{PREFIX}{event.seq:015d}")
         logged = {event.seq for event in events}
         for seq in [s for s, at in self._applied.items() if at < cutoff and s not in logged]:

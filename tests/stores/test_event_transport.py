@@ -77,3 +77,27 @@ def test_events_from_before_a_process_started_are_not_for_it(process):
         await late.close()
 
     run(scenario())
+
+
+def test_a_fleeting_event_is_heard_and_leaves_the_log_soon(process):
+    """Live streams' batches: on Redis the channel alone carries them; on the embedded KV the
+    log does, for their own few seconds rather than the log's two minutes."""
+
+    async def scenario():
+        a, b = await process("a").start(), await process("b").start()
+        batch = {"items": [["log", "x", None, 1]]}
+        for _ in range(50):  # until b's subscription to the channel is up (the log has none)
+            await a.events.publish_fleeting("live.batch", 0.3, **batch)
+            await asyncio.sleep(POLL_S * 2)
+            if b.heard:
+                break
+        await asyncio.sleep(POLL_S * 4)
+        assert b.heard and all(heard == ("live.batch", batch, "a") for heard in b.heard)
+        assert a.heard == []
+        await asyncio.sleep(0.3)
+        await b.events.catch_up()
+        assert [key async for key, _ in a.kv.scan("event/")] == []
+        await a.close()
+        await b.close()
+
+    run(scenario())

@@ -63,6 +63,13 @@ def stream_schemas() -> dict[str, Any]:
 def _stream(description: str, events: dict[str, Any]) -> dict[str, Any]:
     return {
         "description": description,
+        "headers": {
+            "X-Tiergate-Process": {
+                "description": "An opaque tag of the gateway process serving the stream (two "
+                "streams with the same tag are served by one process)",
+                "schema": {"type": "string"},
+            }
+        },
         "content": event_stream_content(events),
     }
 

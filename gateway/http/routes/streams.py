@@ -3,6 +3,8 @@
 The same visibility as the documents they follow: an execution's events for whoever may read
 ``GET /executions/{id}`` (another tenant's answers 404), a function's logs for whoever may read
 ``GET /functions/{id}/logs``. What the streams send and how they are bounded: ``gateway.http.sse``.
+A stream of what may run in another process holds a lease on it meanwhile, so that process
+forwards its events (``gateway.cluster.relay``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from gateway.http.keys import PRINCIPAL
 from gateway.http.routes.common import services
 from gateway.http.routes.executions import visible_execution
 from gateway.http.sse import EventStream, ExecutionFollower, FunctionFollower, Pace, serve
+from gateway.invoke.live import ENDED
 from gateway.security.auth import Principal
 
 routes = web.RouteTableDef()
@@ -28,7 +31,9 @@ async def execution_events(request: web.Request) -> web.StreamResponse:
     follower = ExecutionFollower(
         EventStream(request), sub, svc.records, _pace(request), record, backlog
     )
-    return await serve(svc.live, follower)
+    elsewhere = backlog is None and record.status not in ENDED  # or not started yet
+    with svc.relay.watching(record.execution_id if elsewhere else None):
+        return await serve(svc.live, follower)
 
 
 async def follow_function_logs(
@@ -46,7 +51,8 @@ async def follow_function_logs(
         (tenant, function_id),
         svc.invoker.logs_so_far,
     )
-    return await serve(svc.live, follower)
+    with svc.relay.watching((tenant, function_id)):
+        return await serve(svc.live, follower)
 
 
 def _pace(request: web.Request) -> Pace:
