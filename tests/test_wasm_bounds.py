@@ -176,14 +176,16 @@ def test_a_call_blocked_in_a_host_call_ends_soon_after_its_deadline(gate):
     problem = assert_problem(gate.post(f"/invoke/{fn}", json=1), 504, "timeout")
     [attempt] = problem["attempts"]
     assert attempt["status"] == "timeout"  # not retried on another worker with a fresh budget
-    assert "its worker was stopped" in attempt["error"]
-    assert attempt["duration_ms"] < 20_000  # its deadline and the sweeper's grace, not echo's 30 s
-    assert gate.post(f"/invoke/{echo}", json=2).json()["output"] == 2
+    assert "blocked where it could not be interrupted" in attempt["error"]
+    assert attempt["duration_ms"] < 20_000  # its deadline and a grace, not echo's 30 s
+    after = gate.post(f"/invoke/{echo}", json=2).json()
+    assert after.get("output") == 2, after
 
 
 def test_tables_and_memories_are_bounded(gate):
     grow = deploy_fixture(gate, "table-grow.wat")
-    assert gate.post(f"/invoke/{grow}", json=1).json()["output"] == "refused"
+    grown = gate.post(f"/invoke/{grow}", json=1).json()
+    assert grown.get("output") == "refused", grown
     two = deploy_fixture(gate, "two-memories.wat")
     problem = assert_problem(gate.post(f"/invoke/{two}", json=1), 500, "cascade_exhausted")
     assert "memory count" in problem["attempts"][0]["error"]

@@ -40,13 +40,16 @@ MAX_INPUT_BYTES = 6 * 1024 * 1024  # the contract's request body limit
 Ask = Callable[[Any, bytes], tuple[Any, bytes]]
 
 _asker: Ask | None = None  # set once in a worker process (``enable``)
+_flush: Callable[[], None] | None = None
 _call = threading.local()  # ``answer``: the last answer of the running call
 
 
-def enable(ask: Ask) -> None:
-    """Answer ``invoke`` by asking the parent (a wasm worker process, with ``child.ask``)."""
-    global _asker
-    _asker = ask
+def enable(ask: Ask, flush: Callable[[], None]) -> None:
+    """Answer ``invoke`` by asking the parent (a wasm worker process, with ``child.ask``),
+    having first sent the call's pending log entries (``flush``): what a module logged before it
+    waits is with the gateway while it waits, even if the wait ends its call."""
+    global _asker, _flush
+    _asker, _flush = ask, flush
 
 
 def forget() -> None:
@@ -75,8 +78,9 @@ def _ask(
     if in_len > MAX_INPUT_BYTES:
         detail = f"the input is {in_len} bytes, over the limit of {MAX_INPUT_BYTES} bytes"
         return _error("payload_too_large", detail)
-    if _asker is None:
+    if _asker is None or _flush is None:
         return _error("not_supported", "calls to functions run only in wasm workers")
+    _flush()
     ref = ctypes.string_at(ref_address, ref_len).decode(errors="replace")
     meta, data = _asker(["invoke", ref], ctypes.string_at(in_address, in_len))
     if meta[0] == "ok":

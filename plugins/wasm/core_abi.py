@@ -16,6 +16,7 @@ import ctypes
 import threading
 import time
 from ctypes import byref
+from typing import Any
 
 import wasmtime
 from wasmtime import _ffi as ffi
@@ -119,16 +120,28 @@ def define(
 class CoreCall:
     """What one call produced; ``failure`` is set when the module called ``tiergate.fail``.
     ``output_size`` is the length ``handle`` returned; ``output`` is empty when that is over the
-    cap. ``budget`` is made at the first log entry (most calls log nothing)."""
+    cap. ``budget`` is made at the first log entry (most calls log nothing). ``logs`` holds the
+    entries not sent yet: in a worker, a thread of its own takes them (``take``) while the call
+    runs (``log_flusher``); the rest go with the answer."""
 
     __slots__ = ("budget", "failure", "logs", "output", "output_size")
 
     def __init__(self) -> None:
-        self.logs: list[list[object]] = []  # [ts, stream, message], ready for the frame
+        self.logs: list[list[Any]] = []  # [ts, stream, message], ready for the frame
         self.budget: LogBudget | None = None
         self.failure: str | None = None
         self.output: bytes = b""
         self.output_size = 0
+
+    def take(self) -> list[list[Any]]:
+        """The entries logged since the last ``take``. Lock-free: ``tiergate.log`` only appends,
+        on the call's thread, and the slice and the delete are each atomic, so an entry appended
+        between them stays for the next ``take``."""
+        logs = self.logs
+        count = len(logs)
+        taken = logs[:count]
+        del logs[:count]
+        return taken
 
 
 class Instance:

@@ -11,23 +11,22 @@ tables of bounded size; the module cache is bounded in count and in artifact byt
 from __future__ import annotations
 
 import functools
-import itertools
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import wasmtime
 
-from plugins.logs import LogBudget, cap_entries
+from plugins.logs import cap_entries
 
 from . import calls_abi, capi, core_abi, wasi_abi
 from .abi import calls_functions
 from .engine import TICK_S, Engines, ticks_until
+from .log_flusher import LogFlusher
 
-STDERR_TAIL_LINES = 5
 WARM_CALLS = 10_000
 WARM_MEMORY_BYTES = 16 * 1024 * 1024
 CACHE_SIZE = 512
@@ -85,13 +84,30 @@ def linker(engine: wasmtime.Engine, abi: str) -> wasmtime.Linker:
 
 class Executor:
     """``tick_s``: how often this process's ticker advances the epochs (deadlines are counted in
-    ticks); ``pooled``: instance slots of the pooling allocator (see ``engine.make_engine``)."""
+    ticks); ``pooled``: instance slots of the pooling allocator (see ``engine.make_engine``);
+    ``flusher``: in a worker, what sends a running call's log entries to the gateway while it
+    runs (without one, as on the gateway's loop, they all go with the answer)."""
 
-    def __init__(self, tick_s: float = TICK_S, pooled: int = 0) -> None:
+    def __init__(
+        self, tick_s: float = TICK_S, pooled: int = 0, flusher: LogFlusher | None = None
+    ) -> None:
         self.engines = Engines(pooled)
         self.tick_s = tick_s
+        self.flusher = flusher
         self._modules: OrderedDict[str, Module] = OrderedDict()
         self._bytes = 0
+        self._ticks = 0  # the running call's deadline, in ticks from its start
+        self.given_up: Callable[[], bool] | None = None
+        """Whether the running call's caller gave up already (a worker's ``Cancels``)."""
+
+    def interrupt(self) -> None:
+        """End the running call now (called from another thread, ``plugins.workers.cancels``:
+        its caller gave up): the epochs advance past its deadline, so it traps as if it timed
+        out. A worker runs one call at a time, and each call's deadline counts from the epoch
+        at its start, so no other call is touched."""
+        for _ in range(self._ticks + 1):
+            self.engines.plain.increment_epoch()
+            self.engines.fuel.increment_epoch()
 
     def module(self, key: str, path: str, abi: str, fuel: int | None) -> Module:
         module = self._modules.get(key)
@@ -136,9 +152,11 @@ class Executor:
             module = self.module(key, path, abi, fuel)
         except (wasmtime.WasmtimeError, OSError) as exc:
             return ["failed", f"cannot load the module: {exc}", []], b""
-        ticks = ticks_until(timeout_s, self.tick_s)
+        ticks = self._ticks = ticks_until(timeout_s, self.tick_s)
         store = capi.Store(module.engine_ptr, ticks, memory_bytes, fuel)
         try:
+            if self.given_up is not None and self.given_up():  # as its store was made
+                return ["cancelled", "its caller gave up", []], b""
             if abi == "core":
                 fresh = functools.partial(core_abi.run, store, module.pre_ptr, data, max_output)
                 return self._core(fresh, max_output)
@@ -179,17 +197,25 @@ class Executor:
         answer.append(time.thread_time() - started)
         return answer, output
 
-    @staticmethod
     def _core(
-        call: Callable[[core_abi.CoreCall], None], max_output: int
+        self, call: Callable[[core_abi.CoreCall], None], max_output: int
     ) -> tuple[list[Any], bytes]:
         outcome = core_abi.CoreCall()
+        flusher = self.flusher
+        if flusher is not None:
+            flusher.follow(outcome)
+        ended = None
         try:
             call(outcome)
-        except capi.WasmEnded as ended:
-            status, message, more = _failure(ended.trap, outcome.failure)
-            return [status, message, outcome.logs + cap_entries(more, outcome.budget)], b""
+        except capi.WasmEnded as exc:
+            ended = exc.trap
+        finally:
+            if flusher is not None:
+                flusher.unfollow()  # from here on, what is left goes with the answer
         logs = outcome.logs
+        if ended is not None:
+            status, message, more = _failure(ended, outcome.failure)
+            return [status, message, logs + cap_entries(more, outcome.budget)], b""
         if outcome.budget is not None:
             logs += cap_entries((), outcome.budget)  # the summary entry, if any was dropped
         if outcome.output_size > max_output:
@@ -200,42 +226,36 @@ class Executor:
             return ["too_large", message, logs], b""
         return ["ok", None, logs], outcome.output
 
-    @staticmethod
     def _wasi(
-        store: capi.Store, module: Module, data: bytes, env: dict[str, str], max_output: int
+        self, store: capi.Store, module: Module, data: bytes, env: dict[str, str], max_output: int
     ) -> tuple[list[Any], bytes]:
         outcome = wasi_abi.WasiCall()
+        flusher = self.flusher
+        if flusher is not None:
+            flusher.follow(outcome)
         ended = None
         try:
             wasi_abi.run(store, module.pre_ptr, data, env, max_output, outcome)
         except capi.WasmEnded as exc:
             ended = exc.trap
-        budget = LogBudget.for_worker()
-        if outcome.stderr_unread:
-            budget.drop(outcome.stderr_unread)
-        lines = _stderr_lines(outcome.stderr)
+        finally:
+            if flusher is not None:
+                flusher.unfollow()
         if outcome.stdout_size > max_output:
             message = (
                 f"wrote more than limits.max_output_kb ({max_output // 1024} KiB) to stdout, "
                 "which was cut off there"
             )
-            return ["too_large", message, cap_entries(lines, budget)], b""
+            return ["too_large", message, outcome.finish()], b""
         if ended is not None:
             status, message, more = _failure(ended, None)
-            return [status, message, cap_entries(itertools.chain(lines, more), budget)], b""
-        logs = cap_entries(lines, budget)
+            return [status, message, outcome.finish(more)], b""
+        logs = outcome.finish()
         if outcome.exit_status != 0:
-            stderr = [entry[2] for entry in logs if entry[1] == "stderr"]
-            tail = "\n".join(stderr[-STDERR_TAIL_LINES:])
+            tail = "\n".join(outcome.stderr_tail)
             message = f"exited with status {outcome.exit_status}" + (f": {tail}" if tail else "")
             return ["failed", message, logs], b""
         return ["ok", None, logs], outcome.stdout
-
-
-def _stderr_lines(stderr: bytes) -> Iterator[list[Any]]:
-    now = time.time()
-    text = stderr.decode(errors="replace")
-    return ([now, "stderr", line] for line in text.splitlines() if line.strip())
 
 
 def _failure(trap: capi.Trap, failure: str | None) -> tuple[str, str, list[list[Any]]]:

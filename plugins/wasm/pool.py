@@ -7,9 +7,10 @@ short calls share a worker and its wake-ups. A call is never queued behind one t
 (a slow computation, a runaway loop waiting for its deadline, a function not timed yet): then
 another worker is started, up to ``max_size``. Extra workers stop after ``IDLE_S`` without work.
 
-Wasm calls have no side effects outside their fresh instance (no files, no sockets; logs are only
-returned), so a call that was in flight on a worker that died is retried once on another, with
-the time it has left: a call with none left is what got its worker killed, and is not retried.
+Wasm calls have no side effects outside their fresh instance (no files, no sockets; their logs
+are only sent to the gateway), so a call that was in flight on a worker that died is retried once
+on another, with the time it has left: a call with none left is what got its worker killed, and
+is not retried. What the first run logged stays, and the second run logs again.
 
 A call of a module that calls other functions (``tiergate.invoke``) is different: its worker
 waits on the gateway while the callee runs, and the callee may need a worker itself. So it runs
@@ -34,7 +35,7 @@ from typing import Any
 
 from plugins.logs import EXECUTION_BYTES
 from plugins.runtime import MAX_OUTPUT_KB
-from plugins.workers import Answerer, Frame, WorkerDied, WorkerProcess
+from plugins.workers import Answerer, Frame, LogSink, WorkerDied, WorkerProcess
 
 GRACE_S = 5.0
 SWEEP_S = 1.0
@@ -77,14 +78,18 @@ class WasmWorkers:
     async def _spawn() -> WorkerProcess:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
         return await WorkerProcess.start(
-            [sys.executable, "-I", "-m", "plugins.wasm.worker"], env=env, max_frame=MAX_ANSWER
+            [sys.executable, "-I", "-m", "plugins.wasm.worker"],
+            env=env,
+            max_frame=MAX_ANSWER,
+            cancellable=True,
         )
 
     def _ready(self) -> WorkerProcess | None:
-        """An idle worker, else the least busy one running only quick calls."""
+        """An idle worker, else the least busy one running only quick calls (a call given up on
+        counts as slow until its worker answers it: it may be blocked where nothing stops it)."""
         best = None
         for worker in self._workers:
-            if not worker.alive or self._slow_in_flight.get(worker.pid, 0):
+            if not worker.alive or self._slow_in_flight.get(worker.pid, 0) or worker.abandoned:
                 continue
             if worker.load == 0:
                 return worker
@@ -132,12 +137,14 @@ class WasmWorkers:
         data: bytes,
         timeout_s: float,
         answerer: Answerer | None,
+        on_log: LogSink,
         *,
         nested: bool,
     ) -> Frame:
         """Run a call of a module that calls functions, alone on a worker whose questions
-        ``answerer`` answers; never retried. ``nested``: a function's call made it, and waits
-        for it. ``TimeoutError`` when no worker was free in time."""
+        ``answerer`` answers; never retried. ``on_log`` takes the log entries the worker sends
+        as the call runs. ``nested``: a function's call made it, and waits for it.
+        ``TimeoutError`` when no worker was free in time."""
         started = time.monotonic()
         worker = await self._pick_idle(started + timeout_s, nested)
         self._nested += nested
@@ -149,7 +156,7 @@ class WasmWorkers:
         self._slow_in_flight[pid] = self._slow_in_flight.get(pid, 0) + 1
         worker.answerer = answerer
         try:
-            return await worker.call([*meta[:4], left, *meta[5:]], data)
+            return await worker.call([*meta[:4], left, *meta[5:]], data, on_log)
         except asyncio.CancelledError:
             worker.forget_question()  # a worker waiting for an answer to nobody is killed
             raise
@@ -162,21 +169,27 @@ class WasmWorkers:
             if not worker.load:
                 self._deadlines.pop(pid, None)
 
-    async def call(self, meta: list[Any], data: bytes, timeout_s: float) -> Frame:
+    async def call(
+        self, meta: list[Any], data: bytes, timeout_s: float, on_log: LogSink
+    ) -> Frame:
         """Run a call (``meta[4]`` is its seconds left); if its worker dies, once more on another
         with the time left, unless none is: then it ran past its deadline itself (blocked in a
-        host call, where epochs cannot stop it), and the sweeper killed its worker."""
+        host call, where epochs cannot stop it), and the sweeper killed its worker. ``on_log``
+        takes the log entries the worker sends as the call runs: a call run again logs again,
+        after what its first run sent."""
         deadline = time.monotonic() + timeout_s
         try:
-            return await self._call_once(meta, data, timeout_s)
+            return await self._call_once(meta, data, timeout_s, on_log)
         except WorkerDied:
             await self._replace_dead()
             left = deadline - time.monotonic()
             if left <= 0:
                 raise
-            return await self._call_once([*meta[:4], left, *meta[5:]], data, left)
+            return await self._call_once([*meta[:4], left, *meta[5:]], data, left, on_log)
 
-    async def _call_once(self, meta: list[Any], data: bytes, timeout_s: float) -> Frame:
+    async def _call_once(
+        self, meta: list[Any], data: bytes, timeout_s: float, on_log: LogSink
+    ) -> Frame:
         worker = await self._pick()
         key = meta[1]
         pid = worker.pid
@@ -187,7 +200,7 @@ class WasmWorkers:
         if not quick:
             self._slow_in_flight[pid] = self._slow_in_flight.get(pid, 0) + 1
         try:
-            frame = await worker.call(meta, data)
+            frame = await worker.call(meta, data, on_log)
         finally:
             if not quick:
                 self._slow_in_flight[pid] -= 1

@@ -15,9 +15,11 @@ deadline at the latest.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,6 +76,11 @@ class LoadedModule:
 
 
 TIMEOUT = 4  # where a call frame's meta carries the seconds the call has
+QUEUED_GRACE_S = 0.5
+"""How long past its deadline a worker call is waited for: the worker ends a running call at its
+deadline itself; past this, it was still queued behind other calls there (and is dropped), or is
+blocked in a host call (and the pool's sweeper stops its worker)."""
+STREAMED = ("log", "stderr")  # what workers send as calls run: tiergate.log, WASI stderr lines
 
 
 class WasmRuntime(Runtime[LoadedModule]):
@@ -186,18 +193,29 @@ class WasmRuntime(Runtime[LoadedModule]):
             self._calls["worker"] += 1
             if call.annotate is not None:
                 call.annotate("wasm.placement", "worker")
+        written: list[LogEntry] = []  # streamed entries, where the caller takes none as they come
+        sink = functools.partial(_hand_over, call.on_log or written.append)
         try:
-            frame = await self._workers.call(meta, call.input, remaining)
+            async with asyncio.timeout(remaining + QUEUED_GRACE_S):
+                frame = await self._workers.call(meta, call.input, remaining, sink)
+        except TimeoutError:  # queued behind other calls (dropped there), or blocked
+            raise FunctionTimeout(
+                f"did not finish within its {remaining * 1000:.0f} ms: it waited behind other "
+                "calls in its wasm worker, or was blocked where it could not be interrupted (then "
+                "its worker is stopped)",
+                logs=written,
+            ) from None
         except WorkerDied as exc:
             if call.remaining_s() <= 0:
                 raise FunctionTimeout(
                     f"did not finish within its {remaining * 1000:.0f} ms, blocked where it "
-                    "could not be interrupted; its worker was stopped"
+                    "could not be interrupted; its worker was stopped",
+                    logs=written,
                 ) from None
-            raise FunctionCrashed(f"the wasm worker died: {exc}") from None
+            raise FunctionCrashed(f"the wasm worker died: {exc}", logs=written) from None
         if self._inline is not None:
             loaded.speed.measured(frame.meta[-1])
-        return self._result(loaded, frame.meta, frame.data, remaining)
+        return self._result(loaded, frame.meta, frame.data, remaining, written)
 
     async def _invoke_alone(
         self, loaded: LoadedModule, call: Call, meta: list[Any], remaining: float
@@ -208,10 +226,12 @@ class WasmRuntime(Runtime[LoadedModule]):
         if call.annotate is not None:
             call.annotate("wasm.placement", "worker")
         answers = _Answers(call, call.invoke) if call.invoke is not None else None
+        written: list[LogEntry] = []
+        sink = functools.partial(_hand_over, call.on_log or written.append)
         try:
             nested = call.caller.get("kind") == "call"
             frame = await self._workers.call_alone(
-                meta, call.input, remaining, answers, nested=nested
+                meta, call.input, remaining, answers, sink, nested=nested
             )
         except TimeoutError:
             raise FunctionTimeout(
@@ -221,16 +241,17 @@ class WasmRuntime(Runtime[LoadedModule]):
         except WorkerDied as exc:
             if call.remaining_s() <= 0:
                 raise FunctionTimeout(
-                    f"did not finish within its {remaining * 1000:.0f} ms; its worker was stopped"
+                    f"did not finish within its {remaining * 1000:.0f} ms; its worker was stopped",
+                    logs=written,
                 ) from None
-            raise FunctionCrashed(f"the wasm worker died: {exc}") from None
+            raise FunctionCrashed(f"the wasm worker died: {exc}", logs=written) from None
         if answers is not None and answers.ran_out:
             raise FunctionTimeout(
                 f"did not finish within its {remaining * 1000:.0f} ms: it was waiting for a "
                 "function it called",
-                logs=[LogEntry(*entry) for entry in frame.meta[2]],
+                logs=[*written, *(LogEntry(*entry) for entry in frame.meta[2])],
             )
-        return self._result(loaded, frame.meta, frame.data, remaining)
+        return self._result(loaded, frame.meta, frame.data, remaining, written)
 
     @staticmethod
     def _meta(loaded: LoadedModule, call: Call, remaining: float) -> list[Any]:
@@ -257,10 +278,17 @@ class WasmRuntime(Runtime[LoadedModule]):
 
     @staticmethod
     def _result(
-        loaded: LoadedModule, answer: list[Any], output: bytes, remaining: float
+        loaded: LoadedModule,
+        answer: list[Any],
+        output: bytes,
+        remaining: float,
+        written: list[LogEntry] | None = None,
     ) -> CallResult:
+        """``written``: entries the worker sent before its answer, which no ``on_log`` took."""
         status, message, raw_logs, _ = answer
         logs = tuple(LogEntry(*entry) for entry in raw_logs)  # [ts, stream, message, level?]
+        if written:
+            logs = (*written, *logs)
         if status == "ok":
             return CallResult(output, logs)
         if status == "timeout":
@@ -271,6 +299,21 @@ class WasmRuntime(Runtime[LoadedModule]):
         if status == "too_large":
             raise OutputTooLarge(message, logs=list(logs))
         raise FunctionFailed(message, logs=list(logs))
+
+
+def _hand_over(take: Callable[[LogEntry], None], raw: list[Any]) -> None:
+    """Hands ``take`` each entry a worker sent while its call ran (``log_flusher``): the
+    well-formed ``[ts, stream, message]`` ones (a worker runs tenants' code; what it sends is
+    checked, as the gateway caps it again)."""
+    for entry in raw:
+        if (
+            isinstance(entry, list)
+            and len(entry) == 3
+            and isinstance(entry[0], float)
+            and entry[1] in STREAMED
+            and isinstance(entry[2], str)
+        ):
+            take(LogEntry(entry[0], entry[1], entry[2]))
 
 
 class _Answers:

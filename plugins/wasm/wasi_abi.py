@@ -11,7 +11,10 @@ the cap + 1 byte around the call (the worker writes no other file meanwhile), an
 ignores ``SIGXFSZ`` (``worker.main``), so a write past it stops there and the next fails with
 ``EFBIG``: wasmtime hands the module WASI errno ``fbig``; a module that keeps writing regardless
 ends by its deadline at worst. A stdout longer than the cap fails the call (``output_too_large``);
-of stderr, at most the log cap is read back. The environment is exactly what the call carries
+of stderr, at most the log cap is read back, line by line as the call runs in a worker (its
+flusher thread reads the lines completed so far: ``log_flusher``), the rest once it ended. Reading
+starts only once wasmtime has emptied the file for this call, so no line of the call before is
+ever read again. The environment is exactly what the call carries
 (function id, execution id, trace id, the manifest's env, granted secrets); no host environment,
 arguments, directories or sockets are passed through.
 """
@@ -22,16 +25,20 @@ import ctypes
 import functools
 import os
 import resource
-from collections.abc import Mapping
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
 from ctypes import byref
+from typing import Any
 
 from wasmtime import _ffi as ffi
 
-from plugins.logs import EXECUTION_BYTES
+from plugins.logs import EXECUTION_BYTES, LogBudget, cap_entries
 
 from . import capi
 
 KEEP_BYTES = 64 * 1024  # a stream file larger than this after a call is emptied at once
+STDERR_TAIL_LINES = 5
 _SOFT, _HARD = resource.getrlimit(resource.RLIMIT_FSIZE)
 
 
@@ -70,17 +77,78 @@ def _config(data: bytes, env: Mapping[str, str], stdout: int, stderr: int) -> ob
 
 class WasiCall:
     """What one call produced. ``stdout_size`` is how much it wrote (at most the cap + 1 byte);
-    ``stdout`` is empty when that is over the cap. ``stderr_unread`` is what the log cap left
-    unread."""
+    ``stdout`` is empty when that is over the cap. Its stderr becomes one log entry per line,
+    within ``budget``: while the call runs, a worker's flusher thread takes the lines completed so
+    far (``take``); once it ended, ``finish`` reads the rest. ``stderr_tail`` keeps the last
+    lines, which the message of a call that exited with an error quotes."""
 
-    __slots__ = ("exit_status", "stderr", "stderr_unread", "stdout", "stdout_size")
+    __slots__ = (
+        "_partial",
+        "_read",
+        "budget",
+        "exit_status",
+        "stderr_fd",
+        "stderr_tail",
+        "stdout",
+        "stdout_size",
+    )
 
     def __init__(self) -> None:
         self.stdout = b""
         self.stdout_size = 0
-        self.stderr = b""
-        self.stderr_unread = 0
         self.exit_status = 0
+        self.budget = LogBudget.for_worker()
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        self.stderr_fd = -1  # set by ``run`` once the file is this call's (emptied)
+        self._read = 0  # bytes of the file read so far (at most the log cap)
+        self._partial = bytearray()  # read, after the last complete line
+
+    def take(self) -> list[list[Any]]:
+        """Entries of the stderr lines completed since the last ``take``."""
+        if self.stderr_fd < 0:
+            return []
+        self._read_more(self.stderr_fd)
+        return self._lines(self._partial.rfind(b"\n") + 1)
+
+    def finish(self, more: Iterable[list[Any]] = ()) -> list[list[Any]]:
+        """Once the call ended and nothing else reads its stderr: the entries of what no
+        ``take`` had (a last line without its newline too), then ``more`` (a trap's backtrace),
+        within the budget, and the summary entry if anything was dropped. A large stderr file is
+        emptied now rather than at the next call."""
+        entries = []
+        fd = self.stderr_fd
+        if fd >= 0:
+            size = self._read_more(fd)
+            if size > self._read:
+                self.budget.drop(size - self._read)
+            entries = self._lines(len(self._partial))
+            if size > KEEP_BYTES:
+                os.ftruncate(fd, 0)
+        return entries + cap_entries(more, self.budget)
+
+    def _read_more(self, fd: int) -> int:
+        """Read what was written since, up to the log cap; returns the file's size."""
+        size = os.fstat(fd).st_size
+        wanted = min(size, EXECUTION_BYTES) - self._read
+        if wanted > 0:
+            chunk = os.pread(fd, wanted, self._read)
+            self._read += len(chunk)
+            self._partial += chunk
+        return size
+
+    def _lines(self, cut: int) -> list[list[Any]]:
+        """Entries of the first ``cut`` bytes read (cut after a newline, or at the end)."""
+        if not cut:
+            return []
+        text = self._partial[:cut].decode(errors="replace")
+        del self._partial[:cut]
+        now = time.time()
+        entries: list[list[Any]] = []
+        for line in text.splitlines():
+            if line.strip() and (message := self.budget.fit(line)) is not None:
+                entries.append([now, "stderr", message])
+                self.stderr_tail.append(message)
+        return entries
 
 
 def run(
@@ -91,9 +159,11 @@ def run(
     max_output: int,
     outcome: WasiCall,
 ) -> None:
-    """Run ``_start``; exit status 0 (returning or ``proc_exit(0)``) is success."""
+    """Run ``_start``; exit status 0 (returning or ``proc_exit(0)``) is success. The stderr
+    lines are the caller's to read (``WasiCall.take``, ``finish``)."""
     stdout, stderr = _streams()
     config = _config(data, env, stdout, stderr)  # both files are empty from here on
+    outcome.stderr_fd = stderr
     _limit_files(max_output + 1)
     try:
         error = ffi.wasmtime_context_set_wasi(store.ctx, config)
@@ -111,9 +181,6 @@ def run(
         _limit_files(_SOFT)
         size = outcome.stdout_size = os.fstat(stdout).st_size
         outcome.stdout = _drain(stdout, size, size if size <= max_output else 0)
-        size = os.fstat(stderr).st_size
-        outcome.stderr = _drain(stderr, size, min(size, EXECUTION_BYTES))
-        outcome.stderr_unread = size - len(outcome.stderr)
 
 
 def _limit_files(size: int) -> None:

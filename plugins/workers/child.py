@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from .cancels import Cancels
 from .framing import ASK_ID, LOG_ID, READY_ID, Frame, FrameReader, encode
 
 Handler = Callable[[Any, bytes], tuple[Any, bytes]]
@@ -56,18 +57,29 @@ def log(entries: list[Any]) -> None:
     _write_all(_Pipes.write_fd, encode(LOG_ID, [_Pipes.current, entries]))
 
 
-def serve(handler: Handler, hello: Any = None) -> None:
+def serve(handler: Handler, hello: Any = None, cancels: Cancels | None = None) -> None:
     """Answer frames until the parent closes the pipe. ``handler(meta, data) -> (meta, data)``
     must not raise: a crash ends the process, which the parent reports as a dead worker. ``hello``
-    is the meta of the ready frame (the parent reads it as ``WorkerProcess.hello``)."""
+    is the meta of the ready frame (the parent reads it as ``WorkerProcess.hello``). With
+    ``cancels``, a request the parent gave up on before its turn is not run (nobody waits for
+    its answer), and one it gives up on while it runs is interrupted."""
     read_fd, write_fd = _Pipes.read_fd, _Pipes.write_fd = int(sys.argv[-2]), int(sys.argv[-1])
     _write_all(write_fd, encode(READY_ID, hello if hello is not None else ["ready", os.getpid()]))
+    if cancels is not None:
+        cancels.start()
     waiting = _Pipes.waiting
     while True:
         while waiting:
             frame = waiting.popleft()
+            if cancels is not None and cancels.skip(frame.id):
+                _write_all(write_fd, encode(frame.id, ["cancelled"]))  # its parent forgets it
+                continue
             _Pipes.current = frame.id
-            answer = encode(frame.id, *handler(frame.meta, frame.data))
+            if cancels is None:
+                answer = encode(frame.id, *handler(frame.meta, frame.data))
+            else:
+                with cancels.answering(frame.id):
+                    answer = encode(frame.id, *handler(frame.meta, frame.data))
             _Pipes.current = 0
             _write_all(write_fd, answer)
         chunk = os.read(read_fd, 1 << 20)

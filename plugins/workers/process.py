@@ -21,6 +21,7 @@ import subprocess
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
+from .cancels import CANCEL_FD_ENV, FRAME_ID
 from .framing import ASK_ID, LOG_ID, MAX_FRAME, READY_ID, Frame, FrameReader, encode
 
 log = logging.getLogger("tiergate.workers")
@@ -127,6 +128,10 @@ class WorkerProcess:
         self._ending: asyncio.Task[None] | None = None
         self.hello: Any = None
         self._killed_because = ""
+        self._cancel_fd: int | None = None  # the cancel pipe's write end (``cancellable``)
+        self.abandoned = 0
+        """Requests given up on that it has not answered yet: it may still be running one."""
+        self._abandoned_ids: set[int] = set()
         self.exited = asyncio.get_running_loop().create_future()
 
     @classmethod
@@ -140,26 +145,39 @@ class WorkerProcess:
         max_frame: int = MAX_FRAME,
         name: str = "worker",
         ready_timeout: float = 30.0,
+        cancellable: bool = False,
     ) -> WorkerProcess:
         """``pass_fds``: more fds the child inherits (a sandbox's); ``max_frame``: the longest
-        answer this worker may send; ``name``: how messages and logs call it."""
+        answer this worker may send; ``name``: how messages and logs call it; ``cancellable``:
+        the child reads the ids of requests given up on from a pipe of their own
+        (``plugins.workers.cancels``)."""
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
+        cancel_r, cancel_w = os.pipe() if cancellable else (-1, -1)
+        extra = (cancel_r,) if cancellable else ()
         try:
             process = subprocess.Popen(
                 [*argv, str(to_child_r), str(from_child_w)],
-                env=dict(env),
+                env={**env, CANCEL_FD_ENV: str(cancel_r)} if cancellable else dict(env),
                 cwd=cwd,
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-                pass_fds=(to_child_r, from_child_w, *pass_fds),
+                pass_fds=(to_child_r, from_child_w, *extra, *pass_fds),
                 close_fds=True,
             )
+        except BaseException:
+            for fd in (cancel_r, cancel_w) if cancellable else ():
+                os.close(fd)
+            raise
         finally:
             os.close(to_child_r)
             os.close(from_child_w)
         worker = cls(process, name)
+        if cancellable:
+            os.close(cancel_r)
+            os.set_blocking(cancel_w, False)  # a full pipe drops a cancel; never blocks the loop
+            worker._cancel_fd = cancel_w
         loop = asyncio.get_running_loop()
         ready = worker.pending[READY_ID] = loop.create_future()
         read_pipe = os.fdopen(from_child_r, "rb", buffering=0)
@@ -185,6 +203,7 @@ class WorkerProcess:
     def load(self) -> int:
         return len(self.pending)
 
+
     def send(
         self, meta: Any, data: bytes = b"", on_log: LogSink | None = None
     ) -> asyncio.Future[Frame]:
@@ -198,9 +217,8 @@ class WorkerProcess:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Frame] = loop.create_future()
         self.pending[frame_id] = future
-        if on_log is not None:
+        if on_log is not None:  # dropped with the answer (``_answer``), or before (``_take_logs``)
             self._log_sinks[frame_id] = on_log
-            future.add_done_callback(lambda _: self._log_sinks.pop(frame_id, None))
         if not self._outbox:
             loop.call_soon(self._flush)
         self._outbox.append(encode(frame_id, meta, data))
@@ -213,12 +231,25 @@ class WorkerProcess:
             self._writer.write(b"".join(frames))
 
     async def call(self, meta: Any, data: bytes = b"", on_log: LogSink | None = None) -> Frame:
+        """The answer to one request; cancelled, a cancellable worker is told to drop it."""
         future = self.send(meta, data, on_log)
         try:
             return await future
         except asyncio.CancelledError:
-            future.cancel()
+            future.cancel()  # (already, when the task awaiting it was cancelled)
+            self._give_up(future)
             raise
+
+    def _give_up(self, future: asyncio.Future[Frame]) -> None:
+        """Count the request as abandoned until answered; tell a cancellable worker."""
+        frame_id = next((i for i, f in self.pending.items() if f is future), None)
+        if frame_id is None or self._dead is not None:
+            return
+        self._abandoned_ids.add(frame_id)
+        self.abandoned = len(self._abandoned_ids)
+        if self._cancel_fd is not None:
+            with contextlib.suppress(OSError):  # full (it has thousands to read) or gone
+                os.write(self._cancel_fd, FRAME_ID.pack(frame_id))
 
     def _answer(self, frame: Frame) -> None:
         if frame.id == ASK_ID:
@@ -228,17 +259,30 @@ class WorkerProcess:
             self._take_logs(frame.meta)
             return
         future = self.pending.pop(frame.id, None)
-        if future is not None and not future.done():
+        self._log_sinks.pop(frame.id, None)
+        if future is None:
+            return
+        if self._abandoned_ids:
+            self._abandoned_ids.discard(frame.id)
+            self.abandoned = len(self._abandoned_ids)
+        if not future.done():
             future.set_result(frame)
 
     def _take_logs(self, meta: Any) -> None:
         """Entries for a request still waiting; for any other (or malformed) they are dropped:
-        the answer of a request that ended cannot grow any more."""
+        the answer of a request that ended cannot grow any more. A request whose caller went
+        away (cancelled: the worker may run it to its deadline) loses its sink here."""
         if not (isinstance(meta, list) and len(meta) == 2 and isinstance(meta[1], list)):
             return
-        sink = self._log_sinks.get(meta[0]) if isinstance(meta[0], int) else None
-        if sink is not None:
-            sink(meta[1])
+        frame_id = meta[0]
+        sink = self._log_sinks.get(frame_id) if isinstance(frame_id, int) else None
+        if sink is None:
+            return
+        future = self.pending.get(frame_id)
+        if future is None or future.done():
+            del self._log_sinks[frame_id]
+            return
+        sink(meta[1])
 
     def _take_question(self, frame: Frame) -> None:
         """The worker asks while it runs a call: at most one question at a time (its code
@@ -304,9 +348,14 @@ class WorkerProcess:
             if not future.done():
                 future.set_exception(self._dead)
         self.pending.clear()
+        self._abandoned_ids.clear()
+        self.abandoned = 0
         self._log_sinks.clear()
         if self._writer is not None:
             self._writer.close()
+        if self._cancel_fd is not None:
+            os.close(self._cancel_fd)
+            self._cancel_fd = None
         if not self.exited.done():
             self.exited.set_result(returncode)
 
