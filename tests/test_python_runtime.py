@@ -249,3 +249,31 @@ def test_bad_pool_options(api):
         },
     )
     assert_problem(r, 400, "invalid_manifest")
+
+
+FORGER = (
+    "import os\n"
+    "from plugins.workers.child import _Pipes\n"
+    "from plugins.workers.framing import LOG_ID, encode\n"
+    "def handler(event, context):\n"
+    "    frame = encode(LOG_ID, [event['id'], [[1.0, 'stdout', 'x' * 1000, None]] * 100])\n"
+    "    for _ in range(event['frames']):\n"
+    "        os.write(_Pipes.write_fd, frame)\n"
+    "    return 'done'\n"
+)
+
+
+@pytest.mark.parametrize("frame_id", [1, 987654])  # its own request, and one that is not
+def test_code_forging_log_frames_past_the_log_budget_loses_its_worker(api, frame_id):
+    """Code can write to its worker's pipe; log frames past what a call's log budget can keep
+    end its worker, instead of keeping the gateway's loop decoding them. A few are harmless."""
+    fn = unique("forger")
+    assert api.post("/deploy", json={"id": fn, "runtime": "python",
+                                     "code": FORGER}).status_code == 201
+    few = api.post(f"/invoke/{fn}", json={"id": frame_id, "frames": 2})
+    assert few.status_code == 200, few.text
+    flood = api.post(f"/invoke/{fn}", json={"id": frame_id, "frames": 1000})
+    problem = assert_problem(flood, 500, "cascade_exhausted")
+    assert "more log entries than a call's log budget allows" in problem["detail"]
+    again = api.post(f"/invoke/{fn}", json={"id": frame_id, "frames": 0})
+    assert again.status_code == 200 and again.json()["output"] == "done", again.text

@@ -21,6 +21,8 @@ import subprocess
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
+from plugins.logs import ENTRY_OVERHEAD, EXECUTION_BYTES
+
 from .cancels import CANCEL_FD_ENV, FRAME_ID
 from .framing import ASK_ID, LOG_ID, MAX_FRAME, READY_ID, Frame, FrameReader, encode
 
@@ -30,6 +32,12 @@ EXIT_WAIT_S = 1.0
 EXIT_WAIT_STEPS = 50
 STDERR_TAIL_BYTES = 4096
 STDERR_BYTES_PER_S = 256 * 1024
+MAX_LOG_ENTRIES = 2 * (EXECUTION_BYTES // ENTRY_OVERHEAD)
+MAX_LOG_CHARS = 4 * EXECUTION_BYTES
+"""What a worker may send in log frames between two answers: twice what one call's log budget
+can keep (``plugins.logs``; an honest worker caps its entries before sending them). Past it the
+worker is forging frames (its code can write to the pipe), and it is killed: otherwise it could
+keep the gateway's loop decoding log frames for as long as its call runs."""
 
 
 Answerer = Callable[[Any, bytes], Awaitable[tuple[Any, bytes]]]
@@ -132,6 +140,7 @@ class WorkerProcess:
         self.abandoned = 0
         """Requests given up on that it has not answered yet: it may still be running one."""
         self._abandoned_ids: set[int] = set()
+        self._logged = [0, 0]  # log entries and characters received since the last answer
         self.exited = asyncio.get_running_loop().create_future()
 
     @classmethod
@@ -260,6 +269,7 @@ class WorkerProcess:
             return
         future = self.pending.pop(frame.id, None)
         self._log_sinks.pop(frame.id, None)
+        self._logged[0] = self._logged[1] = 0
         if future is None:
             return
         if self._abandoned_ids:
@@ -273,6 +283,13 @@ class WorkerProcess:
         the answer of a request that ended cannot grow any more. A request whose caller went
         away (cancelled: the worker may run it to its deadline) loses its sink here."""
         if not (isinstance(meta, list) and len(meta) == 2 and isinstance(meta[1], list)):
+            return
+        logged = self._logged
+        logged[0] += len(meta[1])
+        logged[1] += sum(len(e[2]) for e in meta[1] if type(e) is list and len(e) > 2
+                         and type(e[2]) is str)
+        if logged[0] > MAX_LOG_ENTRIES or logged[1] > MAX_LOG_CHARS:
+            self.kill("it sent more log entries than a call's log budget allows")
             return
         frame_id = meta[0]
         sink = self._log_sinks.get(frame_id) if isinstance(frame_id, int) else None
