@@ -277,3 +277,18 @@ def test_code_forging_log_frames_past_the_log_budget_loses_its_worker(api, frame
     assert "more log entries than a call's log budget allows" in problem["detail"]
     again = api.post(f"/invoke/{fn}", json={"id": frame_id, "frames": 0})
     assert again.status_code == 200 and again.json()["output"] == "done", again.text
+
+
+def test_code_forging_an_answer_loses_its_worker(api):
+    """An answer for a request the worker was not sent is forged (and would reset the bound on
+    log frames): the worker is killed, the call fails, the next one gets a fresh worker."""
+    fn = unique("answer-forger")
+    forged_log = "encode(LOG_ID, [event['id'], [[1.0, 'stdout', 'x' * 1000, None]] * 100])"
+    code = FORGER.replace(forged_log, "encode(event['id'], ['ok', None, []], b'1')")
+    assert api.post("/deploy", json={"id": fn, "runtime": "python",
+                                     "code": code}).status_code == 201
+    problem = assert_problem(api.post(f"/invoke/{fn}", json={"id": 987654, "frames": 1}),
+                             500, "cascade_exhausted")
+    assert "answered a request it was not sent" in problem["detail"]
+    again = api.post(f"/invoke/{fn}", json={"id": 987654, "frames": 0})
+    assert again.status_code == 200 and again.json()["output"] == "done", again.text
